@@ -1,0 +1,117 @@
+"""The `gslb` command (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from gslb import __version__, zonefiles
+from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
+from gslb.shell import logs
+from gslb.shell.transport import parse_endpoint
+
+
+def _endpoint(default_port: int) -> type:
+    def parse(text: str) -> tuple[str, int]:
+        try:
+            return parse_endpoint(text, default_port)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse  # type: ignore[return-value]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gslb", description="GSLB authoritative DNS server")
+    parser.add_argument("--version", action="version", version=f"gslb {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="every role in one process tree, for one machine")
+    serve.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
+    serve.add_argument(
+        "--dns",
+        type=_endpoint(53),
+        action="append",
+        metavar="HOST:PORT",
+        help="DNS listen address, UDP and TCP (repeatable; default 127.0.0.1:5353)",
+    )
+    serve.add_argument(
+        "--http",
+        type=_endpoint(8053),
+        default=("127.0.0.1", 8053),
+        metavar="HOST:PORT",
+        help="HTTP listen address (default 127.0.0.1:8053)",
+    )
+    serve.add_argument("--redis", metavar="URL", help="external Redis; default: embedded")
+    serve.add_argument("--data-dir", type=Path, default=Path("data"), help="embedded Redis data")
+    serve.add_argument("--nsid", default="", help="NSID (RFC 5001) this node answers with")
+    serve.add_argument(
+        "--max-udp-size",
+        type=int,
+        default=DEFAULT_MAX_UDP,
+        help=f"largest UDP reply, 512..4096 (default {DEFAULT_MAX_UDP})",
+    )
+    serve.add_argument("--log-format", choices=["console", "json"], default="console")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    check = sub.add_parser("check-zones", help="validate a zone directory")
+    check.add_argument("directory", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-zones":
+        return check_zones(args.directory)
+    if args.command == "serve":
+        return serve(args)
+    return 2
+
+
+def check_zones(directory: Path) -> int:
+    try:
+        loaded = zonefiles.load_directory(directory)
+    except zonefiles.ZoneLoadError as e:
+        for error in e.errors:
+            print(error, file=sys.stderr)
+        return 1
+    for zone in zonefiles.describe(loaded):
+        print(json.dumps(zone))
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from gslb.shell.serve import Node, NodeConfig
+
+    logs.configure(args.log_format, args.log_level)
+    log = logs.get("gslb")
+    if not 512 <= args.max_udp_size <= 4096:
+        print("gslb: --max-udp-size must be within 512..4096", file=sys.stderr)
+        return 2
+    try:
+        zones = zonefiles.load_directory(args.zones)
+    except zonefiles.ZoneLoadError as e:
+        for error in e.errors:
+            log.error("zone refused", error=str(error))
+        return 1
+    config = NodeConfig(
+        zones_dir=args.zones,
+        dns=args.dns or [("127.0.0.1", 5353)],
+        http=args.http,
+        redis_url=args.redis,
+        data_dir=args.data_dir,
+        settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
+    )
+    try:
+        asyncio.run(Node(config, zones).run())
+    except OSError as e:
+        log.error("cannot start", error=str(e))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

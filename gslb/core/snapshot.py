@@ -1,0 +1,28 @@
+"""The one immutable value a DNS worker answers from.
+
+A worker holds exactly one `Snapshot` at a time and replaces it whole; nothing in it is ever
+mutated. `version` grows with every replacement, which is what reply caches key on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gslb.core.zone import ZoneSet
+
+DEFAULT_MAX_UDP = 1232  # the DNS Flag Day 2020 size: no fragmentation on common paths
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Per-node answering settings (not per zone)."""
+
+    max_udp_size: int = DEFAULT_MAX_UDP
+    nsid: bytes = b""  # RFC 5001 identifier; empty means do not answer NSID
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int
+    zones: ZoneSet
+    settings: Settings = field(default_factory=Settings)

@@ -1,0 +1,217 @@
+"""UDP and TCP listeners around the pure `handle()`.
+
+UDP: one datagram in, one datagram out, nothing kept. TCP (RFC 7766): two-octet length framing,
+any number of pipelined queries per connection, each answered as soon as it is read; an idle
+timeout; a cap on concurrent connections; a client that does not read its replies has its own
+reading paused (its replies pile up in its own buffer, nobody else's) and is dropped when the
+pile passes a limit. All of it runs on one event loop with no await between a query and its
+reply: `handle()` is synchronous and reads one snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gslb.core.handler import Client, ReplyCache, handle
+from gslb.core.snapshot import Snapshot
+from gslb.shell import logs
+
+log = logs.get("gslb.dns")
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    max_connections: int = 1000
+    idle_timeout: float = 10.0  # RFC 7766 §6.2.3: seconds, not minutes, for a busy server
+    max_message: int = 65535
+    max_pending_output: int = 1 << 20  # octets of replies a client may leave unread
+
+
+class Answerer:
+    """What the listeners share: the current snapshot (swapped whole) and the reply cache."""
+
+    def __init__(self, snapshot: Snapshot, cache_entries: int = 50_000) -> None:
+        self.snapshot = snapshot
+        self.cache = ReplyCache(cache_entries)
+        self.queries = 0
+        self.malformed = 0
+
+    def answer(self, wire: bytes, client: Client) -> bytes | None:
+        self.queries += 1
+        return handle(wire, client, self.snapshot, self.cache)
+
+
+class UdpListener(asyncio.DatagramProtocol):
+    def __init__(self, answerer: Answerer) -> None:
+        self.answerer = answerer
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        reply = self.answerer.answer(data, Client(str(addr[0]), int(str(addr[1])), False))
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors for earlier replies (port unreachable...): nothing to do, keep serving.
+        pass
+
+
+class TcpConnection(asyncio.Protocol):
+    def __init__(self, answerer: Answerer, limits: TcpLimits, registry: set[TcpConnection]) -> None:
+        self.answerer = answerer
+        self.limits = limits
+        self.registry = registry
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.client = Client("", 0, True)
+        self.idle: asyncio.TimerHandle | None = None
+        self.writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if len(self.registry) >= self.limits.max_connections:
+            transport.abort()
+            return
+        self.registry.add(self)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.client = Client(str(peer[0]), int(peer[1]), True)
+        transport.set_write_buffer_limits(high=64 * 1024)
+        self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        loop = asyncio.get_running_loop()
+        self.idle = loop.call_later(self.limits.idle_timeout, self._close)
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        transport = self.transport
+        assert transport is not None
+        answered = False
+        while len(self.buffer) >= 2:
+            length = struct.unpack_from("!H", self.buffer)[0]
+            if len(self.buffer) < 2 + length:
+                break
+            wire = bytes(self.buffer[2 : 2 + length])
+            del self.buffer[: 2 + length]
+            reply = self.answerer.answer(wire, self.client)
+            answered = True
+            if reply is None:
+                continue
+            transport.write(struct.pack("!H", len(reply)) + reply)
+            if transport.get_write_buffer_size() > self.limits.max_pending_output:
+                transport.abort()  # it asks and never reads: it gets no more of our memory
+                return
+        if answered:
+            self._arm_idle()
+
+    def pause_writing(self) -> None:
+        # The client reads slower than it asks: stop reading its queries until it catches up.
+        self.writing_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.registry.discard(self)
+
+
+def parse_endpoint(text: str, default_port: int = 53) -> tuple[str, int]:
+    """`127.0.0.1:5353`, `[::1]:5353`, `::1` or `localhost` into (host, port)."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if not host:
+        raise ValueError(f"{text!r}: no host")
+    if port and not port.isdigit():
+        raise ValueError(f"{text!r}: port is not a number")
+    number = int(port) if port else default_port
+    if not 0 <= number <= 65535:
+        raise ValueError(f"{text!r}: port out of range")
+    return host, number
+
+
+@dataclass
+class Listeners:
+    udp: list[asyncio.DatagramTransport]
+    tcp: list[asyncio.Server]
+    connections: set[TcpConnection]
+
+    def addresses(self) -> list[tuple[str, int]]:
+        out = []
+        for server in self.tcp:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                out.append((str(host), int(port)))
+        return out
+
+    async def close(self) -> None:
+        for server in self.tcp:
+            server.close()
+        for transport in self.udp:
+            transport.close()
+        for conn in list(self.connections):
+            conn._close()
+        for server in self.tcp:
+            await server.wait_closed()
+
+
+async def listen(
+    endpoints: list[tuple[str, int]],
+    answerer: Answerer,
+    limits: TcpLimits | None = None,
+    reuse_port: bool = False,
+) -> Listeners:
+    """Bind UDP and TCP on every endpoint (the same port for both, also when asked for 0)."""
+    loop = asyncio.get_running_loop()
+    limits = limits or TcpLimits()
+    connections: set[TcpConnection] = set()
+    udp: list[asyncio.DatagramTransport] = []
+    tcp: list[asyncio.Server] = []
+    factory: Callable[[], TcpConnection] = lambda: TcpConnection(answerer, limits, connections)  # noqa: E731
+    try:
+        for host, port in endpoints:
+            server = await loop.create_server(
+                factory, host, port, reuse_address=True, reuse_port=reuse_port or None, backlog=1024
+            )
+            tcp.append(server)
+            bound_port = server.sockets[0].getsockname()[1]
+            family = server.sockets[0].family
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, bound_port))
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: UdpListener(answerer), sock=sock
+            )
+            udp.append(transport)
+    except BaseException:
+        await Listeners(udp, tcp, connections).close()
+        raise
+    return Listeners(udp, tcp, connections)

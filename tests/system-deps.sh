@@ -1,0 +1,20 @@
+#!/bin/sh
+# System tools the test suite drives for real. Installed from Debian only when missing, so a
+# developer's machine is left alone once it has them. No test skips for a missing tool: without
+# these the suite fails, loudly, here.
+set -eu
+
+need=""
+command -v unbound >/dev/null 2>&1 || need="$need unbound"
+command -v dig >/dev/null 2>&1 || need="$need dnsutils"
+
+[ -z "$need" ] && exit 0
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "tests need:$need (install them, or run make test as root on Debian)" >&2
+    exit 1
+fi
+echo "installing:$need"
+apt-get update -qq
+# The tests start their own unbound; keep the package from starting a system one.
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null
