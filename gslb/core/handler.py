@@ -29,6 +29,7 @@ from gslb.core.zone import (
     RCODE_FORMERR,
     RCODE_NOTIMP,
     RCODE_REFUSED,
+    RCODE_SERVFAIL,
     Lookup,
     lookup,
 )
@@ -82,10 +83,17 @@ def handle(
         query = scan(wire)
     except FormErr as e:
         return encode.header_only(qid, flags, RCODE_FORMERR, e.question)
-    except Exception:  # the promise is "never raises": a parser bug must not kill a worker
-        return encode.header_only(qid, flags, RCODE_FORMERR)
+    try:
+        return _respond(query, client, snapshot, cache)
+    except Exception:
+        # The promise is "never raises": a bug must cost one SERVFAIL, not a worker. The fuzz
+        # tests treat any SERVFAIL as a finding.
+        return encode.header_only(qid, flags, RCODE_SERVFAIL, query.question)
+
+
+def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache | None) -> bytes:
     if query.opcode != 0:
-        return encode.header_only(qid, flags, RCODE_NOTIMP, query.question)
+        return encode.header_only(query.id, query.flags, RCODE_NOTIMP, query.question)
     settings = snapshot.settings
     edns = query.edns
     if edns is None:

@@ -160,6 +160,8 @@ def _complete_parse(wire: bytes) -> Query:
     if len(record.questions) != 1:
         raise FormErr(f"{len(record.questions)} questions (exactly one is allowed)")
     q = record.questions[0]
+    if any(not 0 < len(label) <= 63 for label in q.qname.label):
+        raise FormErr("bad label in the question name")
     qname = b"".join(bytes([len(label)]) + label for label in q.qname.label) + b"\x00"
     if len(qname) > 255:
         raise FormErr("name longer than 255 octets")
