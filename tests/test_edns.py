@@ -61,11 +61,13 @@ def test_client_subnet_echoed_with_scope_zero_for_static_data(snapshot: Snapshot
     assert subnet[0].srclen == 24
     assert subnet[0].scopelen == 0
     v6 = ask(snapshot, query("www.gslb.example.com", use_edns=0, options=[ecs("2001:db8:1::", 48)]))
-    subnet6 = [o for o in v6.options if isinstance(o, dns.edns.ECSOption)][0]
+    subnet6 = next(o for o in v6.options if isinstance(o, dns.edns.ECSOption))
     assert (subnet6.address, subnet6.srclen, subnet6.scopelen) == ("2001:db8:1::", 48, 0)
 
 
-def raw_query_with_option(code: int, data: bytes, qname: bytes = b"\x03www\x04gslb\x07example\x03com\x00") -> bytes:
+def raw_query_with_option(
+    code: int, data: bytes, qname: bytes = b"\x03www\x04gslb\x07example\x03com\x00"
+) -> bytes:
     header = struct.pack("!6H", 0x1234, 0x0100, 1, 0, 0, 1)
     option = struct.pack("!HH", code, len(data)) + data
     opt = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, len(option)) + option

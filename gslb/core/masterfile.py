@@ -61,9 +61,14 @@ class _Manager(dns.zonefile.RRSetsReaderManager):
 
 class _Reader(dns.zonefile.Reader):
     def _rr_line(self) -> None:
-        # Remember where the record starts: with parentheses it may end lines later.
-        self.txn.line = self.tok.line_number  # type: ignore[attr-defined]
-        super()._rr_line()
+        # Remember where the record starts: with parentheses it may end lines later, and by the
+        # time a bad field is noticed the tokenizer may already stand on the next line.
+        start = self.tok.line_number
+        self.txn.line = start  # type: ignore[attr-defined]
+        try:
+            super()._rr_line()
+        except dns.exception.DNSException as e:
+            raise MasterFileError(start, str(e) or type(e).__name__) from None
 
     def _eat_line(self) -> None:
         # dnspython skips records whose owner is outside the zone; a typo there (a missing
@@ -93,6 +98,8 @@ def parse(text: str, origin: dns.name.Name, default_ttl: int) -> list[SourceReco
     )
     try:
         reader.read()
+    except MasterFileError as e:
+        raise MasterFileError(e.line, _with_source(text, e.line, e.message)) from None
     except dns.exception.SyntaxError as e:
         line, message = _split_where(str(e), tok.line_number)
         raise MasterFileError(line, _with_source(text, line, message)) from None
