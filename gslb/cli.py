@@ -11,7 +11,7 @@ from pathlib import Path
 from gslb import __version__, zonefiles
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
 from gslb.shell import logs
-from gslb.shell.transport import parse_endpoint
+from gslb.shell.transport import TcpLimits, parse_endpoint
 
 
 def _endpoint(default_port: int) -> type:
@@ -53,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_UDP,
         help=f"largest UDP reply, 512..4096 (default {DEFAULT_MAX_UDP})",
+    )
+    serve.add_argument(
+        "--tcp-idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a TCP connection idle this long (default 10)",
+    )
+    serve.add_argument(
+        "--tcp-max-connections",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="concurrent TCP connections accepted (default 1000)",
     )
     serve.add_argument("--log-format", choices=["console", "json"], default="console")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -104,6 +118,7 @@ def serve(args: argparse.Namespace) -> int:
         redis_url=args.redis,
         data_dir=args.data_dir,
         settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
+        tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),
     )
     try:
         asyncio.run(Node(config, zones).run())

@@ -160,10 +160,15 @@ def _compose(path: Path, text: str) -> yaml.Node:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        problem_mark = getattr(e, "problem_mark", None)
+        context_mark = getattr(e, "context_mark", None)
+        mark = problem_mark or context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e)
-        raise ZoneFileError(path, line, f"not valid YAML: {problem}") from None
+        message = f"not valid YAML: {getattr(e, 'problem', None) or e}"
+        context = getattr(e, "context", None)
+        if context and context_mark is not None and context_mark is not mark:
+            message += f" ({context} on line {context_mark.line + 1})"
+        raise ZoneFileError(path, line, message) from None
     if root is None:
         raise ZoneFileError(path, 1, "the file is empty")
     _refuse_duplicate_keys(path, root)

@@ -21,7 +21,7 @@ from gslb import zonefiles
 from gslb.core.snapshot import Settings, Snapshot
 from gslb.shell import http, logs
 from gslb.shell.embedded_redis import EmbeddedRedis
-from gslb.shell.transport import Answerer, Listeners, TcpLimits, listen
+from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
 
 log = logs.get("gslb")
 
@@ -87,10 +87,15 @@ class Node:
             await web.TCPSite(self.http_runner, host, port).start()
         log.info(
             "started",
-            dns=[f"{h}:{p}" for h, p in self.listeners.addresses()],
-            http=f"{self.config.http[0]}:{self.config.http[1]}" if self.config.http else None,
+            dns=[format_endpoint(h, p) for h, p in self.listeners.addresses()],
+            http=[format_endpoint(h, p) for h, p in self.http_addresses()],
             zones=zonefiles.describe(self.zones),
         )
+
+    def http_addresses(self) -> list[tuple[str, int]]:
+        if self.http_runner is None:
+            return []
+        return [(str(a[0]), int(a[1])) for a in self.http_runner.addresses]
 
     async def stop(self) -> None:
         if self.listeners is not None:

@@ -38,7 +38,6 @@ class Answerer:
         self.snapshot = snapshot
         self.cache = ReplyCache(cache_entries)
         self.queries = 0
-        self.malformed = 0
 
     def answer(self, wire: bytes, client: Client) -> bytes | None:
         self.queries += 1
@@ -152,6 +151,10 @@ def parse_endpoint(text: str, default_port: int = 53) -> tuple[str, int]:
     if not 0 <= number <= 65535:
         raise ValueError(f"{text!r}: port out of range")
     return host, number
+
+
+def format_endpoint(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
