@@ -90,6 +90,16 @@ def test_opt_with_wrong_length_is_formerr(snapshot: Snapshot) -> None:
     assert rcode_of(snapshot, wire) == dns.rcode.FORMERR
 
 
+def test_error_replies_to_other_opcodes_carry_no_question(snapshot: Snapshot) -> None:
+    # Found by hypothesis: an UPDATE with trailing data got FORMERR echoing its zone section,
+    # which UPDATE-aware clients could not parse.
+    wire = header(flags=0x2800) + b"\x00\x00\x00\x00\x01\x00"
+    reply = handle(wire, Client("192.0.2.1", 1), snapshot)
+    assert reply is not None
+    assert struct.unpack_from("!6H", reply)[2] == 0
+    assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
+
+
 def test_meta_types_as_questions(snapshot: Snapshot) -> None:
     for rdtype, rcode in (("OPT", dns.rcode.FORMERR), ("TSIG", dns.rcode.FORMERR)):
         assert ask(snapshot, query("www.gslb.example.com", rdtype)).rcode() == rcode

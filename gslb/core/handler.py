@@ -82,18 +82,24 @@ def handle(
     try:
         query = scan(wire)
     except FormErr as e:
-        return encode.header_only(qid, flags, RCODE_FORMERR, e.question)
+        return encode.header_only(qid, flags, RCODE_FORMERR, _echo(flags, e.question))
     try:
         return _respond(query, client, snapshot, cache)
     except Exception:
         # The promise is "never raises": a bug must cost one SERVFAIL, not a worker. The fuzz
         # tests treat any SERVFAIL as a finding.
-        return encode.header_only(qid, flags, RCODE_SERVFAIL, query.question)
+        return encode.header_only(qid, flags, RCODE_SERVFAIL, _echo(flags, query.question))
+
+
+def _echo(flags: int, question: bytes) -> bytes:
+    # Only a QUERY has a question section; other opcodes give it other meanings (UPDATE's zone
+    # section), which an error reply should not pretend to understand.
+    return question if flags & 0x7800 == 0 else b""
 
 
 def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache | None) -> bytes:
     if query.opcode != 0:
-        return encode.header_only(query.id, query.flags, RCODE_NOTIMP, query.question)
+        return encode.header_only(query.id, query.flags, RCODE_NOTIMP)
     settings = snapshot.settings
     edns = query.edns
     if edns is None:
