@@ -47,20 +47,36 @@ class Node:
         self.listeners: Listeners | None = None
         self.http_runner: web.AppRunner | None = None
         self.stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._reloading = asyncio.Lock()
 
-    def reload(self) -> bool:
-        """Load the zone directory again; keep the running zones if any file is refused."""
-        try:
-            zones = zonefiles.load_directory(self.config.zones_dir, self.zones)
-        except zonefiles.ZoneLoadError as e:
-            for error in e.errors:
-                log.error("zone refused, keeping the running zones", error=str(error))
-            return False
-        self.zones = zones
-        old = self.answerer.snapshot
-        self.answerer.snapshot = Snapshot(old.version + 1, zonefiles.zone_set(zones), old.settings)
-        log.info("zones reloaded", version=old.version + 1, zones=zonefiles.describe(zones))
-        return True
+    async def reload(self) -> bool:
+        """Load the zone directory again; keep the running zones if any file is refused.
+
+        Files are read and compiled in a thread, so queries keep being answered meanwhile;
+        the new snapshot then replaces the old one in a single assignment.
+        """
+        async with self._reloading:  # two quick SIGHUPs: the second reload sees the first's result
+            try:
+                zones = await asyncio.to_thread(
+                    zonefiles.load_directory, self.config.zones_dir, self.zones
+                )
+            except zonefiles.ZoneLoadError as e:
+                for error in e.errors:
+                    log.error("zone refused, keeping the running zones", error=str(error))
+                return False
+            self.zones = zones
+            old = self.answerer.snapshot
+            self.answerer.snapshot = Snapshot(
+                old.version + 1, zonefiles.zone_set(zones), old.settings
+            )
+            log.info("zones reloaded", version=old.version + 1, zones=zonefiles.describe(zones))
+            return True
+
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def redis_alive(self) -> bool:
         if self.redis is None:
@@ -111,7 +127,7 @@ class Node:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         try:
