@@ -1,17 +1,32 @@
 """`handle(wire, client, snapshot)`: one DNS message in, one reply (or silence) out.
 
 This is the whole protocol, with no I/O: the UDP and TCP transports call it and send what it
-returns. It never raises on any input. Replies are decided per key, not per packet: the encoded
-body is cached under everything it depends on (snapshot version, canonical name, type, class and
-the room the reply has), and each query only patches its ID, flags and letter case in.
+returns. It never raises on any input.
+
+Replies are decided per key, not per packet (DESIGN.md §9). The first query for a name, type,
+class and reply room finds its *route*: static (the reply never depends on the client or on
+time, so the encoded body is cached under that key alone) or dynamic (it passes through pools;
+the route records what of the client they look at and how many rotation slots they cycle
+through). A dynamic reply is then cached under the route key plus the client's decision key
+(its GeoIP network, its /24, or nothing) and the slot the query drew. Every query only patches
+its ID, flags and letter case into the cached body and appends its own OPT record.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from gslb.core import encode
+from gslb.core.decide import decide as decide_pool
+from gslb.core.decide import period
+from gslb.core.location import ClientInfo, Location
+from gslb.core.policy import client_use, sticky
+from gslb.core.pools import Pool
 from gslb.core.query import FLAG_QR, FormErr, Query, scan
 from gslb.core.records import (
     AXFR,
@@ -23,6 +38,7 @@ from gslb.core.records import (
     OPT,
     TKEY,
     TSIG,
+    RRset,
 )
 from gslb.core.snapshot import Snapshot
 from gslb.core.zone import (
@@ -31,6 +47,8 @@ from gslb.core.zone import (
     RCODE_REFUSED,
     RCODE_SERVFAIL,
     Lookup,
+    PoolAnswer,
+    Zone,
     lookup,
 )
 
@@ -45,24 +63,58 @@ class Client(NamedTuple):
     tcp: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a dynamic reply depends on, found once per (version, name, type, class, room)."""
+
+    pools: tuple[Pool, ...]
+    geo: bool  # a step looks at the client's location
+    subnet: bool  # a step hashes the client's subnet
+    cidr_precision: tuple[int, int]  # topology CIDR rules: prefix bits needed (IPv4, IPv6)
+    period: int  # rotation slots
+
+
+@dataclass(frozen=True, slots=True)
+class Dynamic:
+    body: bytes
+    scope: int
+    members: tuple[str, ...]  # member keys handed out, for the answers tally
+
+
 class ReplyCache:
-    """Encoded reply bodies by key, bounded: when full it starts afresh.
+    """Encoded replies by key, bounded: when full it starts afresh.
 
     Keys carry the snapshot version, so entries of an old snapshot never match again; they
-    only wait to be dropped with the rest at the next reset.
+    only wait to be dropped with the rest at the next reset. It also holds the per-worker
+    rotation counter and the tally of answers handed out per member.
     """
 
     def __init__(self, max_entries: int = 50_000) -> None:
         self.max_entries = max_entries
-        self._entries: dict[tuple[object, ...], bytes] = {}
+        self._entries: dict[tuple[object, ...], object] = {}
+        self._slot = 0
+        self.tally: dict[str, int] = {}
 
-    def get(self, key: tuple[object, ...]) -> bytes | None:
+    def get(self, key: tuple[object, ...]) -> object:
         return self._entries.get(key)
 
-    def put(self, key: tuple[object, ...], body: bytes) -> None:
+    def put(self, key: tuple[object, ...], value: object) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = body
+        self._entries[key] = value
+
+    def next_slot(self) -> int:
+        self._slot += 1
+        return self._slot
+
+    def count(self, members: tuple[str, ...]) -> None:
+        tally = self.tally
+        for key in members:
+            tally[key] = tally.get(key, 0) + 1
+
+    def take_tally(self) -> dict[str, int]:
+        tally, self.tally = self.tally, {}
+        return tally
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -84,7 +136,7 @@ def handle(
     except FormErr as e:
         return encode.header_only(qid, flags, RCODE_FORMERR, _echo(flags, e.question))
     try:
-        return _respond(query, client, snapshot, cache)
+        return _respond(query, client, snapshot, cache if cache is not None else ReplyCache(16))
     except Exception:
         # The promise is "never raises": a bug must cost one SERVFAIL, not a worker. The fuzz
         # tests treat any SERVFAIL as a finding.
@@ -97,25 +149,48 @@ def _echo(flags: int, question: bytes) -> bytes:
     return question if flags & 0x7800 == 0 else b""
 
 
-def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache | None) -> bytes:
+def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache) -> bytes:
     if query.opcode != 0:
         return encode.header_only(query.id, query.flags, RCODE_NOTIMP)
     settings = snapshot.settings
     edns = query.edns
     if edns is None:
         limit = TCP_ROOM if client.tcp else MIN_UDP
-        opt = b""
     else:
         if edns.version > 0:
-            return _reply(
-                query,
-                Lookup(0, False),
-                settings.max_udp_size,
-                _opt(query, snapshot, 0, EXTENDED_BADVERS),
-            )
+            opt = _opt(query, snapshot, 0, EXTENDED_BADVERS)
+            body = encode.encode(query, Lookup(0, False), settings.max_udp_size - len(opt))
+            return encode.finish(body, query, opt)
         limit = TCP_ROOM if client.tcp else max(MIN_UDP, min(edns.udp_size, settings.max_udp_size))
-        opt = _opt(query, snapshot, 0)
-    return _answer(query, snapshot, limit, opt, cache)
+    # The OPT record's length does not depend on the scope, so the room is known before.
+    room = limit - (len(_opt(query, snapshot, 0)) if edns is not None else 0)
+    base = (snapshot.version, query.key, query.qtype, query.qclass, room)
+    found = cache.get(base)
+    if found is None:
+        found = _route(query, snapshot)
+        if found is None:  # static: the body is the route
+            found = encode.encode(query, decide(query, snapshot), room)
+        cache.put(base, found)
+    if isinstance(found, bytes):
+        body, scope = found, 0
+    else:
+        assert isinstance(found, Route)
+        info, decision_key, scope = _client(found, query, client, snapshot)
+        slot = cache.next_slot() % found.period
+        key = (base, decision_key, slot)
+        entry = cache.get(key)
+        if entry is None:
+            entry = _dynamic(query, snapshot, info, decision_key, slot, room)
+            cache.put(key, entry)
+        assert isinstance(entry, Dynamic)
+        body, scope = entry.body, entry.scope if _has_subnet(query) else 0
+        cache.count(entry.members)
+    opt = _opt(query, snapshot, scope) if edns is not None else b""
+    return encode.finish(body, query, opt)
+
+
+def _has_subnet(query: Query) -> bool:
+    return query.edns is not None and query.edns.ecs is not None and query.edns.ecs.source > 0
 
 
 def _opt(query: Query, snapshot: Snapshot, scope: int, extended_rcode: int = 0) -> bytes:
@@ -127,24 +202,109 @@ def _opt(query: Query, snapshot: Snapshot, scope: int, extended_rcode: int = 0) 
     )
 
 
-def _answer(
-    query: Query, snapshot: Snapshot, limit: int, opt: bytes, cache: ReplyCache | None
-) -> bytes:
-    room = limit - len(opt)
-    key = (snapshot.version, query.key, query.qtype, query.qclass, room)
-    body = cache.get(key) if cache is not None else None
-    if body is None:
-        body = encode.encode(query, decide(query, snapshot), room)
-        if cache is not None:
-            cache.put(key, body)
-    return encode.finish(body, query, opt)
+def _route(query: Query, snapshot: Snapshot) -> Route | None:
+    """Which pools the answer passes through (None: none, the answer is static)."""
+    touched: list[Pool] = []
+
+    def record(pool: Pool) -> RRset:
+        touched.append(pool)
+        return RRset(pool.owner, pool.rtype, pool.ttl, ((b"\0" * 4,),))
+
+    decide(query, snapshot, record)
+    zone = _zone_for(query, snapshot)
+    if not touched or zone is None:
+        return None
+    pools = _with_fallbacks(touched, zone.pools_by_name)
+    steps = tuple(s for p in pools for s in p.steps)
+    use = client_use(steps)
+    cidr = (0, 0)
+    if "topology" in steps:
+        nets = [n for p in pools for rule in p.topology for n in rule.networks]
+        cidr = (
+            max((n.prefixlen for n in nets if n.version == 4), default=0),
+            max((n.prefixlen for n in nets if n.version == 6), default=0),
+        )
+    slots = math.lcm(*(period(p, snapshot.state, zone.pools_by_name) for p in pools))
+    return Route(tuple(pools), "geo" in use, "subnet" in use, cidr, max(1, min(slots, 5040)))
 
 
-def _reply(query: Query, result: Lookup, room: int, opt: bytes) -> bytes:
-    return encode.finish(encode.encode(query, result, room - len(opt)), query, opt)
+def _with_fallbacks(pools: list[Pool], by_name: Mapping[str, Pool]) -> list[Pool]:
+    out: list[Pool] = []
+    todo = list(pools)
+    while todo:
+        pool = todo.pop()
+        if pool in out:
+            continue
+        out.append(pool)
+        fallback = by_name.get(pool.fallback.pool or "")
+        if pool.fallback.kind == "pool" and fallback is not None:
+            todo.append(fallback)
+    return out
 
 
-def decide(query: Query, snapshot: Snapshot) -> Lookup:
+def client_info(query: Query, client: Client) -> ClientInfo:
+    """The address decisions use: the EDNS Client Subnet when given (and not /0), else the
+    resolver's own address (RFC 7871 §7.1.1)."""
+    ecs = query.edns.ecs if query.edns is not None else None
+    if ecs is not None and ecs.source > 0:
+        size = 4 if ecs.family == 1 else 16
+        packed = ecs.address + b"\0" * (size - len(ecs.address))
+        return ClientInfo(ipaddress.ip_address(packed), ecs.source)
+    return ClientInfo(ipaddress.ip_address(client.address.split("%")[0]), None)
+
+
+def _client(
+    route: Route, query: Query, client: Client, snapshot: Snapshot
+) -> tuple[ClientInfo, bytes, int]:
+    """(client info, decision key, ECS scope) for a dynamic route."""
+    if not (route.geo or route.subnet):
+        return ClientInfo(ipaddress.ip_address("0.0.0.0"), None), b"", 0
+    info = client_info(query, client)
+    address = info.address
+    v4 = address.version == 4
+    prefix = 0
+    location: Location | None = None
+    if route.geo:
+        if snapshot.locator is not None:
+            location = snapshot.locator.locate(address)
+            if location is not None:
+                prefix = location.network.prefixlen
+        prefix = max(prefix, route.cidr_precision[0 if v4 else 1])
+    if route.subnet:
+        prefix = max(prefix, sticky.IPV4_PREFIX if v4 else sticky.IPV6_PREFIX)
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    key = bytes([address.version, prefix]) + network.network_address.packed
+    return ClientInfo(address, info.source_prefix, location), key, prefix
+
+
+def _dynamic(
+    query: Query,
+    snapshot: Snapshot,
+    info: ClientInfo,
+    decision_key: bytes,
+    slot: int,
+    room: int,
+) -> Dynamic:
+    members: list[str] = []
+
+    def answer(pool: Pool) -> RRset:
+        zone = _zone_for(query, snapshot)
+        assert zone is not None
+        decision = decide_pool(pool, snapshot.state, zone.pools_by_name, info, slot, decision_key)
+        members.extend(m.key for m in decision.members)
+        rdatas = tuple((m.rdata,) for m in decision.members)
+        return RRset(pool.owner, decision.pool.rtype, pool.ttl, rdatas)
+
+    body = encode.encode(query, decide(query, snapshot, answer), room)
+    scope = decision_key[1] if decision_key else 0
+    return Dynamic(body, scope, tuple(members))
+
+
+def _zone_for(query: Query, snapshot: Snapshot) -> Zone | None:
+    return snapshot.zones.find(query.key)
+
+
+def decide(query: Query, snapshot: Snapshot, pool_answer: PoolAnswer | None = None) -> Lookup:
     """What to answer, from the snapshot alone."""
     qtype = query.qtype
     if query.qclass not in (CLASS_IN, CLASS_ANY):
@@ -157,4 +317,4 @@ def decide(query: Query, snapshot: Snapshot) -> Lookup:
     if zone is None or qtype in (AXFR, IXFR):
         # Never recursion, and no zone transfers: REFUSED says "not from me".
         return Lookup(RCODE_REFUSED, False)
-    return lookup(zone, query.key, qtype)
+    return lookup(zone, query.key, qtype, pool_answer)

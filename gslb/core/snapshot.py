@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gslb.core.location import Locator
+from gslb.core.state import EMPTY, ClusterState
 from gslb.core.zone import ZoneSet
 
 DEFAULT_MAX_UDP = 1232  # the DNS Flag Day 2020 size: no fragmentation on common paths
@@ -26,3 +28,5 @@ class Snapshot:
     version: int
     zones: ZoneSet
     settings: Settings = field(default_factory=Settings)
+    state: ClusterState = EMPTY
+    locator: Locator | None = None  # GeoIP; None: proximity and topology keep the order

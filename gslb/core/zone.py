@@ -9,11 +9,12 @@ answers referrals for delegated children, and answers ANY minimally (RFC 8482).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from gslb.core import names
+from gslb.core.pools import Pool
 from gslb.core.records import AAAA, ANY, CNAME, DS, MX, NS, SOA, SRV, A, RRset
 
 RCODE_NOERROR = 0
@@ -27,6 +28,9 @@ WILDCARD = b"\x01*"
 MAX_CNAME_CHAIN = 8
 
 Section = tuple[tuple[bytes, RRset], ...]  # (owner as written in the reply, RRset)
+
+# How lookup gets a pool's records: the caller decides (health, client, slot) and answers.
+PoolAnswer = Callable[[Pool], RRset]
 
 
 class Lookup(NamedTuple):
@@ -49,14 +53,21 @@ class Zone:
     names: frozenset[bytes]  # every owner and every empty non-terminal above one
     cuts: frozenset[bytes]  # delegation points: NS below the apex
     negative_soa: RRset  # the SOA for negative answers, TTL capped by MINIMUM (RFC 2308 §3)
+    pools: Mapping[bytes, Mapping[int, Pool]]  # owner -> type -> pool
+    pools_by_name: Mapping[str, Pool]
 
     @classmethod
-    def build(cls, apex: bytes, rrsets: Iterable[RRset]) -> Zone:
+    def build(cls, apex: bytes, rrsets: Iterable[RRset], pools: Iterable[Pool] = ()) -> Zone:
         nodes: dict[bytes, dict[int, RRset]] = {}
         for rrset in rrsets:
             nodes.setdefault(rrset.owner, {})[rrset.rtype] = rrset
+        by_owner: dict[bytes, dict[int, Pool]] = {}
+        by_name: dict[str, Pool] = {}
+        for pool in pools:
+            by_owner.setdefault(pool.owner, {})[pool.rtype] = pool
+            by_name[pool.name] = pool
         existing: set[bytes] = set()
-        for owner in nodes:
+        for owner in [*nodes, *by_owner]:
             for name in names.suffixes(owner):
                 if name in existing or len(name) < len(apex):
                     break
@@ -67,7 +78,7 @@ class Zone:
         assert isinstance(fixed, bytes)
         minimum = int.from_bytes(fixed[-4:], "big")
         negative = soa.with_ttl(min(soa.ttl, minimum))
-        return cls(apex, soa, nodes, frozenset(existing), cuts, negative)
+        return cls(apex, soa, nodes, frozenset(existing), cuts, negative, by_owner, by_name)
 
     def find_cut(self, qname: bytes) -> bytes | None:
         """The highest delegation point at or above `qname`, if any."""
@@ -82,8 +93,12 @@ class Zone:
         return found
 
 
-def lookup(zone: Zone, qname: bytes, qtype: int) -> Lookup:
-    """Answer `qname`/`qtype` (canonical) from `zone`, which contains `qname`."""
+def lookup(zone: Zone, qname: bytes, qtype: int, pool_answer: PoolAnswer | None = None) -> Lookup:
+    """Answer `qname`/`qtype` (canonical) from `zone`, which contains `qname`.
+
+    A name may have pools (one per address type) beside static data; `pool_answer` turns the
+    pool into records. Without it (static-only callers) pools answer with no records.
+    """
     answer: list[tuple[bytes, RRset]] = []
     seen: set[bytes] = set()
     name = qname
@@ -95,14 +110,25 @@ def lookup(zone: Zone, qname: bytes, qtype: int) -> Lookup:
                 return Lookup(RCODE_NOERROR, True, tuple(answer))
             return _referral(zone, cut)
         node = zone.nodes.get(name)
+        pools = zone.pools.get(name)
         owner = name
-        if node is None and name not in zone.names:
+        if node is None and pools is None and name not in zone.names:
             node = _wildcard(zone, name)
             if node is None:
                 return Lookup(
                     RCODE_NXDOMAIN, True, tuple(answer), ((zone.apex, zone.negative_soa),)
                 )
-        if node is None:  # an empty non-terminal: the name exists, without data
+        if pools:
+            pool = pools.get(qtype)
+            if pool is None and qtype == ANY and not node:
+                pool = pools[min(pools)]
+            if pool is not None:
+                rrset = _pool_rrset(pool, pool_answer)
+                if not rrset.rdatas:  # the pool's fallback is "none"
+                    return _nodata(zone, answer)
+                answer.append((owner, rrset))
+                return Lookup(RCODE_NOERROR, True, tuple(answer))
+        if not node:  # an empty non-terminal, or a pool name without this type
             return _nodata(zone, answer)
         if qtype == ANY:
             # RFC 8482: one RRset is a complete answer; the lowest type is a stable choice.
@@ -125,6 +151,12 @@ def lookup(zone: Zone, qname: bytes, qtype: int) -> Lookup:
         ):
             return Lookup(RCODE_NOERROR, True, tuple(answer))
         name = target
+
+
+def _pool_rrset(pool: Pool, pool_answer: PoolAnswer | None) -> RRset:
+    if pool_answer is None:
+        return RRset(pool.owner, pool.rtype, pool.ttl, ())
+    return pool_answer(pool)
 
 
 def _wildcard(zone: Zone, name: bytes) -> Mapping[int, RRset] | None:

@@ -18,7 +18,9 @@ import dns.rdatatype
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gslb.core import masterfile, names
-from gslb.core.records import NS, SOA, RRset, rdata_parts, rdata_wire
+from gslb.core.pooldoc import GslbDoc, references
+from gslb.core.pools import compile_pools
+from gslb.core.records import CNAME, NS, SOA, RRset, rdata_parts, rdata_wire
 from gslb.core.zone import Zone
 
 TTL = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -62,7 +64,7 @@ class SoaDoc(_Doc):
         return _check_name(value)
 
 
-class ZoneDoc(_Doc):
+class ZoneDoc(GslbDoc):
     zone: str = Field(description="the zone's apex, e.g. gslb.example.com")
     ttl: TTL = Field(300, description="default TTL of static records")
     soa: SoaDoc | None = None
@@ -92,11 +94,18 @@ class ZoneDoc(_Doc):
 class ZoneError(ValueError):
     """A refused zone document; `line` is within the records text when `in_records`."""
 
-    def __init__(self, message: str, line: int | None = None, in_records: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self,
+        message: str,
+        line: int | None = None,
+        in_records: bool = False,
+        path: tuple[int | str, ...] = (),
+    ) -> None:
+        super().__init__(f"{format_loc(path)}: {message}" if path else message)
+        self.message = str(self)
         self.line = line
         self.in_records = in_records
+        self.path = path
 
 
 def format_loc(loc: tuple[int | str, ...]) -> str:
@@ -122,6 +131,10 @@ def compile_zone(
     """
     apex = doc.apex
     origin = dns.name.from_wire(apex, 0)[0]
+    faults = references(doc)
+    if faults:
+        path, message = faults[0]
+        raise ZoneError(message, path=path)
     try:
         records = masterfile.parse(records_text, origin, doc.ttl)
     except masterfile.MasterFileError as e:
@@ -164,7 +177,33 @@ def compile_zone(
         soa_ttl = soa.ttl if soa.ttl is not None else doc.ttl
     parts, _ = rdata_parts(soa_rdata)
     rrsets.append(RRset(apex, SOA, soa_ttl, (parts,)))
-    return Zone.build(apex, rrsets)
+    try:
+        pools = compile_pools(apex, doc)
+    except names.BadName as e:
+        raise ZoneError(str(e), path=("pools",)) from None
+    owners: dict[tuple[bytes, int], str] = {}
+    for name, pool in pools.items():
+        other = owners.setdefault((pool.owner, pool.rtype), name)
+        if other != name:
+            raise ZoneError(
+                f"pool {other!r} already answers {names.to_text(pool.owner)} "
+                f"{'A' if pool.rtype == 1 else 'AAAA'}",
+                path=("pools", name),
+            )
+        if pool.owner != apex and not names.is_subdomain(pool.owner, apex):
+            raise ZoneError("the pool's name is outside the zone", path=("pools", name))
+        static = grouped.get((pool.owner, pool.rtype)) or grouped.get((pool.owner, CNAME))
+        if static:
+            kind = "a CNAME" if (pool.owner, CNAME) in grouped else "static records of its type"
+            raise ZoneError(
+                f"{names.to_text(pool.owner)} already has {kind} (line {static[0].line})",
+                path=("pools", name),
+            )
+    zone = Zone.build(apex, rrsets, pools.values())
+    for name, pool in pools.items():
+        if zone.find_cut(pool.owner) is not None:
+            raise ZoneError("the pool's name is inside a delegated child", path=("pools", name))
+    return zone
 
 
 def _rrset(owner: bytes, rtype: int, recs: list[masterfile.SourceRecord]) -> RRset:
@@ -195,4 +234,6 @@ def _fingerprint(
             digest.update(len(parts).to_bytes(2, "big") + parts)
     soa = doc.soa.model_dump(exclude={"serial"}) if doc.soa else None
     digest.update(repr((soa, [r.rdata.to_text() for r in soa_records])).encode())
+    gslb = doc.model_dump(include=set(GslbDoc.model_fields), mode="json")
+    digest.update(repr(sorted(gslb.items())).encode())
     return digest.hexdigest()

@@ -1,0 +1,123 @@
+"""Running a pool's policy: steps in order, the fallback, and an account of each step.
+
+`decide` is the one place that knows how steps chain: it applies them in the pool's order and,
+when `health` leaves nothing, applies the pool's `fallback` (all members, none, another pool,
+or fixed addresses) before going on. With `explain=True` it records, per step, what came in,
+what went out and the step's own notes; that record is what `gslb explain` and the API show.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gslb.core.location import ClientInfo
+from gslb.core.policy import (
+    STEPS,
+    Candidates,
+    Context,
+    isp_interleave,
+    proximity,
+    round_robin,
+    weighted,
+)
+from gslb.core.pools import Pool
+from gslb.core.state import ClusterState
+
+MAX_PERIOD = 2520  # lcm(1..10): rotations of up to 10 candidates stay exact
+
+
+@dataclass(frozen=True, slots=True)
+class StepTrace:
+    step: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    pool: Pool  # the pool whose members answer (another one after a pool fallback)
+    members: Candidates
+    fallback: str | None = None  # which fallback was used, if any
+    trace: tuple[StepTrace, ...] = ()
+
+
+def decide(
+    pool: Pool,
+    state: ClusterState,
+    pools: Mapping[str, Pool],
+    client: ClientInfo | None = None,
+    slot: int = 0,
+    client_key: bytes = b"",
+    explain: bool = False,
+) -> Decision:
+    """The ordered answer of `pool` for this client and slot."""
+    trace: list[StepTrace] = []
+    candidates = pool.members
+    fallback = None
+    for name in pool.steps:
+        notes: list[str] | None = [] if explain else None
+        ctx = Context(pool, state, client, slot, client_key, notes)
+        before = candidates
+        candidates = STEPS[name].apply(candidates, ctx)
+        if name == "health" and not candidates:
+            fallback = pool.fallback.kind
+            other_pool = pools.get(pool.fallback.pool or "")
+            if pool.fallback.kind == "pool" and other_pool is not None:
+                if notes is not None:
+                    notes.append(f"nothing healthy: answering from pool {other_pool.name}")
+                    trace.append(_trace(name, before, candidates, notes))
+                other = decide(other_pool, state, pools, client, slot, client_key, explain)
+                return Decision(other.pool, other.members, "pool", (*trace, *other.trace))
+            candidates = _fallback_members(pool)
+            if notes is not None:
+                notes.append(f"nothing healthy: fallback {pool.fallback.kind}")
+        if notes is not None:
+            trace.append(_trace(name, before, candidates, notes))
+    return Decision(pool, candidates, fallback, tuple(trace))
+
+
+def _fallback_members(pool: Pool) -> Candidates:
+    if pool.fallback.kind == "all":
+        # Fail open: every member not switched off, whatever the checks say.
+        return tuple(m for m in pool.members if m.admin != "disabled")
+    if pool.fallback.kind == "addresses":
+        return pool.fallback.members
+    return ()
+
+
+def _trace(name: str, before: Candidates, after: Candidates, notes: list[str]) -> StepTrace:
+    return StepTrace(
+        name, tuple(m.address for m in before), tuple(m.address for m in after), tuple(notes)
+    )
+
+
+def period(pool: Pool, state: ClusterState, pools: Mapping[str, Pool]) -> int:
+    """How many rotation slots make every rotating step of `pool` come round evenly.
+
+    Only `health` and `failover` change how many candidates there are, and they do not look
+    at the client, so the candidates each rotating step will see are known from the state.
+    """
+    candidates = pool.members
+    periods = [1]
+    for name in pool.steps:
+        ctx = Context(pool, state)
+        if name in ("health", "failover"):
+            candidates = STEPS[name].apply(candidates, ctx)
+            if name == "health" and not candidates:
+                other_pool = pools.get(pool.fallback.pool or "")
+                if pool.fallback.kind == "pool" and other_pool is not None:
+                    return period(other_pool, state, pools)
+                candidates = _fallback_members(pool)
+        elif name == "round_robin":
+            periods.append(round_robin.period(candidates))
+        elif name == "weighted":
+            periods.append(weighted.period(candidates))
+        elif name == "isp_interleave":
+            periods.append(isp_interleave.period(candidates, ctx))
+        elif name == "proximity" and proximity.overloaded(candidates, ctx):
+            periods.append(proximity.SPILL_GRANULARITY)
+    total = math.lcm(*periods)
+    return total if total <= MAX_PERIOD else max(periods)

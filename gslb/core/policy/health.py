@@ -1,0 +1,52 @@
+"""health: drop members that are down, drained or disabled.
+
+Rule: a member is kept when its admin state is `enabled` and its health is `up`. Members of
+`unknown` health (no check has decided yet, e.g. at cold start) are kept only when no member is
+known up, so a known-healthy member always wins over a guess; a member known `down` is never
+kept. A pool without a monitor has nothing to say about health: its enabled members count as up
+unless the state says otherwise. When nothing remains, the pool's `fallback` decides (the
+caller applies it).
+
+Origin: RFC 2391 §5 (dead host detection: a host that stops answering is taken out of the
+rotation); "drained" is RFC 2391's static mapping of a member away during an upgrade, kept as an
+admin state (gdnsd: an operator override is just another state).
+"""
+
+from __future__ import annotations
+
+from gslb.core.policy import Candidates, Context
+
+
+def apply(candidates: Candidates, ctx: Context) -> Candidates:
+    monitored = ctx.pool.monitor is not None
+    up = []
+    unknown = []
+    for member in candidates:
+        if member.admin != "enabled":
+            continue
+        health = ctx.state.member(member.key).health
+        if health == "unknown" and not monitored:
+            health = "up"
+        if health == "up":
+            up.append(member)
+        elif health == "unknown":
+            unknown.append(member)
+    if up:
+        kept = tuple(up)
+    else:
+        kept = tuple(unknown)
+        if kept:
+            ctx.note("no member known up: keeping the members of unknown health (fail open)")
+    ctx.note(lambda: _summary(candidates, kept, ctx))
+    return kept
+
+
+def _summary(before: Candidates, after: Candidates, ctx: Context) -> str:
+    dropped = [m for m in before if m not in after]
+    if not dropped:
+        return "every member is enabled and up"
+    reasons = []
+    for m in dropped:
+        why = m.admin if m.admin != "enabled" else ctx.state.member(m.key).health
+        reasons.append(f"{m.address} ({why})")
+    return "dropped " + ", ".join(reasons)

@@ -1,0 +1,108 @@
+"""proximity: nearest site first, spilling over when the nearest site is full.
+
+Rule: candidates are ordered by great-circle distance from the client's location (GeoIP of the
+EDNS Client Subnet, else of the resolver) to their site's coordinates, nearest first; members
+without a site follow, and without a client location the order is kept.
+
+Capacity spill-over: when the nearest site's members declare a `capacity` and their reported
+load (sessions, else answers handed out) reaches it, the fraction `1 - capacity / load` of the
+answers (chosen per client network and rotation slot, so the same clients stay put) leads
+instead with another site that has headroom, picked in proportion to `capacity - load`, so the
+excess spreads over the next sites instead of cascading onto the single next-nearest one.
+Without a site with headroom, the next-nearest site takes it.
+
+Origin: "intelligent DNS responses" by proximity to the client's DNS server (*To Be
+Multihomed*); RFC 2391 §4's cost-weighted distribution for distributed servers.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gslb.core.location import distance_km
+from gslb.core.policy import Candidates, Context
+from gslb.core.policy._hash import unit
+from gslb.core.pools import Member
+
+CLIENT = "geo"
+SPILL_GRANULARITY = 20  # rotation slots a spilling pool cycles through: 5 % steps
+
+
+def apply(candidates: Candidates, ctx: Context) -> Candidates:
+    location = ctx.client.location if ctx.client else None
+    if location is None or location.lat is None or location.lon is None:
+        ctx.note("client location unknown: order kept")
+        return candidates
+    lat, lon = location.lat, location.lon
+
+    def distance(m: Member) -> float:
+        if m.site is None:
+            return math.inf
+        return distance_km(lat, lon, m.site.lat, m.site.lon)
+
+    ordered = sorted(candidates, key=distance)
+    ctx.note(
+        lambda: (
+            f"client at ({lat:.2f}, {lon:.2f}): "
+            + ", ".join(
+                f"{m.address}@{m.site.name if m.site else '-'} {distance(m):.0f} km"
+                for m in ordered
+            )
+        )
+    )
+    return tuple(_spill(ordered, ctx))
+
+
+def _sites_in_order(ordered: list[Member]) -> list[str]:
+    seen: list[str] = []
+    for m in ordered:
+        if m.site is not None and m.site.name not in seen:
+            seen.append(m.site.name)
+    return seen
+
+
+def site_usage(members: list[Member] | Candidates, site: str, ctx: Context) -> tuple[float, float]:
+    """(capacity, load) of a site's candidates; capacity 0 when none is declared."""
+    at_site = [m for m in members if m.site is not None and m.site.name == site]
+    capacity = sum(m.capacity or 0.0 for m in at_site)
+    load = sum(ctx.sessions(m) for m in at_site)
+    return capacity, load
+
+
+def overloaded(members: Candidates, ctx: Context) -> bool:
+    """Whether any site of these candidates is at capacity (spill-over may happen)."""
+    sites = _sites_in_order(list(members))
+    return any(0 < cap <= load for cap, load in (site_usage(members, s, ctx) for s in sites))
+
+
+def _spill(ordered: list[Member], ctx: Context) -> list[Member]:
+    sites = _sites_in_order(ordered)
+    if len(sites) < 2:
+        return ordered
+    nearest = sites[0]
+    capacity, load = site_usage(ordered, nearest, ctx)
+    if capacity <= 0 or load < capacity:
+        return ordered
+    excess = 1.0 - capacity / load if load > 0 else 0.0
+    draw = unit(ctx.client_key, ctx.slot, ctx.pool.id)
+    if draw >= excess:
+        ctx.note(f"site {nearest} is at capacity ({load:g}/{capacity:g}); this answer stays")
+        return ordered
+    headroom = {}
+    for site in sites[1:]:
+        cap, used = site_usage(ordered, site, ctx)
+        if cap > used:
+            headroom[site] = cap - used
+    if headroom:
+        pick = unit(ctx.client_key, ctx.slot, ctx.pool.id, "spill") * sum(headroom.values())
+        target = next(iter(headroom))
+        for site, room in headroom.items():
+            target = site
+            pick -= room
+            if pick <= 0:
+                break
+    else:
+        target = sites[1]
+    ctx.note(f"site {nearest} is over capacity ({load:g}/{capacity:g}): spilled to {target}")
+    front = [m for m in ordered if m.site is not None and m.site.name == target]
+    return front + [m for m in ordered if m not in front]

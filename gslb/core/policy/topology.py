@@ -1,0 +1,52 @@
+"""topology: order by a rule table of client country / continent / ASN / CIDR -> sites.
+
+Rule: the zone's `topology` rules are tried in order; the first whose `match` fits the client
+(any listed country, continent, AS number or network containing the client address) decides:
+candidates at its `prefer` sites come first, in the order the sites are listed, and the others
+follow in their incoming order. No rule matching (or no client location) keeps the order.
+
+Origin: gdnsd's and the commercial GSLBs' static topology maps, for when an operator knows
+better than geometry (peering, regulation, data residency).
+"""
+
+from __future__ import annotations
+
+from gslb.core.policy import Candidates, Context
+from gslb.core.pools import Member, TopologyRule
+
+CLIENT = "geo"
+
+
+def apply(candidates: Candidates, ctx: Context) -> Candidates:
+    rule = matching_rule(ctx)
+    if rule is None:
+        ctx.note("no topology rule matches the client: order kept")
+        return candidates
+    rank = {site: i for i, site in enumerate(rule.prefer)}
+
+    def key(m: Member) -> int:
+        return rank.get(m.site.name, len(rank)) if m.site is not None else len(rank)
+
+    ordered = tuple(sorted(candidates, key=key))
+    ctx.note(f"rule prefers {', '.join(rule.prefer)}")
+    return ordered
+
+
+def matching_rule(ctx: Context) -> TopologyRule | None:
+    client = ctx.client
+    if client is None:
+        return None
+    location = client.location
+    for rule in ctx.pool.topology:
+        if location is not None:
+            if location.country and location.country.upper() in rule.countries:
+                return rule
+            if location.continent and location.continent.upper() in rule.continents:
+                return rule
+            if location.asn is not None and location.asn in rule.asns:
+                return rule
+        if any(
+            client.address.version == net.version and client.address in net for net in rule.networks
+        ):
+            return rule
+    return None

@@ -1,0 +1,219 @@
+"""The GSLB part of a zone document (DESIGN.md §5): ISPs, sites, monitors, topology, pools.
+
+Field-level rules live in the pydantic models; rules that relate fields to each other (a member
+naming a site that exists, a fallback pool without a cycle) are checked by `references`, which
+reports each fault with its field path so that files and API errors can point at it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+STEPS = (
+    "health",
+    "failover",
+    "proximity",
+    "topology",
+    "round_robin",
+    "weighted",
+    "least_load",
+    "least_traffic",
+    "fastest",
+    "cost",
+    "sticky",
+    "isp_interleave",
+    "limit",
+)
+StepName = Literal[
+    "health",
+    "failover",
+    "proximity",
+    "topology",
+    "round_robin",
+    "weighted",
+    "least_load",
+    "least_traffic",
+    "fastest",
+    "cost",
+    "sticky",
+    "isp_interleave",
+    "limit",
+]
+
+
+DEFAULT_POLICY: tuple[StepName, ...] = ("health", "round_robin", "limit")
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _ip(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise PydanticCustomError("ip_address", "not an IP address") from None
+
+
+def _network(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_network(str(value), strict=True))
+    except ValueError as e:
+        raise PydanticCustomError(
+            "ip_network", "not a network: {reason}", {"reason": str(e)}
+        ) from None
+
+
+IPAddress = Annotated[str, BeforeValidator(_ip)]
+Network = Annotated[str, BeforeValidator(_network)]
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class SiteDoc(_Doc):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    country: str | None = Field(None, description="ISO 3166 code, for topology rules and display")
+    continent: str | None = Field(None, description="two-letter continent code (EU, NA, ...)")
+    description: str | None = None
+
+
+class MonitorDoc(_Doc):
+    type: Literal["tcp", "http", "https", "dns", "icmp", "agent"]
+    port: int | None = Field(None, ge=1, le=65535)
+    interval: Seconds = 5.0
+    timeout: Seconds = 2.0
+    rise: int = Field(2, ge=1, le=100)
+    fall: int = Field(2, ge=1, le=100)
+    # http / https
+    method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
+    path: str = "/"
+    host: str | None = Field(None, description="Host header and TLS SNI")
+    expect_status: int | list[int] = 200
+    expect_body: str | None = Field(None, description="a substring the body must contain")
+    tls_verify: bool = True
+    # dns
+    query_name: str | None = None
+    query_type: str = "A"
+    expect_rcode: str = "NOERROR"
+
+
+class TopologyMatch(_Doc):
+    country: list[str] = []
+    continent: list[str] = []
+    asn: list[int] = []
+    cidr: list[Network] = []
+
+
+class TopologyRule(_Doc):
+    match: TopologyMatch
+    prefer: list[str] = Field(min_length=1, description="site names, most preferred first")
+
+
+class MemberDoc(_Doc):
+    address: IPAddress
+    site: str | None = None
+    isp: str | None = Field(None, description="default: the zone's isps table")
+    weight: int = Field(1, ge=1, le=10000)
+    priority: int = Field(1, ge=1, le=1000, description="failover group; 1 is tried first")
+    capacity: float | None = Field(None, gt=0, description="sessions the member can take")
+    state: Literal["enabled", "drained", "disabled"] = "enabled"
+
+
+class PoolDoc(_Doc):
+    name: str | None = Field(
+        None, description="the name it answers, relative to the zone; default: the pool's key"
+    )
+    type: Literal["A", "AAAA"] = "A"
+    ttl: int = Field(30, ge=0, le=86400)
+    max_answers: int = Field(4, ge=1, le=64)
+    policy: list[StepName] = Field(default_factory=lambda: list(DEFAULT_POLICY))
+    fallback: Literal["all", "none"] | str | list[IPAddress] = "all"
+    monitor: str | None = None
+    min_up: int = Field(1, ge=1, description="failover: healthy members a group needs")
+    isp_down: Literal["last", "drop"] = Field(
+        "last", description="isp_interleave: where addresses of an ISP with a path down go"
+    )
+    members: list[MemberDoc] = Field(min_length=1)
+
+
+class GslbDoc(_Doc):
+    """The keys a zone document adds for load balancing."""
+
+    isps: dict[str, list[Network]] = {}
+    sites: dict[str, SiteDoc] = {}
+    monitors: dict[str, MonitorDoc] = {}
+    topology: list[TopologyRule] = []
+    pools: dict[str, PoolDoc] = {}
+
+
+Fault = tuple[tuple[int | str, ...], str]
+
+
+def references(doc: GslbDoc) -> list[Fault]:
+    """Faults in how the parts refer to each other, each with its field path."""
+    faults: list[Fault] = []
+    for i, rule in enumerate(doc.topology):
+        for j, site in enumerate(rule.prefer):
+            if site not in doc.sites:
+                faults.append((("topology", i, "prefer", j), f"unknown site {site!r}"))
+    for name, pool in doc.pools.items():
+        where: tuple[int | str, ...] = ("pools", name)
+        if pool.monitor is not None and pool.monitor not in doc.monitors:
+            faults.append(((*where, "monitor"), f"unknown monitor {pool.monitor!r}"))
+        if isinstance(pool.fallback, str) and pool.fallback not in ("all", "none"):
+            target = pool.fallback.removeprefix("pool:")
+            if not pool.fallback.startswith("pool:"):
+                faults.append(((*where, "fallback"), "all, none, pool:NAME or a list of addresses"))
+            elif target not in doc.pools:
+                faults.append(((*where, "fallback"), f"unknown pool {target!r}"))
+            elif doc.pools[target].type != pool.type:
+                faults.append(((*where, "fallback"), f"pool {target!r} is not of type {pool.type}"))
+        if isinstance(pool.fallback, list):
+            for j, address in enumerate(pool.fallback):
+                if not _fits(address, pool.type):
+                    faults.append(((*where, "fallback", j), f"not an {_family(pool.type)} address"))
+        seen: set[str] = set()
+        for j, member in enumerate(pool.members):
+            at = (*where, "members", j)
+            if not _fits(member.address, pool.type):
+                faults.append(((*at, "address"), f"not an {_family(pool.type)} address"))
+            if member.address in seen:
+                faults.append(((*at, "address"), f"{member.address} is listed twice"))
+            seen.add(member.address)
+            if member.site is not None and member.site not in doc.sites:
+                faults.append(((*at, "site"), f"unknown site {member.site!r}"))
+            if member.isp is not None and member.isp not in doc.isps:
+                faults.append(((*at, "isp"), f"unknown ISP {member.isp!r}"))
+    faults.extend(_fallback_cycles(doc))
+    return faults
+
+
+def _family(rtype: str) -> str:
+    return "IPv4" if rtype == "A" else "IPv6"
+
+
+def _fits(address: str, rtype: str) -> bool:
+    return ipaddress.ip_address(address).version == (4 if rtype == "A" else 6)
+
+
+def _fallback_cycles(doc: GslbDoc) -> list[Fault]:
+    faults: list[Fault] = []
+    for start in doc.pools:
+        seen = [start]
+        current = doc.pools[start]
+        while isinstance(current.fallback, str) and current.fallback.startswith("pool:"):
+            nxt = current.fallback.removeprefix("pool:")
+            if nxt not in doc.pools:
+                break
+            if nxt in seen:
+                if nxt == start:
+                    chain = " -> ".join([*seen, nxt])
+                    faults.append((("pools", start, "fallback"), f"fallback cycle: {chain}"))
+                break
+            seen.append(nxt)
+            current = doc.pools[nxt]
+    return faults

@@ -1,0 +1,169 @@
+"""Pools as the answer path reads them: frozen, compiled once per configuration change."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gslb.core import names
+from gslb.core.pooldoc import GslbDoc, PoolDoc
+from gslb.core.records import AAAA, A
+
+Admin = Literal["enabled", "drained", "disabled"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    name: str
+    lat: float
+    lon: float
+    country: str | None = None
+    continent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    key: str  # "zone/pool/address": where its health and answer counts are kept
+    address: str
+    rdata: bytes  # the address in wire form
+    site: Site | None = None
+    isp: str | None = None
+    weight: int = 1
+    priority: int = 1
+    capacity: float | None = None
+    admin: Admin = "enabled"
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyRule:
+    countries: frozenset[str] = frozenset()
+    continents: frozenset[str] = frozenset()
+    asns: frozenset[int] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+    prefer: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    kind: Literal["all", "none", "pool", "addresses"] = "all"
+    pool: str | None = None  # kind "pool": the other pool's name in the same zone
+    members: tuple[Member, ...] = ()  # kind "addresses"
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    zone: str  # apex, presentation form without the trailing dot
+    name: str
+    owner: bytes
+    rtype: int
+    ttl: int
+    max_answers: int
+    steps: tuple[str, ...]
+    members: tuple[Member, ...]
+    fallback: Fallback = field(default_factory=Fallback)
+    monitor: str | None = None
+    min_up: int = 1
+    isp_down: Literal["last", "drop"] = "last"
+    topology: tuple[TopologyRule, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"{self.zone}/{self.name}"
+
+
+def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
+    """Every pool of a validated document, by name."""
+    zone = names.to_text(apex).rstrip(".")
+    sites = {
+        name: Site(name, s.lat, s.lon, s.country, s.continent) for name, s in doc.sites.items()
+    }
+    isp_table = [(ipaddress.ip_network(net), isp) for isp, nets in doc.isps.items() for net in nets]
+    topology = tuple(
+        TopologyRule(
+            frozenset(c.upper() for c in rule.match.country),
+            frozenset(c.upper() for c in rule.match.continent),
+            frozenset(rule.match.asn),
+            tuple(ipaddress.ip_network(n) for n in rule.match.cidr),
+            tuple(rule.prefer),
+        )
+        for rule in doc.topology
+    )
+    pools = {}
+    for name, pool in doc.pools.items():
+        members = tuple(_member(zone, name, m, sites, isp_table) for m in pool.members)
+        pools[name] = Pool(
+            zone=zone,
+            name=name,
+            owner=pool_owner(pool.name or name, apex),
+            rtype=A if pool.type == "A" else AAAA,
+            ttl=pool.ttl,
+            max_answers=pool.max_answers,
+            steps=tuple(pool.policy),
+            members=members,
+            fallback=_fallback(zone, name, pool, isp_table),
+            monitor=pool.monitor,
+            min_up=pool.min_up,
+            isp_down=pool.isp_down,
+            topology=topology,
+        )
+    return pools
+
+
+def pool_owner(name: str, apex: bytes) -> bytes:
+    return names.from_text(name, apex)
+
+
+def isp_of(address: str, table: list[tuple[IPNetwork, str]]) -> str | None:
+    """The ISP whose CIDR block holds `address`: the longest matching prefix wins."""
+    ip = ipaddress.ip_address(address)
+    best: tuple[int, str] | None = None
+    for network, isp in table:
+        longer = best is None or network.prefixlen > best[0]
+        if ip.version == network.version and ip in network and longer:
+            best = (network.prefixlen, isp)
+    return best[1] if best else None
+
+
+def _member(
+    zone: str,
+    pool: str,
+    doc: object,
+    sites: dict[str, Site],
+    isp_table: list[tuple[IPNetwork, str]],
+) -> Member:
+    from gslb.core.pooldoc import MemberDoc
+
+    assert isinstance(doc, MemberDoc)
+    return Member(
+        key=f"{zone}/{pool}/{doc.address}",
+        address=doc.address,
+        rdata=ipaddress.ip_address(doc.address).packed,
+        site=sites.get(doc.site) if doc.site else None,
+        isp=doc.isp or isp_of(doc.address, isp_table),
+        weight=doc.weight,
+        priority=doc.priority,
+        capacity=doc.capacity,
+        admin=doc.state,
+    )
+
+
+def _fallback(
+    zone: str, name: str, pool: PoolDoc, isp_table: list[tuple[IPNetwork, str]]
+) -> Fallback:
+    fb = pool.fallback
+    if isinstance(fb, list):
+        members = tuple(
+            Member(
+                key=f"{zone}/{name}/fallback/{a}",
+                address=a,
+                rdata=ipaddress.ip_address(a).packed,
+                isp=isp_of(a, isp_table),
+            )
+            for a in fb
+        )
+        return Fallback("addresses", members=members)
+    if fb.startswith("pool:"):
+        return Fallback("pool", pool=fb.removeprefix("pool:"))
+    return Fallback("all" if fb == "all" else "none")

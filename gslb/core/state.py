@@ -1,0 +1,53 @@
+"""The live state policies read: health, load, answers handed out, paths down.
+
+Built from Redis by the shell, frozen into the snapshot. Anything absent means "unknown" (for
+health) or "no report" (for load), never "zero".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Health = Literal["up", "down", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    health: Health = "unknown"
+    rtt: float | None = None  # median probe round-trip time over checkers, seconds
+    paths_down: frozenset[str] = frozenset()  # uplinks (named after ISPs) that cannot reach it
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """An agent's fresh report for one member address (RFC 2391 §3.2: hosts report load)."""
+
+    sessions: float | None = None
+    cpu: float | None = None
+    traffic: float | None = None  # bytes or packets per second, as the agent counts them
+
+
+UNKNOWN = MemberState()
+NO_LOAD = Load()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    health: Mapping[str, MemberState] = field(default_factory=dict)  # by Member.key
+    load: Mapping[str, Load] = field(default_factory=dict)  # by member address, fresh only
+    answers: Mapping[str, float] = field(default_factory=dict)  # by Member.key, recent window
+    # (isp, site) pairs whose path is down; site None means everywhere.
+    isp_paths_down: frozenset[tuple[str, str | None]] = frozenset()
+
+    def member(self, key: str) -> MemberState:
+        return self.health.get(key, UNKNOWN)
+
+    def path_down(self, isp: str | None, site: str | None) -> bool:
+        if isp is None:
+            return False
+        return (isp, None) in self.isp_paths_down or (isp, site) in self.isp_paths_down
+
+
+EMPTY = ClusterState()
