@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from hypothesis import given
+
+from gslb.core.location import distance_km
+from gslb.core.policy import proximity
+from gslb.core.state import ClusterState, Load
+from tests.policy.strategies import client_at, clients, context, member, members, pool
+
+
+@given(members(), clients())
+def test_nearest_site_first(ms: list, client: object) -> None:
+    p = pool(ms)  # no capacities reached: no spill-over without load reports
+    out = proximity.apply(p.members, context(p, client=client))  # type: ignore[arg-type]
+    loc = client.location  # type: ignore[attr-defined]
+    d = [
+        math.inf if m.site is None else distance_km(loc.lat, loc.lon, m.site.lat, m.site.lon)
+        for m in out
+    ]
+    assert d == sorted(d)
+    assert sorted(out, key=ms.index) == ms
+
+
+def test_without_location_the_order_is_kept() -> None:
+    ms = [member(1, site="nyc"), member(2, site="lon")]
+    p = pool(ms)
+    assert proximity.apply(p.members, context(p)) == tuple(ms)
+
+
+def test_london_client_gets_london_first_and_new_york_client_new_york() -> None:
+    ms = [member(1, site="nyc"), member(2, site="lon"), member(3, site="sgp")]
+    p = pool(ms)
+    assert (
+        proximity.apply(p.members, context(p, client=client_at(51.5, -0.1)))[0].site.name == "lon"
+    )  # type: ignore[union-attr]
+    assert (
+        proximity.apply(p.members, context(p, client=client_at(40.7, -74.0)))[0].site.name == "nyc"
+    )  # type: ignore[union-attr]
+    assert (
+        proximity.apply(p.members, context(p, client=client_at(1.3, 103.8)))[0].site.name == "sgp"
+    )  # type: ignore[union-attr]
+
+
+def test_capacity_spills_the_excess_over_sites_with_headroom() -> None:
+    # London is full (150 sessions for a capacity of 100): a third of the answers must lead
+    # elsewhere, shared by Frankfurt and New York in proportion to their headroom (3:1).
+    lon = member(1, site="lon", capacity=100)
+    fra = member(2, site="fra", capacity=100)
+    nyc = member(3, site="nyc", capacity=100)
+    state = ClusterState(
+        load={
+            lon.address: Load(sessions=150),
+            fra.address: Load(sessions=25),
+            nyc.address: Load(sessions=75),
+        }
+    )
+    p = pool([lon, fra, nyc])
+    client = client_at(51.5, -0.1)
+    leaders: Counter[str] = Counter()
+    draws = 20_000
+    for i in range(draws):
+        key = i.to_bytes(4, "big")  # many client networks
+        out = proximity.apply(p.members, context(p, state, client, slot=i % 20, client_key=key))
+        leaders[out[0].site.name] += 1  # type: ignore[union-attr]
+    assert abs(leaders["lon"] / draws - 2 / 3) < 0.02
+    spilled = leaders["fra"] + leaders["nyc"]
+    assert abs(leaders["fra"] / spilled - 0.75) < 0.03, (
+        "in proportion to headroom, not all to the next"
+    )
+
+
+def test_no_spill_below_capacity() -> None:
+    lon = member(1, site="lon", capacity=100)
+    fra = member(2, site="fra", capacity=100)
+    state = ClusterState(load={lon.address: Load(sessions=99)})
+    p = pool([lon, fra])
+    for i in range(200):
+        out = proximity.apply(
+            p.members, context(p, state, client_at(51.5, -0.1), slot=i, client_key=bytes([i]))
+        )
+        assert out[0] is lon
