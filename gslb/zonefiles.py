@@ -138,7 +138,7 @@ def load_file(path: Path, previous: dict[bytes, LoadedZone]) -> LoadedZone:
             if records_path is not path:
                 raise ZoneFileError(records_path, e.line, e.message) from None
             raise ZoneFileError(path, _records_line(records_node, e.line), e.message) from None
-        raise ZoneFileError(path, _line_of(root, ("zone",)), e.message) from None
+        raise ZoneFileError(path, _line_of(root, e.path or ("zone",)), e.message) from None
     serial = int.from_bytes(zone.soa.rdatas[0][-1][:4], "big")  # type: ignore[index]
     return LoadedZone(zone, doc, path, serial, fingerprint_seen[0] if fingerprint_seen else "")
 
