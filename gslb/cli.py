@@ -7,10 +7,12 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from gslb import __version__, zonefiles
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
 from gslb.shell import logs
+from gslb.shell.geoip import GeoIpError, GeoIpLocator
 from gslb.shell.transport import TcpLimits, parse_endpoint
 
 
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--redis", metavar="URL", help="external Redis; default: embedded")
     serve.add_argument("--data-dir", type=Path, default=Path("data"), help="embedded Redis data")
+    _geoip_flags(serve)
     serve.add_argument("--nsid", default="", help="NSID (RFC 5001) this node answers with")
     serve.add_argument(
         "--max-udp-size",
@@ -73,7 +76,26 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-zones", help="validate a zone directory")
     check.add_argument("directory", type=Path)
+
+    explain = sub.add_parser("explain", help="show the answer a client would get, and why")
+    explain.add_argument("name", help="the name to ask for, e.g. www.gslb.example.com")
+    explain.add_argument("--client", required=True, help="the client's (or resolver's) address")
+    explain.add_argument("--type", default="A", help="query type (default A)")
+    explain.add_argument(
+        "--subnet",
+        type=int,
+        metavar="PREFIX",
+        help="send the client as an EDNS Client Subnet of this length (default: as a resolver)",
+    )
+    explain.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
+    explain.add_argument("--json", action="store_true", help="print JSON")
+    _geoip_flags(explain)
     return parser
+
+
+def _geoip_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--geoip", type=Path, metavar="CITY.mmdb", help="GeoIP2 City database")
+    parser.add_argument("--geoip-asn", type=Path, metavar="ASN.mmdb", help="GeoIP2 ASN database")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +104,68 @@ def main(argv: list[str] | None = None) -> int:
         return check_zones(args.directory)
     if args.command == "serve":
         return serve(args)
+    if args.command == "explain":
+        return explain(args)
     return 2
+
+
+def _locator(args: argparse.Namespace) -> GeoIpLocator | None:
+    if args.geoip is None:
+        if args.geoip_asn is not None:
+            raise GeoIpError("--geoip-asn needs --geoip (the City database) as well")
+        return None
+    return GeoIpLocator(args.geoip, args.geoip_asn)
+
+
+def explain(args: argparse.Namespace) -> int:
+    from gslb.core.explain import explain as run_explain
+    from gslb.core.snapshot import Snapshot
+
+    try:
+        locator = _locator(args)
+        loaded = zonefiles.load_directory(args.zones)
+        snapshot = Snapshot(1, zonefiles.zone_set(loaded), locator=locator)
+        result = run_explain(snapshot, args.name, args.type, args.client, args.subnet)
+    except zonefiles.ZoneLoadError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except (GeoIpError, ValueError) as e:
+        print(f"gslb explain: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(render_explanation(result))
+    return 0
+
+
+def render_explanation(result: dict[str, Any]) -> str:
+    lines = [f"{result['name']} {result['type']} for client {result['client']}"]
+    loc = result["location"]
+    if not result["geoip"]:
+        lines.append("  location: no GeoIP database")
+    elif loc is None or loc["lat"] is None:
+        lines.append(f"  location: unknown (GeoIP block {loc['network'] if loc else '?'})")
+    else:
+        where = ", ".join(str(x) for x in (loc["city"], loc["country"], loc["continent"]) if x)
+        lines.append(
+            f"  location: {where} ({loc['lat']}, {loc['lon']}), GeoIP block {loc['network']}"
+            + (f", AS{loc['asn']}" if loc["asn"] else "")
+        )
+    for pool in result["pools"]:
+        lines.append(f"  pool {pool['pool']} ({pool['type']}): {' -> '.join(pool['policy'])}")
+        for step in pool["steps"]:
+            dropped = f", dropped {', '.join(step['dropped'])}" if step["dropped"] else ""
+            lines.append(f"    {step['step']:<15} {' '.join(step['kept']) or '(none)'}{dropped}")
+            for note in step["notes"]:
+                lines.append(f"    {'':<15} - {note}")
+        if pool["fallback"]:
+            lines.append(
+                f"    fallback used: {pool['fallback']} (answered by {pool['answered_by']})"
+            )
+    lines.append(f"  answer ({result['rcode']}, ECS scope {result['ecs_scope']}):")
+    lines.extend(f"    {line}" for line in result["answer"] or ["(no records)"])
+    return "\n".join(lines)
 
 
 def check_zones(directory: Path) -> int:
@@ -111,11 +194,21 @@ def serve(args: argparse.Namespace) -> int:
         for error in e.errors:
             log.error("zone refused", error=str(error))
         return 1
+    try:
+        locator = _locator(args)
+    except GeoIpError as e:
+        log.error("cannot open the GeoIP database", error=str(e))
+        return 1
+    if locator is None:
+        log.warning("no GeoIP database: proximity and topology keep the configured order")
+    else:
+        log.info("geoip", **locator.describe())
     config = NodeConfig(
         zones_dir=args.zones,
         dns=args.dns or [("127.0.0.1", 5353)],
         http=args.http,
         redis_url=args.redis,
+        locator=locator,
         data_dir=args.data_dir,
         settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
         tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),

@@ -89,10 +89,10 @@ class ReplyCache:
     rotation counter and the tally of answers handed out per member.
     """
 
-    def __init__(self, max_entries: int = 50_000) -> None:
+    def __init__(self, max_entries: int = 50_000, first_slot: int = 1) -> None:
         self.max_entries = max_entries
         self._entries: dict[tuple[object, ...], object] = {}
-        self._slot = 0
+        self._slot = first_slot - 1
         self.tally: dict[str, int] = {}
 
     def get(self, key: tuple[object, ...]) -> object:
@@ -167,7 +167,7 @@ def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache
     base = (snapshot.version, query.key, query.qtype, query.qclass, room)
     found = cache.get(base)
     if found is None:
-        found = _route(query, snapshot)
+        found = route_of(query, snapshot)
         if found is None:  # static: the body is the route
             found = encode.encode(query, decide(query, snapshot), room)
         cache.put(base, found)
@@ -175,7 +175,7 @@ def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache
         body, scope = found, 0
     else:
         assert isinstance(found, Route)
-        info, decision_key, scope = _client(found, query, client, snapshot)
+        info, decision_key, scope = client_decision(found, query, client, snapshot)
         slot = cache.next_slot() % found.period
         key = (base, decision_key, slot)
         entry = cache.get(key)
@@ -202,7 +202,7 @@ def _opt(query: Query, snapshot: Snapshot, scope: int, extended_rcode: int = 0) 
     )
 
 
-def _route(query: Query, snapshot: Snapshot) -> Route | None:
+def route_of(query: Query, snapshot: Snapshot) -> Route | None:
     """Which pools the answer passes through (None: none, the answer is static)."""
     touched: list[Pool] = []
 
@@ -253,7 +253,7 @@ def client_info(query: Query, client: Client) -> ClientInfo:
     return ClientInfo(ipaddress.ip_address(client.address.split("%")[0]), None)
 
 
-def _client(
+def client_decision(
     route: Route, query: Query, client: Client, snapshot: Snapshot
 ) -> tuple[ClientInfo, bytes, int]:
     """(client info, decision key, ECS scope) for a dynamic route."""

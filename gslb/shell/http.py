@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from gslb import zonefiles
+from gslb.core.explain import explain as run_explain
 
 if TYPE_CHECKING:
     from gslb.shell.serve import Node
@@ -26,8 +27,34 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200)
 
 
+async def explain(request: web.Request) -> web.Response:
+    """GET /api/v1/explain?name=&client=&type=&subnet=: the answer and each step's effect."""
+    node = request.app[NODE_KEY]
+    query = request.query
+    name = query.get("name")
+    client = query.get("client")
+    if not name or not client:
+        field = "name" if not name else "client"
+        return _error(400, f"{field}: required", field)
+    subnet = query.get("subnet")
+    try:
+        prefix = int(subnet) if subnet else None
+    except ValueError:
+        return _error(400, "subnet: not a prefix length", "subnet")
+    try:
+        result = run_explain(node.answerer.snapshot, name, query.get("type", "A"), client, prefix)
+    except ValueError as e:
+        return _error(400, str(e), None)
+    return web.json_response(result)
+
+
+def _error(status: int, message: str, field: str | None) -> web.Response:
+    return web.json_response({"status": status, "message": message, "field": field}, status=status)
+
+
 def make_app(node: Node) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[NODE_KEY] = node
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/explain", explain)
     return app

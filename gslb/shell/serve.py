@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from gslb import zonefiles
+from gslb.core.location import Locator
 from gslb.core.snapshot import Settings, Snapshot
 from gslb.shell import http, logs
 from gslb.shell.embedded_redis import EmbeddedRedis
@@ -35,13 +37,16 @@ class NodeConfig:
     data_dir: Path = Path("data")
     settings: Settings = field(default_factory=Settings)
     tcp: TcpLimits = field(default_factory=TcpLimits)
+    locator: Locator | None = None
 
 
 class Node:
     def __init__(self, config: NodeConfig, zones: dict[bytes, zonefiles.LoadedZone]) -> None:
         self.config = config
         self.zones = zones
-        self.answerer = Answerer(Snapshot(1, zonefiles.zone_set(zones), config.settings))
+        self.answerer = Answerer(
+            Snapshot(1, zonefiles.zone_set(zones), config.settings, locator=config.locator)
+        )
         self.embedded: EmbeddedRedis | None = None
         self.redis: aioredis.Redis | None = None
         self.listeners: Listeners | None = None
@@ -67,8 +72,8 @@ class Node:
                 return False
             self.zones = zones
             old = self.answerer.snapshot
-            self.answerer.snapshot = Snapshot(
-                old.version + 1, zonefiles.zone_set(zones), old.settings
+            self.answerer.snapshot = dataclasses.replace(
+                old, version=old.version + 1, zones=zonefiles.zone_set(zones)
             )
             log.info("zones reloaded", version=old.version + 1, zones=zonefiles.describe(zones))
             return True

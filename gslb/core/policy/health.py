@@ -44,7 +44,7 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
 def _summary(before: Candidates, after: Candidates, ctx: Context) -> str:
     dropped = [m for m in before if m not in after]
     if not dropped:
-        return "every member is enabled and up"
+        return f"kept all {len(after)}"
     reasons = []
     for m in dropped:
         why = m.admin if m.admin != "enabled" else ctx.state.member(m.key).health

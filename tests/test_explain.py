@@ -1,0 +1,114 @@
+"""`gslb explain` and the explain function: the answer and what each step did."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from gslb import zonefiles
+from gslb.core.explain import explain
+from gslb.core.snapshot import Snapshot
+from gslb.core.state import ClusterState, MemberState
+from gslb.shell.geoip import GeoIpLocator
+from tests.geoip_fixtures import LONDON, NEW_YORK, write_city
+
+EXAMPLE = Path(__file__).parent.parent / "zones"
+
+
+def snapshot(tmp_path: Path) -> Snapshot:
+    loaded = zonefiles.load_directory(EXAMPLE)
+    return Snapshot(
+        1, zonefiles.zone_set(loaded), locator=GeoIpLocator(write_city(tmp_path / "c.mmdb"))
+    )
+
+
+def test_explain_shows_each_step_and_the_answer(tmp_path: Path) -> None:
+    snap = snapshot(tmp_path)
+    down = ClusterState(
+        health={
+            "gslb.example.com/www/192.0.2.10": MemberState("down"),
+            "gslb.example.com/www/198.51.100.10": MemberState("up"),
+            "gslb.example.com/www/192.0.2.20": MemberState("up"),
+            "gslb.example.com/www/198.51.100.20": MemberState("up"),
+        }
+    )
+    result = explain(
+        dataclasses.replace(snap, state=down), "www.gslb.example.com", "A", NEW_YORK, 24
+    )
+    assert result["location"]["city"] == "New York"
+    assert result["ecs_scope"] == 24
+    (pool,) = result["pools"]
+    steps = {s["step"]: s for s in pool["steps"]}
+    assert steps["health"]["dropped"] == ["192.0.2.10"]
+    assert "192.0.2.10 (down)" in steps["health"]["notes"][-1]
+    assert steps["proximity"]["kept"][0] in ("192.0.2.20", "198.51.100.20")
+    assert steps["proximity"]["reordered"] is True
+    assert [line.split()[-1] for line in result["answer"]] == pool["answer"]
+
+
+def test_cli_explain_prints_the_story(tmp_path: Path) -> None:
+    city = write_city(tmp_path / "city.mmdb")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gslb",
+            "explain",
+            "www.gslb.example.com",
+            "--client",
+            LONDON,
+            "--zones",
+            str(EXAMPLE),
+            "--geoip",
+            str(city),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "location: London, GB, EU" in out
+    assert "proximity" in out and "192.0.2.10@lon" in out
+    as_json = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gslb",
+            "explain",
+            "www.gslb.example.com",
+            "--client",
+            LONDON,
+            "--zones",
+            str(EXAMPLE),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert json.loads(as_json)["geoip"] is False
+
+
+def test_cli_explain_refuses_a_bad_client() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gslb",
+            "explain",
+            "www.gslb.example.com",
+            "--client",
+            "nope",
+            "--zones",
+            str(EXAMPLE),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "does not appear to be an IPv4 or IPv6 address" in result.stderr
