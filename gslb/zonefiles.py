@@ -47,6 +47,7 @@ class LoadedZone:
     path: Path
     serial: int
     fingerprint: str
+    records: str  # the master-file text, from `records:` or the `records_file`
 
 
 def load_directory(
@@ -140,7 +141,8 @@ def load_file(path: Path, previous: dict[bytes, LoadedZone]) -> LoadedZone:
             raise ZoneFileError(path, _records_line(records_node, e.line), e.message) from None
         raise ZoneFileError(path, _line_of(root, e.path or ("zone",)), e.message) from None
     serial = int.from_bytes(zone.soa.rdatas[0][-1][:4], "big")  # type: ignore[index]
-    return LoadedZone(zone, doc, path, serial, fingerprint_seen[0] if fingerprint_seen else "")
+    fingerprint = fingerprint_seen[0] if fingerprint_seen else ""
+    return LoadedZone(zone, doc, path, serial, fingerprint, records_text)
 
 
 def describe(loaded: dict[bytes, LoadedZone]) -> list[dict[str, Any]]:

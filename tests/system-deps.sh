@@ -7,6 +7,7 @@ set -eu
 need=""
 command -v unbound >/dev/null 2>&1 || need="$need unbound"
 command -v dig >/dev/null 2>&1 || need="$need dnsutils"
+command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 
 [ -z "$need" ] && exit 0
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gslb import zonefiles
+from gslb.core import names
 from gslb.core.explain import explain as run_explain
 
 if TYPE_CHECKING:
@@ -18,11 +18,17 @@ NODE_KEY: web.AppKey[Node] = web.AppKey("node")
 async def healthz(request: web.Request) -> web.Response:
     node = request.app[NODE_KEY]
     redis_ok = await node.redis_alive()
+    sync = node.sync
+    snapshot = node.answerer.snapshot
     body: dict[str, Any] = {
         "status": "ok" if redis_ok else "degraded",
         "redis": "up" if redis_ok else "down",
-        "snapshot_version": node.answerer.snapshot.version,
-        "zones": zonefiles.describe(node.zones),
+        "snapshot_version": snapshot.version,
+        "stale_seconds": None
+        if sync is None or sync.staleness == float("inf")
+        else round(sync.staleness, 1),
+        "resyncs": sync.resyncs if sync else 0,
+        "zones": sorted(z.rstrip(".") for z in (names.to_text(a) for a in snapshot.zones.zones)),
     }
     return web.json_response(body, status=200)
 

@@ -1,9 +1,10 @@
 """A running node: zones, DNS listeners, the HTTP listener and Redis, each with one owner.
 
 `Node.run()` starts everything in order, serves until SIGTERM or SIGINT, and stops everything
-in reverse order. SIGHUP reloads the zone files: a directory that loads whole replaces the
-snapshot in one assignment; one that does not is refused, logged with every reason, and the
-node keeps answering from what it had.
+in reverse order. The zone files (when the node has a zone directory) are written into Redis at
+start and on SIGHUP; every DNS process then builds its snapshot from Redis, so zones changed
+through the API or by another node are served too. A directory that does not load whole is
+refused, logged with every reason, and the node keeps answering from what it had.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from gslb import zonefiles
 from gslb.core.location import Locator
 from gslb.core.snapshot import Settings, Snapshot
+from gslb.core.zone import ZoneSet
 from gslb.shell import http, logs
 from gslb.shell.embedded_redis import EmbeddedRedis
+from gslb.shell.store import Store, connect
+from gslb.shell.sync import REDIS_ERRORS, Sync, stored_from_file
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
 
 log = logs.get("gslb")
@@ -30,7 +34,7 @@ log = logs.get("gslb")
 
 @dataclass
 class NodeConfig:
-    zones_dir: Path
+    zones_dir: Path | None
     dns: list[tuple[str, int]]
     http: tuple[str, int] | None = None
     redis_url: str | None = None
@@ -41,26 +45,36 @@ class NodeConfig:
 
 
 class Node:
-    def __init__(self, config: NodeConfig, zones: dict[bytes, zonefiles.LoadedZone]) -> None:
+    def __init__(
+        self, config: NodeConfig, zones: dict[bytes, zonefiles.LoadedZone] | None = None
+    ) -> None:
         self.config = config
-        self.zones = zones
-        self.answerer = Answerer(
-            Snapshot(1, zonefiles.zone_set(zones), config.settings, locator=config.locator)
+        self.zones = zones or {}
+        snapshot = Snapshot(
+            1, zonefiles.zone_set(self.zones), config.settings, locator=config.locator
         )
+        self.answerer = Answerer(snapshot)
         self.embedded: EmbeddedRedis | None = None
-        self.redis: aioredis.Redis | None = None
+        self.store: Store | None = None
+        self.sync: Sync | None = None
         self.listeners: Listeners | None = None
         self.http_runner: web.AppRunner | None = None
         self.stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._reloading = asyncio.Lock()
+        # Zone files read but not yet stored in Redis (it was unreachable): stored on reconnect.
+        self._files_pending = zones is not None
+
+    def install(self, snapshot: Snapshot) -> None:
+        self.answerer.snapshot = snapshot
 
     async def reload(self) -> bool:
         """Load the zone directory again; keep the running zones if any file is refused.
 
-        Files are read and compiled in a thread, so queries keep being answered meanwhile;
-        the new snapshot then replaces the old one in a single assignment.
+        Files are read and compiled in a thread, so queries keep being answered meanwhile.
         """
+        if self.config.zones_dir is None:
+            return False
         async with self._reloading:  # two quick SIGHUPs: the second reload sees the first's result
             try:
                 zones = await asyncio.to_thread(
@@ -71,25 +85,65 @@ class Node:
                     log.error("zone refused, keeping the running zones", error=str(error))
                 return False
             self.zones = zones
-            old = self.answerer.snapshot
-            self.answerer.snapshot = dataclasses.replace(
-                old, version=old.version + 1, zones=zonefiles.zone_set(zones)
-            )
-            log.info("zones reloaded", version=old.version + 1, zones=zonefiles.describe(zones))
+            self._files_pending = True
+            try:
+                await self.store_files()
+                if self.sync is not None:
+                    # Serve what was just stored before saying so; other nodes follow by event.
+                    await self.sync.resync()
+            except REDIS_ERRORS as e:
+                # Serve the new files here at once; Redis gets them when it is back.
+                self._apply_files_locally()
+                log.warning("zones reloaded locally, redis unreachable", error=str(e))
+            log.info("zones reloaded", zones=zonefiles.describe(zones))
             return True
 
+    async def store_files(self) -> None:
+        """Write the zone files into Redis; zones that came from files now gone are removed."""
+        if not self._files_pending or self.store is None or self.config.zones_dir is None:
+            return
+        stored = await self.store.read()
+        documents = []
+        for loaded in self.zones.values():
+            zone = stored_from_file(loaded)
+            before = stored.zones.get(zone.name)
+            if before is not None and loaded.doc.soa is not None and loaded.doc.soa.serial is None:
+                # Automatic serials: keep the stored one while nothing changed, else exceed it.
+                serial = (
+                    before.serial
+                    if before.fingerprint == zone.fingerprint
+                    else max(zone.serial, before.serial + 1)
+                )
+                zone = dataclasses.replace(zone, serial=serial)
+            if before is None or before.to_json() != zone.to_json():
+                documents.append(zone)
+        names = {stored_from_file(z).name for z in self.zones.values()}
+        directory = f"file:{self.config.zones_dir}"
+        gone = tuple(
+            name
+            for name, zone in stored.zones.items()
+            if zone.source.startswith(directory) and name not in names
+        )
+        if documents or gone:
+            await self.store.put_zones(documents, gone)
+        self._files_pending = False
+
+    def _apply_files_locally(self) -> None:
+        old = self.answerer.snapshot
+        zones = dict(old.zones.zones)
+        zones.update(zonefiles.zone_set(self.zones).zones)
+        self.install(dataclasses.replace(old, version=old.version + 1, zones=ZoneSet(zones)))
+
     def _on_sighup(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.reload())
+        self._spawn(self.reload())
+
+    def _spawn(self, coro: Coroutine[object, object, object]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def redis_alive(self) -> bool:
-        if self.redis is None:
-            return False
-        try:
-            return bool(await asyncio.wait_for(self.redis.ping(), 1.0))
-        except Exception:
-            return False
+        return self.sync is not None and self.sync.connected
 
     async def start(self) -> None:
         url = self.config.redis_url
@@ -97,9 +151,15 @@ class Node:
             self.embedded = EmbeddedRedis(self.config.data_dir)
             await self.embedded.start()
             url = self.embedded.url
-        self.redis = aioredis.Redis.from_url(url)
-        if not await self.redis_alive():
-            log.warning("redis not reachable; answering from the zone files", redis=url)
+        self.store = Store(connect(url))
+        self.sync = Sync(
+            self.store,
+            current=lambda: self.answerer.snapshot,
+            install=self.install,
+            on_connect=self.store_files,
+            take_tally=self.answerer.cache.take_tally,
+        )
+        self._spawn(self.sync.run())
         self.listeners = await listen(self.config.dns, self.answerer, self.config.tcp)
         if self.config.http is not None:
             self.http_runner = web.AppRunner(http.make_app(self), access_log=None)
@@ -110,6 +170,7 @@ class Node:
             "started",
             dns=[format_endpoint(h, p) for h, p in self.listeners.addresses()],
             http=[format_endpoint(h, p) for h, p in self.http_addresses()],
+            redis="embedded" if self.embedded else _redacted(url),
             zones=zonefiles.describe(self.zones),
         )
 
@@ -123,9 +184,17 @@ class Node:
             await self.listeners.close()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
-        if self.redis is not None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await task
+        if self.sync is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await asyncio.wait_for(self.sync.flush_tally(), 1.0)
+        if self.store is not None:
             with contextlib.suppress(Exception):
-                await self.redis.aclose()
+                await self.store.redis.aclose()
         if self.embedded is not None:
             await self.embedded.stop()
         log.info("stopped", queries=self.answerer.queries)
@@ -140,3 +209,13 @@ class Node:
             await self.stopping.wait()
         finally:
             await self.stop()
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"

@@ -1,0 +1,220 @@
+"""The shared state in Redis: key schema, atomic writes, and reading it all back.
+
+Keys (prefix `gslb:`; docs/redis.md has the full schema):
+
+    gslb:version            integer, INCR'd by every change of configuration or state
+    gslb:zones              hash  zone -> JSON {document, serial, fingerprint, source}
+    gslb:health             hash  member key (zone/pool/address) -> JSON MemberState
+    gslb:load               hash  member address -> JSON {sessions, cpu, traffic, at}
+    gslb:paths_down         set   "isp|site" ("isp|*": everywhere)
+    gslb:answers:<bucket>   hash  member key -> answers handed out in that 10 s bucket
+    gslb:events             pub/sub channel: JSON {kind, version, ...} after every change
+
+Every multi-key write is one MULTI/EXEC that also bumps `gslb:version` and publishes the
+event, so a reader never sees half a change and always learns that one happened.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
+
+from gslb.core.state import ClusterState, Health, Load, MemberState
+
+PREFIX = "gslb:"
+VERSION = PREFIX + "version"
+ZONES = PREFIX + "zones"
+HEALTH = PREFIX + "health"
+LOAD = PREFIX + "load"
+PATHS_DOWN = PREFIX + "paths_down"
+ANSWERS = PREFIX + "answers:"
+EVENTS = PREFIX + "events"
+
+ANSWER_BUCKET = 10  # seconds per answers bucket
+ANSWER_WINDOW = 3  # buckets that make "recently" (30 s)
+LOAD_FRESH = 30.0  # seconds an agent report stays fresh
+
+
+def connect(url: str, **options: Any) -> aioredis.Redis:
+    """A client for `redis://`, `rediss://` (TLS), `unix://` or `redis+sentinel://` URLs.
+
+    Sentinel: `redis+sentinel://[:password@]host:port[,host:port...]/service[/db]`; the
+    client follows the master that the sentinels name, across failovers.
+    """
+    defaults: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 3}
+    defaults.update(options)
+    if url.startswith("redis+sentinel://"):
+        parsed = urllib.parse.urlsplit(url)
+        hosts = []
+        for item in parsed.netloc.rpartition("@")[2].split(","):
+            host, _, port = item.rpartition(":")
+            hosts.append((host.strip("[]") or "localhost", int(port or 26379)))
+        parts = [p for p in parsed.path.split("/") if p]
+        if not parts:
+            raise ValueError(f"{url}: a Sentinel URL names the service: .../SERVICE[/DB]")
+        service = parts[0]
+        db = int(parts[1]) if len(parts) > 1 else 0
+        password = urllib.parse.unquote(parsed.password) if parsed.password else None
+        sentinel = Sentinel(hosts, sentinel_kwargs={"password": password}, **defaults)  # type: ignore[no-untyped-call]
+        master: aioredis.Redis = sentinel.master_for(service, db=db, password=password)
+        return master
+    client: aioredis.Redis = aioredis.Redis.from_url(url, **defaults)
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class StoredZone:
+    name: str
+    document: dict[str, Any]  # the zone document, records inlined
+    serial: int
+    fingerprint: str
+    source: str  # "file:PATH" or "api"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "document": self.document,
+                "serial": self.serial,
+                "fingerprint": self.fingerprint,
+                "source": self.source,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, name: str, text: str | bytes) -> StoredZone:
+        data = json.loads(text)
+        return cls(name, data["document"], int(data["serial"]), data["fingerprint"], data["source"])
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Everything a snapshot is built from, read in one transaction."""
+
+    version: int
+    zones: dict[str, StoredZone]
+    state: ClusterState
+
+
+class Store:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def version(self) -> int:
+        return int(await self.redis.get(VERSION) or 0)
+
+    async def read(self, now: float | None = None) -> Stored:
+        now = time.time() if now is None else now
+        bucket = int(now // ANSWER_BUCKET)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(VERSION)
+            pipe.hgetall(ZONES)
+            pipe.hgetall(HEALTH)
+            pipe.hgetall(LOAD)
+            pipe.smembers(PATHS_DOWN)
+            for b in range(bucket - ANSWER_WINDOW + 1, bucket + 1):
+                pipe.hgetall(f"{ANSWERS}{b}")
+            version, zones, health, load, paths, *answers = await pipe.execute()
+        return Stored(
+            int(version or 0),
+            {_s(k): StoredZone.from_json(_s(k), v) for k, v in zones.items()},
+            _state(health, load, paths, answers, now),
+        )
+
+    async def put_zones(
+        self, zones: list[StoredZone], remove: tuple[str, ...] = (), kind: str = "config"
+    ) -> int:
+        """Store zones (and drop others) atomically; returns the new version."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for zone in zones:
+                pipe.hset(ZONES, zone.name, zone.to_json())
+            for name in remove:
+                pipe.hdel(ZONES, name)
+            pipe.incr(VERSION)
+            results = await pipe.execute()
+        version = int(results[-1])
+        await self.publish(kind, version, zones=[z.name for z in zones], removed=list(remove))
+        return version
+
+    async def set_health(self, states: dict[str, MemberState]) -> int:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key, state in states.items():
+                pipe.hset(
+                    HEALTH,
+                    key,
+                    json.dumps(
+                        {
+                            "health": state.health,
+                            "rtt": state.rtt,
+                            "paths_down": sorted(state.paths_down),
+                            "since": time.time(),
+                        }
+                    ),
+                )
+            pipe.incr(VERSION)
+            results = await pipe.execute()
+        version = int(results[-1])
+        await self.publish("health", version, members=list(states))
+        return version
+
+    async def publish(self, kind: str, version: int, **details: Any) -> None:
+        await self.redis.publish(EVENTS, json.dumps({"kind": kind, "version": version, **details}))
+
+    async def add_answers(self, tally: dict[str, int], now: float | None = None) -> None:
+        """Add this node's answers handed out to the current bucket (no version bump: readers
+        pick counts up at their next resync)."""
+        if not tally:
+            return
+        key = f"{ANSWERS}{int((time.time() if now is None else now) // ANSWER_BUCKET)}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member, count in tally.items():
+                pipe.hincrby(key, member, count)
+            pipe.expire(key, ANSWER_BUCKET * (ANSWER_WINDOW + 2))
+            await pipe.execute()
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _state(
+    health: dict[bytes, bytes],
+    load: dict[bytes, bytes],
+    paths: set[bytes],
+    answers: list[dict[bytes, bytes]],
+    now: float,
+) -> ClusterState:
+    members: dict[str, MemberState] = {}
+    for key, raw in health.items():
+        try:
+            data = json.loads(raw)
+            status: Health = data["health"] if data["health"] in ("up", "down") else "unknown"
+            members[_s(key)] = MemberState(
+                status, data.get("rtt"), frozenset(data.get("paths_down") or ())
+            )
+        except (ValueError, KeyError, TypeError):
+            continue  # a foreign or broken entry is no health information
+    loads: dict[str, Load] = {}
+    for address, raw in load.items():
+        try:
+            data = json.loads(raw)
+            if now - float(data.get("at", 0)) > LOAD_FRESH:
+                continue  # a stale report is no report (RFC 2391: the agent stopped talking)
+            loads[_s(address)] = Load(data.get("sessions"), data.get("cpu"), data.get("traffic"))
+        except (ValueError, TypeError):
+            continue
+    counted: dict[str, float] = {}
+    for bucket in answers:
+        for key, count in bucket.items():
+            counted[_s(key)] = counted.get(_s(key), 0.0) + float(count)
+    down: set[tuple[str, str | None]] = set()
+    for item in paths:
+        isp, _, site = _s(item).partition("|")
+        down.add((isp, None if site in ("", "*") else site))
+    return ClusterState(members, loads, counted, frozenset(down))

@@ -1,0 +1,191 @@
+"""Keeping a DNS process's snapshot current from Redis.
+
+The loop subscribes to the event channel, reads everything once, and then rebuilds whenever
+an event arrives or the version it polls every second has moved (a missed message cannot leave
+a node behind for more than a second). Any connection error drops it into a retry loop; the
+first thing after reconnecting is a full resync. Meanwhile the DNS listeners keep answering
+from the last snapshot: nothing on the answer path waits for Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.exceptions
+
+from gslb import zonefiles
+from gslb.core.snapshot import Snapshot
+from gslb.core.zone import Zone, ZoneSet
+from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone
+from gslb.shell import logs
+from gslb.shell.store import EVENTS, Store, Stored, StoredZone
+
+log = logs.get("gslb.sync")
+
+REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
+POLL = 1.0  # seconds between version checks when no event arrives
+STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
+
+
+def stored_from_file(loaded: zonefiles.LoadedZone) -> StoredZone:
+    document = loaded.doc.model_dump(mode="json", exclude_none=True, exclude={"records_file"})
+    document["records"] = loaded.records
+    return StoredZone(
+        loaded.doc.zone.rstrip("."),
+        document,
+        loaded.serial,
+        loaded.fingerprint,
+        f"file:{loaded.path}",
+    )
+
+
+class ZoneCompiler:
+    """Compiles stored zone documents, reusing the result while a document is unchanged."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[str, Zone]] = {}
+
+    def compile(self, stored: StoredZone) -> Zone:
+        digest = hashlib.sha256(stored.to_json().encode()).hexdigest()
+        cached = self._cache.get(stored.name)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        doc = ZoneDoc.model_validate(stored.document)
+        zone = compile_zone(doc, doc.records, lambda _fingerprint: stored.serial)
+        self._cache[stored.name] = (digest, zone)
+        return zone
+
+    def build(self, stored: Stored) -> tuple[ZoneSet, list[str]]:
+        """Every zone that compiles; a stored document that does not is skipped and reported
+        (the API and the file loader validate before storing, so this means a foreign write)."""
+        zones: dict[bytes, Zone] = {}
+        problems = []
+        for name, zone_doc in stored.zones.items():
+            try:
+                zone = self.compile(zone_doc)
+            except (ZoneError, ValueError) as e:
+                problems.append(f"{name}: {e}")
+                continue
+            zones[zone.apex] = zone
+        for name in set(self._cache) - set(stored.zones):
+            del self._cache[name]
+        return ZoneSet(zones), problems
+
+
+class Sync:
+    """Owns the Redis side of one DNS process: reading, and writing back its answer tally."""
+
+    def __init__(
+        self,
+        store: Store,
+        current: Callable[[], Snapshot],
+        install: Callable[[Snapshot], None],
+        on_connect: Callable[[], Any] | None = None,
+        take_tally: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        self.store = store
+        self.current = current
+        self.install = install
+        self.on_connect = on_connect
+        self.take_tally = take_tally
+        self.compiler = ZoneCompiler()
+        self.stored_version = -1
+        self.connected = False
+        self.last_sync = 0.0  # when the snapshot last matched Redis (monotonic clock)
+        self.resyncs = 0
+        self.down_since: float | None = None
+        self._unsent: dict[str, int] = {}
+        self._warned = 0.0
+
+    @property
+    def staleness(self) -> float:
+        """Seconds since the snapshot was last known to match Redis (0 while connected)."""
+        if self.connected:
+            return 0.0
+        return time.monotonic() - self.last_sync if self.last_sync else float("inf")
+
+    async def resync(self) -> None:
+        stored = await self.store.read()
+        if stored.version == self.stored_version:
+            self.last_sync = time.monotonic()
+            return
+        zones, problems = await asyncio.to_thread(self.compiler.build, stored)
+        for problem in problems:
+            log.error("stored zone refused, skipping it", problem=problem)
+        old = self.current()
+        self.install(
+            dataclasses.replace(old, version=old.version + 1, zones=zones, state=stored.state)
+        )
+        self.stored_version = stored.version
+        self.last_sync = time.monotonic()
+        self.resyncs += 1
+
+    async def flush_tally(self) -> None:
+        if self.take_tally is None:
+            return
+        for key, count in self.take_tally().items():
+            self._unsent[key] = self._unsent.get(key, 0) + count
+        if self._unsent:
+            await self.store.add_answers(self._unsent)
+            self._unsent = {}
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            pubsub = self.store.redis.pubsub()
+            try:
+                await pubsub.subscribe(EVENTS)
+                if self.on_connect is not None:
+                    await self.on_connect()
+                await self.resync()
+                self._up()
+                backoff = 0.2
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL)
+                    changed = message is not None
+                    while message is not None:  # coalesce a burst into one rebuild
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=0
+                        )
+                    if not changed:
+                        changed = await self.store.version() != self.stored_version
+                    if changed:
+                        await self.resync()
+                    await self.flush_tally()
+            except asyncio.CancelledError:
+                raise
+            except REDIS_ERRORS as e:
+                self._down(e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                try:
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+                except (*REDIS_ERRORS, RuntimeError):
+                    pass
+
+    def _up(self) -> None:
+        if not self.connected:
+            if self.down_since is not None:
+                log.info(
+                    "redis reachable again, resynced",
+                    was_down=round(time.monotonic() - self.down_since, 1),
+                )
+            else:
+                log.info("redis synced", version=self.stored_version)
+        self.connected = True
+        self.down_since = None
+
+    def _down(self, error: BaseException) -> None:
+        if self.connected or self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning(
+                "redis unreachable, answering from the last snapshot",
+                error=str(error) or type(error).__name__,
+            )
+        self.connected = False

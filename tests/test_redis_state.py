@@ -1,0 +1,209 @@
+"""Shared state in a real Redis-protocol server: changes reach the answers within a second,
+and answering survives Redis going away (issue 3, "Done when")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+import redis
+
+from gslb.core.state import MemberState
+from gslb.shell.store import Store, StoredZone, connect
+from tests.helpers import query, write_zones
+from tests.server import ServerProcess
+
+ZONE = """\
+zone: gslb.example.com
+soa: {mname: ns1, rname: hostmaster.example.com.}
+records: |
+  @     NS    ns1
+  ns1   A     192.0.2.53
+isps:
+  isp-a: [192.0.2.0/24]
+  isp-b: [198.51.100.0/24]
+pools:
+  www:
+    policy: [health, isp_interleave, limit]
+    members:
+      - {address: 192.0.2.10}
+      - {address: 198.51.100.10}
+"""
+MEMBER = "gslb.example.com/www/192.0.2.10"
+
+
+def answers(server: ServerProcess) -> set[str]:
+    reply = dns.query.udp(query("www.gslb.example.com"), server.host, port=server.port, timeout=2)
+    return {rr.to_text() for rrset in reply.answer for rr in rrset}
+
+
+def run(coro_factory: object, url: str) -> object:
+    async def go() -> object:
+        client = connect(url)
+        try:
+            return await coro_factory(Store(client))  # type: ignore[operator]
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+def until(predicate: object, timeout: float) -> float:
+    """Seconds until `predicate()` holds; fails after `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():  # type: ignore[operator]
+            return time.monotonic() - started
+        time.sleep(0.01)
+    raise AssertionError(f"not within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+    base = tmp_path_factory.mktemp("embedded")
+    server = ServerProcess(write_zones(base / "zones", {"z.yaml": ZONE}), base / "data")
+    url = f"unix://{(base / 'data' / 'redis.sock').resolve()}"
+    until(lambda: server.events("redis synced"), 10)
+    yield server, url
+    assert server.stop() == 0
+
+
+def test_zone_files_are_stored_in_redis(embedded: tuple[ServerProcess, str]) -> None:
+    _, url = embedded
+    stored = redis.Redis.from_url(url).hgetall("gslb:zones")
+    zone = StoredZone.from_json("gslb.example.com", stored[b"gslb.example.com"])
+    assert zone.source.startswith("file:") and zone.source.endswith("z.yaml")
+    assert "www" in zone.document["pools"]
+    assert "ns1   A     192.0.2.53" in zone.document["records"]
+
+
+def test_health_change_reaches_the_answers_within_a_second(
+    embedded: tuple[ServerProcess, str],
+) -> None:
+    server, url = embedded
+    assert "192.0.2.10" in answers(server)
+    run(lambda store: store.set_health({MEMBER: MemberState("down")}), url)
+    took = until(lambda: "192.0.2.10" not in answers(server), 1.0)
+    run(lambda store: store.set_health({MEMBER: MemberState("up")}), url)
+    until(lambda: "192.0.2.10" in answers(server), 1.0)
+    assert took < 1.0
+
+
+def test_config_change_reaches_the_answers_within_a_second(
+    embedded: tuple[ServerProcess, str],
+) -> None:
+    server, url = embedded
+    raw = redis.Redis.from_url(url).hget("gslb:zones", "gslb.example.com")
+    zone = StoredZone.from_json("gslb.example.com", raw)
+    zone.document["pools"]["www"]["members"].append({"address": "198.51.100.77"})
+    changed = StoredZone(zone.name, zone.document, zone.serial + 1, zone.fingerprint, "api")
+    run(lambda store: store.put_zones([changed]), url)
+    until(lambda: "198.51.100.77" in answers(server), 1.0)
+
+
+def test_answers_handed_out_are_counted_in_redis(embedded: tuple[ServerProcess, str]) -> None:
+    server, url = embedded
+    for _ in range(20):
+        answers(server)
+    client = redis.Redis.from_url(url)
+
+    def counted() -> int:
+        total = 0
+        for key in client.scan_iter("gslb:answers:*"):
+            total += int(client.hget(key, MEMBER) or 0)
+        return total
+
+    until(lambda: counted() >= 20, 3.0)
+
+
+# --- against Debian's redis-server, which the test stops and starts ---------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        until(self.alive, 10)
+
+    def alive(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+
+def test_debian_redis_server_outage_and_return(tmp_path: Path) -> None:
+    port = free_port()
+    backing = RedisServer(tmp_path, port)
+    backing.start()
+    url = f"redis://127.0.0.1:{port}/0"
+    server = ServerProcess(
+        write_zones(tmp_path / "zones", {"z.yaml": ZONE}), tmp_path / "data", "--redis", url
+    )
+    try:
+        until(lambda: server.events("redis synced"), 10)
+        before = answers(server)
+        assert before == {"192.0.2.10", "198.51.100.10"}
+
+        backing.kill()
+        until(lambda: server.events("redis unreachable, answering from the last snapshot"), 10)
+        for _ in range(50):
+            assert answers(server) == before, "answering goes on from the last snapshot"
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{server.http[0][1]}/healthz", timeout=5
+        ) as r:
+            health = json.loads(r.read())
+        assert health["redis"] == "down" and health["stale_seconds"] is not None
+
+        backing.start()  # the same directory: its append-only file brings the data back
+        until(lambda: server.events("redis reachable again, resynced"), 10)
+        run(lambda store: store.set_health({MEMBER: MemberState("down")}), url)
+        until(lambda: answers(server) == {"198.51.100.10"}, 1.0)
+    finally:
+        server.stop()
+        backing.kill()
