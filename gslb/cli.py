@@ -34,13 +34,6 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="every role in one process tree, for one machine")
     serve.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
     serve.add_argument(
-        "--dns",
-        type=_endpoint(53),
-        action="append",
-        metavar="HOST:PORT",
-        help="DNS listen address, UDP and TCP (repeatable; default 127.0.0.1:5353)",
-    )
-    serve.add_argument(
         "--http",
         type=_endpoint(8053),
         default=("127.0.0.1", 8053),
@@ -49,30 +42,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--redis", metavar="URL", help="external Redis; default: embedded")
     serve.add_argument("--data-dir", type=Path, default=Path("data"), help="embedded Redis data")
-    _geoip_flags(serve)
-    serve.add_argument("--nsid", default="", help="NSID (RFC 5001) this node answers with")
-    serve.add_argument(
-        "--max-udp-size",
-        type=int,
-        default=DEFAULT_MAX_UDP,
-        help=f"largest UDP reply, 512..4096 (default {DEFAULT_MAX_UDP})",
+    _dns_flags(serve)
+
+    dns_role = sub.add_parser("dns", help="the DNS role alone, answering from a shared Redis")
+    dns_role.add_argument(
+        "--redis",
+        metavar="URL",
+        required=True,
+        help="redis://, rediss:// (TLS), unix:// or redis+sentinel://HOST:PORT,.../SERVICE",
     )
-    serve.add_argument(
-        "--tcp-idle-timeout",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="close a TCP connection idle this long (default 10)",
+    dns_role.add_argument(
+        "--http",
+        type=_endpoint(8053),
+        metavar="HOST:PORT",
+        help="serve /healthz and the read-only explain endpoint here (default: no HTTP)",
     )
-    serve.add_argument(
-        "--tcp-max-connections",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="concurrent TCP connections accepted (default 1000)",
-    )
-    serve.add_argument("--log-format", choices=["console", "json"], default="console")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _dns_flags(dns_role)
 
     check = sub.add_parser("check-zones", help="validate a zone directory")
     check.add_argument("directory", type=Path)
@@ -93,6 +78,42 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dns_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dns",
+        type=_endpoint(53),
+        action="append",
+        metavar="HOST:PORT",
+        help="DNS listen address, UDP and TCP (repeatable; default 127.0.0.1:5353)",
+    )
+    _geoip_flags(parser)
+    parser.add_argument("--nsid", default="", help="NSID (RFC 5001) this node answers with")
+    parser.add_argument(
+        "--max-udp-size",
+        type=int,
+        default=DEFAULT_MAX_UDP,
+        help=f"largest UDP reply, 512..4096 (default {DEFAULT_MAX_UDP})",
+    )
+    parser.add_argument(
+        "--tcp-idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a TCP connection idle this long (default 10)",
+    )
+    parser.add_argument(
+        "--tcp-max-connections",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="concurrent TCP connections accepted (default 1000)",
+    )
+    parser.add_argument("--log-format", choices=["console", "json"], default="console")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+
+
 def _geoip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--geoip", type=Path, metavar="CITY.mmdb", help="GeoIP2 City database")
     parser.add_argument("--geoip-asn", type=Path, metavar="ASN.mmdb", help="GeoIP2 ASN database")
@@ -102,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-zones":
         return check_zones(args.directory)
-    if args.command == "serve":
+    if args.command in ("serve", "dns"):
         return serve(args)
     if args.command == "explain":
         return explain(args)
@@ -188,12 +209,15 @@ def serve(args: argparse.Namespace) -> int:
     if not 512 <= args.max_udp_size <= 4096:
         print("gslb: --max-udp-size must be within 512..4096", file=sys.stderr)
         return 2
-    try:
-        zones = zonefiles.load_directory(args.zones)
-    except zonefiles.ZoneLoadError as e:
-        for error in e.errors:
-            log.error("zone refused", error=str(error))
-        return 1
+    zones = None
+    zones_dir = getattr(args, "zones", None)
+    if zones_dir is not None:
+        try:
+            zones = zonefiles.load_directory(zones_dir)
+        except zonefiles.ZoneLoadError as e:
+            for error in e.errors:
+                log.error("zone refused", error=str(error))
+            return 1
     try:
         locator = _locator(args)
     except GeoIpError as e:
@@ -204,12 +228,12 @@ def serve(args: argparse.Namespace) -> int:
     else:
         log.info("geoip", **locator.describe())
     config = NodeConfig(
-        zones_dir=args.zones,
+        zones_dir=zones_dir,
         dns=args.dns or [("127.0.0.1", 5353)],
         http=args.http,
         redis_url=args.redis,
+        data_dir=getattr(args, "data_dir", Path("data")),
         locator=locator,
-        data_dir=args.data_dir,
         settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
         tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),
     )

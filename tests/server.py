@@ -19,13 +19,21 @@ class ServerProcess:
     """`python -m gslb serve` with JSON logs; `lines` collects every log line it writes."""
 
     def __init__(
-        self, zones: Path, data_dir: Path, *extra: str, dns: tuple[str, ...] = ("127.0.0.1:0",)
+        self,
+        zones: Path | None,
+        data_dir: Path | None,
+        *extra: str,
+        dns: tuple[str, ...] = ("127.0.0.1:0",),
+        role: str = "serve",
     ) -> None:
-        args = [sys.executable, "-m", "gslb", "serve", "--zones", str(zones)]
+        args = [sys.executable, "-m", "gslb", role]
+        if zones is not None:
+            args += ["--zones", str(zones)]
+        if data_dir is not None:
+            args += ["--data-dir", str(data_dir)]
         for endpoint in dns:
             args += ["--dns", endpoint]
-        args += ["--http", "127.0.0.1:0", "--data-dir", str(data_dir), "--log-format", "json"]
-        args += list(extra)
+        args += ["--http", "127.0.0.1:0", "--log-format", "json", *extra]
         self.proc = subprocess.Popen(
             args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )

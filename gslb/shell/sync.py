@@ -30,6 +30,8 @@ log = logs.get("gslb.sync")
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 POLL = 1.0  # seconds between version checks when no event arrives
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
+LOAD_REFRESH = 5.0  # seconds between re-reads of load and answer counts, for pools that use them
+LOAD_STEPS = frozenset({"least_load", "least_traffic", "cost", "proximity"})
 
 
 def stored_from_file(loaded: zonefiles.LoadedZone) -> StoredZone:
@@ -101,6 +103,7 @@ class Sync:
         self.down_since: float | None = None
         self._unsent: dict[str, int] = {}
         self._warned = 0.0
+        self._refreshed = 0.0
 
     @property
     def staleness(self) -> float:
@@ -109,9 +112,12 @@ class Sync:
             return 0.0
         return time.monotonic() - self.last_sync if self.last_sync else float("inf")
 
-    async def resync(self) -> None:
+    async def resync(self, refresh_load: bool = False) -> None:
+        """Rebuild from Redis if anything changed. Load reports and answer counts change all
+        the time without a version bump; with `refresh_load` they are compared too."""
         stored = await self.store.read()
-        if stored.version == self.stored_version:
+        unchanged = stored.version == self.stored_version
+        if unchanged and not (refresh_load and self._load_differs(stored)):
             self.last_sync = time.monotonic()
             return
         zones, problems = await asyncio.to_thread(self.compiler.build, stored)
@@ -124,6 +130,18 @@ class Sync:
         self.stored_version = stored.version
         self.last_sync = time.monotonic()
         self.resyncs += 1
+
+    def _load_differs(self, stored: Stored) -> bool:
+        state = self.current().state
+        return stored.state.load != state.load or stored.state.answers != state.answers
+
+    def _uses_load(self) -> bool:
+        return any(
+            step in LOAD_STEPS
+            for zone in self.current().zones.zones.values()
+            for pool in zone.pools_by_name.values()
+            for step in pool.steps
+        )
 
     async def flush_tally(self) -> None:
         if self.take_tally is None:
@@ -154,8 +172,11 @@ class Sync:
                         )
                     if not changed:
                         changed = await self.store.version() != self.stored_version
-                    if changed:
-                        await self.resync()
+                    refresh = time.monotonic() - self._refreshed >= LOAD_REFRESH
+                    if refresh:
+                        self._refreshed = time.monotonic()
+                    if changed or (refresh and self._uses_load()):
+                        await self.resync(refresh_load=refresh)
                     await self.flush_tally()
             except asyncio.CancelledError:
                 raise
