@@ -18,6 +18,7 @@ import dns.message
 import dns.query
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from gslb.core.state import MemberState
 from gslb.shell.store import Store, StoredZone, connect
@@ -199,6 +200,17 @@ def test_debian_redis_server_outage_and_return(tmp_path: Path) -> None:
         ) as r:
             health = json.loads(r.read())
         assert health["redis"] == "down" and health["stale_seconds"] is not None
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{server.http[0][1]}/metrics", timeout=5
+        ) as r:
+            scraped = {
+                s.name: s.value
+                for family in text_string_to_metric_families(r.read().decode())
+                for s in family.samples
+            }
+        assert scraped["gslb_redis_up"] == 0
+        assert scraped["gslb_snapshot_stale_seconds"] > 0
+        assert scraped["gslb_dns_queries_total"] >= 51
 
         backing.start()  # the same directory: its append-only file brings the data back
         until(lambda: server.events("redis reachable again, resynced"), 10)

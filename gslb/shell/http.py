@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from gslb.core import names
 from gslb.core.explain import explain as run_explain
+from gslb.shell import metrics
 
 if TYPE_CHECKING:
     from gslb.shell.serve import Node
 
 NODE_KEY: web.AppKey[Node] = web.AppKey("node")
+REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -58,9 +61,16 @@ def _error(status: int, message: str, field: str | None) -> web.Response:
     return web.json_response({"status": status, "message": message, "field": field}, status=status)
 
 
+async def prometheus(request: web.Request) -> web.Response:
+    body = metrics.render(request.app[REGISTRY_KEY])
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
 def make_app(node: Node) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[NODE_KEY] = node
+    app[REGISTRY_KEY] = metrics.registry_for(node)
+    app.router.add_get("/metrics", prometheus)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/explain", explain)
     return app
