@@ -8,26 +8,11 @@ reports each fault with its field path so that files and API errors can point at
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-STEPS = (
-    "health",
-    "failover",
-    "proximity",
-    "topology",
-    "round_robin",
-    "weighted",
-    "least_load",
-    "least_traffic",
-    "fastest",
-    "cost",
-    "sticky",
-    "isp_interleave",
-    "limit",
-)
 StepName = Literal[
     "health",
     "failover",
@@ -43,6 +28,7 @@ StepName = Literal[
     "isp_interleave",
     "limit",
 ]
+STEPS: tuple[str, ...] = get_args(StepName)
 
 
 DEFAULT_POLICY: tuple[StepName, ...] = ("health", "round_robin", "limit")
