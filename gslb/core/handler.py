@@ -162,8 +162,7 @@ def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache
             body = encode.encode(query, Lookup(0, False), settings.max_udp_size - len(opt))
             return encode.finish(body, query, opt)
         limit = TCP_ROOM if client.tcp else max(MIN_UDP, min(edns.udp_size, settings.max_udp_size))
-    # The OPT record's length does not depend on the scope, so the room is known before.
-    room = limit - (len(_opt(query, snapshot, 0)) if edns is not None else 0)
+    room = limit - _opt_length(query, snapshot)
     base = (snapshot.version, query.key, query.qtype, query.qclass, room)
     found = cache.get(base)
     if found is None:
@@ -191,6 +190,20 @@ def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache
 
 def _has_subnet(query: Query) -> bool:
     return query.edns is not None and query.edns.ecs is not None and query.edns.ecs.source > 0
+
+
+def _opt_length(query: Query, snapshot: Snapshot) -> int:
+    """Octets our OPT record will take: known before the answer (the scope is one octet)."""
+    edns = query.edns
+    if edns is None:
+        return 0
+    length = 11
+    nsid = snapshot.settings.nsid
+    if edns.nsid and nsid:
+        length += 4 + len(nsid)
+    if edns.ecs is not None:
+        length += 8 + len(edns.ecs.address)
+    return length
 
 
 def _opt(query: Query, snapshot: Snapshot, scope: int, extended_rcode: int = 0) -> bytes:
