@@ -9,6 +9,8 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gslb.core.handler import ReplyCache
 from gslb.core.snapshot import Snapshot
@@ -153,3 +155,22 @@ def test_cache_keys_on_room(snapshot: Snapshot) -> None:
     large = ask(snapshot, query("big.gslb.example.com", "TXT", use_edns=0, payload=1232), cache)
     assert small.flags & dns.flags.TC
     assert not large.flags & dns.flags.TC
+
+
+@given(st.booleans(), st.booleans(), st.integers(0, 32), st.binary(max_size=20))
+def test_reply_room_accounts_for_the_opt_record_exactly(
+    want_nsid: bool, with_ecs: bool, prefix: int, nsid: bytes
+) -> None:
+    from gslb.core import handler
+    from gslb.core.query import scan
+    from gslb.core.snapshot import Settings, Snapshot
+    from gslb.core.zone import ZoneSet
+
+    options: list[dns.edns.Option] = []
+    if want_nsid:
+        options.append(dns.edns.GenericOption(dns.edns.NSID, b""))
+    if with_ecs:
+        options.append(ecs("10.0.0.0", prefix))
+    q = scan(query("x.example", use_edns=0, options=options).to_wire())
+    snap = Snapshot(1, ZoneSet({}), Settings(nsid=nsid))
+    assert handler._opt_length(q, snap) == len(handler._opt(q, snap, 24))
