@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import socket
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import NamedTuple
 from gslb.core import encode
 from gslb.core.decide import decide as decide_pool
 from gslb.core.decide import period
-from gslb.core.location import ClientInfo, Location
+from gslb.core.location import ClientInfo, IPAddress, Location
 from gslb.core.policy import client_use, sticky
 from gslb.core.pools import Pool
 from gslb.core.query import FLAG_QR, FormErr, Query, scan
@@ -255,26 +256,51 @@ def _with_fallbacks(pools: list[Pool], by_name: Mapping[str, Pool]) -> list[Pool
     return out
 
 
-def client_info(query: Query, client: Client) -> ClientInfo:
-    """The address decisions use: the EDNS Client Subnet when given (and not /0), else the
-    resolver's own address (RFC 7871 §7.1.1)."""
+BLIND = ClientInfo(ipaddress.IPv4Address(0), None)  # for pools that never look at the client
+
+
+def _client_bits(query: Query, client: Client) -> tuple[int, int, int | None]:
+    """(IP version, address as an integer, ECS source prefix or None): the address decisions
+    use is the EDNS Client Subnet when given (and not /0), else the resolver's own address
+    (RFC 7871 §7.1.1)."""
     ecs = query.edns.ecs if query.edns is not None else None
     if ecs is not None and ecs.source > 0:
         size = 4 if ecs.family == 1 else 16
-        packed = ecs.address + b"\0" * (size - len(ecs.address))
-        return ClientInfo(ipaddress.ip_address(packed), ecs.source)
-    return ClientInfo(ipaddress.ip_address(client.address.split("%")[0]), None)
+        value = int.from_bytes(ecs.address, "big") << (8 * (size - len(ecs.address)))
+        return (4 if size == 4 else 6), value, ecs.source
+    host = client.address
+    if ":" in host:
+        return (
+            6,
+            int.from_bytes(socket.inet_pton(socket.AF_INET6, host.partition("%")[0]), "big"),
+            None,
+        )
+    return 4, int.from_bytes(socket.inet_aton(host), "big"), None
+
+
+def client_info(query: Query, client: Client) -> ClientInfo:
+    version, value, source = _client_bits(query, client)
+    return ClientInfo(_address(version, value), source)
+
+
+def _address(version: int, value: int) -> IPAddress:
+    return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
 
 
 def client_decision(
     route: Route, query: Query, client: Client, snapshot: Snapshot
 ) -> tuple[ClientInfo, bytes, int]:
-    """(client info, decision key, ECS scope) for a dynamic route."""
+    """(client info, decision key, ECS scope) for a dynamic route.
+
+    The decision key is the client's address cut to the prefix the decision depends on (the
+    GeoIP record's network, a sticky /24 or /56, topology CIDR rules), as
+    `version, prefix, network bits`; client-blind routes share the empty key.
+    """
     if not (route.geo or route.subnet):
-        return ClientInfo(ipaddress.ip_address("0.0.0.0"), None), b"", 0
-    info = client_info(query, client)
-    address = info.address
-    v4 = address.version == 4
+        return BLIND, b"", 0
+    version, value, source = _client_bits(query, client)
+    bits = 32 if version == 4 else 128
+    address = _address(version, value)
     prefix = 0
     location: Location | None = None
     if route.geo:
@@ -282,12 +308,12 @@ def client_decision(
             location = snapshot.locator.locate(address)
             if location is not None:
                 prefix = location.network.prefixlen
-        prefix = max(prefix, route.cidr_precision[0 if v4 else 1])
+        prefix = max(prefix, route.cidr_precision[0 if version == 4 else 1])
     if route.subnet:
-        prefix = max(prefix, sticky.IPV4_PREFIX if v4 else sticky.IPV6_PREFIX)
-    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
-    key = bytes([address.version, prefix]) + network.network_address.packed
-    return ClientInfo(address, info.source_prefix, location), key, prefix
+        prefix = max(prefix, sticky.IPV4_PREFIX if version == 4 else sticky.IPV6_PREFIX)
+    network = (value >> (bits - prefix)) << (bits - prefix) if prefix else 0
+    key = bytes((version, prefix)) + network.to_bytes(bits // 8, "big")
+    return ClientInfo(address, source, location), key, prefix
 
 
 def _dynamic(

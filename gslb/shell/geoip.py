@@ -2,7 +2,8 @@
 
 The readers use libmaxminddb's memory map through the maxminddb C extension (geoip2's
 `MODE_MMAP_EXT`); results are memoised per /24 (IPv4) or /48 (IPv6) whenever the database
-record covers that whole block, so a busy query path pays the lookup once per client network.
+record covers that whole block, else per address (ECS addresses are already cut to their
+prefix, so there are few), and a busy query path pays the lookup once per client network.
 Every `Location` carries the record's own network: the decision depends on exactly that block,
 which is the EDNS Client Subnet scope to announce.
 """
@@ -47,11 +48,15 @@ class GeoIpLocator:
         found = self._memo.get(memo_key)
         if found is not None:
             return found
+        exact_key = (-version, int(address))  # records narrower than the block: per address
+        found = self._memo.get(exact_key)
+        if found is not None:
+            return found
         location = self._lookup(address)
-        if location.network.prefixlen <= MEMO_PREFIX[version]:
-            if len(self._memo) >= MEMO_MAX:
-                self._memo.clear()
-            self._memo[memo_key] = location
+        if len(self._memo) >= MEMO_MAX:
+            self._memo.clear()
+        wide = location.network.prefixlen <= MEMO_PREFIX[version]
+        self._memo[memo_key if wide else exact_key] = location
         return location
 
     def _lookup(self, address: IPAddress) -> Location:
