@@ -64,6 +64,9 @@ class SiteDoc(_Doc):
     lon: float = Field(ge=-180, le=180)
     country: str | None = Field(None, description="ISO 3166 code, for topology rules and display")
     continent: str | None = Field(None, description="two-letter continent code (EU, NA, ...)")
+    capacity: float | None = Field(
+        None, gt=0, description="sessions the site can take; default: its members' capacities"
+    )
     description: str | None = None
 
 

@@ -21,6 +21,7 @@ class Site:
     lon: float
     country: str | None = None
     continent: str | None = None
+    capacity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,8 @@ def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
     """Every pool of a validated document, by name."""
     zone = names.to_text(apex).rstrip(".")
     sites = {
-        name: Site(name, s.lat, s.lon, s.country, s.continent) for name, s in doc.sites.items()
+        name: Site(name, s.lat, s.lon, s.country, s.continent, s.capacity)
+        for name, s in doc.sites.items()
     }
     isp_table = [(ipaddress.ip_network(net), isp) for isp, nets in doc.isps.items() for net in nets]
     topology = tuple(

@@ -82,3 +82,23 @@ def test_no_spill_below_capacity() -> None:
             p.members, context(p, state, client_at(51.5, -0.1), slot=i, client_key=bytes([i]))
         )
         assert out[0] is lon
+
+
+def test_site_capacity_overrides_member_capacities() -> None:
+    import dataclasses
+
+    from tests.policy.strategies import SITES
+
+    small_lon = dataclasses.replace(SITES["lon"], capacity=10)
+    lon = dataclasses.replace(member(1, site="lon", capacity=1000), site=small_lon)
+    fra = member(2, site="fra", capacity=100)
+    state = ClusterState(load={lon.address: Load(sessions=20)})  # over the site's 10
+    p = pool([lon, fra])
+    leads = Counter(
+        proximity.apply(
+            p.members,
+            context(p, state, client_at(51.5, -0.1), slot=i % 20, client_key=i.to_bytes(4, "big")),
+        )[0].site.name  # type: ignore[union-attr]
+        for i in range(4000)
+    )
+    assert abs(leads["fra"] / 4000 - 0.5) < 0.03

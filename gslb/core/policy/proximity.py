@@ -4,7 +4,8 @@ Rule: candidates are ordered by great-circle distance from the client's location
 EDNS Client Subnet, else of the resolver) to their site's coordinates, nearest first; members
 without a site follow, and without a client location the order is kept.
 
-Capacity spill-over: when the nearest site's members declare a `capacity` and their reported
+Capacity spill-over: when the nearest site has a `capacity` (its own, or its members' summed) and
+its reported
 load (sessions, else answers handed out) reaches it, the fraction `1 - capacity / load` of the
 answers (chosen per client network and rotation slot, so the same clients stay put) leads
 instead with another site that has headroom, picked in proportion to `capacity - load`, so the
@@ -62,9 +63,11 @@ def _sites_in_order(ordered: list[Member]) -> list[str]:
 
 
 def site_usage(members: list[Member] | Candidates, site: str, ctx: Context) -> tuple[float, float]:
-    """(capacity, load) of a site's candidates; capacity 0 when none is declared."""
+    """(capacity, load) of a site's candidates: the site's declared capacity, else the sum of
+    its members'; 0 when none is declared."""
     at_site = [m for m in members if m.site is not None and m.site.name == site]
-    capacity = sum(m.capacity or 0.0 for m in at_site)
+    declared = at_site[0].site.capacity if at_site and at_site[0].site else None
+    capacity = declared if declared is not None else sum(m.capacity or 0.0 for m in at_site)
     load = sum(ctx.sessions(m) for m in at_site)
     return capacity, load
 
