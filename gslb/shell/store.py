@@ -1,14 +1,7 @@
 """The shared state in Redis: key schema, atomic writes, and reading it all back.
 
-Keys (prefix `gslb:`; docs/redis.md has the full schema):
-
-    gslb:version            integer, INCR'd by every change of configuration or state
-    gslb:zones              hash  zone -> JSON {document, serial, fingerprint, source}
-    gslb:health             hash  member key (zone/pool/address) -> JSON MemberState
-    gslb:load               hash  member address -> JSON {sessions, cpu, traffic, at}
-    gslb:paths_down         set   "isp|site" ("isp|*": everywhere)
-    gslb:answers:<bucket>   hash  member key -> answers handed out in that 10 s bucket
-    gslb:events             pub/sub channel: JSON {kind, version, ...} after every change
+Key names and value formats are in gslb.schema (shared with the checkers); docs/redis.md
+has the whole schema.
 
 Every multi-key write is one MULTI/EXEC that also bumps `gslb:version` and publishes the
 event, so a reader never sees half a change and always learns that one happened.
@@ -25,16 +18,23 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
 
-from gslb.core.state import ClusterState, Health, Load, MemberState
-
-PREFIX = "gslb:"
-VERSION = PREFIX + "version"
-ZONES = PREFIX + "zones"
-HEALTH = PREFIX + "health"
-LOAD = PREFIX + "load"
-PATHS_DOWN = PREFIX + "paths_down"
-ANSWERS = PREFIX + "answers:"
-EVENTS = PREFIX + "events"
+from gslb.core.state import ClusterState, Load, MemberState
+from gslb.core.targets import targets_of
+from gslb.core.zonedoc import ZoneDoc
+from gslb.schema import (
+    ANSWERS,
+    EVENTS,
+    HEALTH,
+    LOAD,
+    PATHS_DOWN,
+    TARGETS,
+    VERSION,
+    ZONES,
+    Health,
+    Target,
+    dumps,
+)
+from gslb.schema import Load as LoadReport
 
 ANSWER_BUCKET = 10  # seconds per answers bucket
 ANSWER_WINDOW = 3  # buckets that make "recently" (30 s)
@@ -130,12 +130,16 @@ class Store:
     async def put_zones(
         self, zones: list[StoredZone], remove: tuple[str, ...] = (), kind: str = "config"
     ) -> int:
-        """Store zones (and drop others) atomically; returns the new version."""
+        """Store zones (and drop others) atomically, with what the checkers must probe in
+        them; returns the new version."""
+        targets = {zone.name: _targets(zone) for zone in zones}
         async with self.redis.pipeline(transaction=True) as pipe:
             for zone in zones:
                 pipe.hset(ZONES, zone.name, zone.to_json())
+                pipe.hset(TARGETS, zone.name, dumps([t.to_dict() for t in targets[zone.name]]))
             for name in remove:
                 pipe.hdel(ZONES, name)
+                pipe.hdel(TARGETS, name)
             pipe.incr(VERSION)
             results = await pipe.execute()
         version = int(results[-1])
@@ -179,6 +183,13 @@ class Store:
             await pipe.execute()
 
 
+def _targets(zone: StoredZone) -> list[Target]:
+    try:
+        return targets_of(ZoneDoc.model_validate(zone.document))
+    except ValueError:
+        return []  # the zone will be refused when compiled, and reported there
+
+
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -193,22 +204,19 @@ def _state(
     members: dict[str, MemberState] = {}
     for key, raw in health.items():
         try:
-            data = json.loads(raw)
-            status: Health = data["health"] if data["health"] in ("up", "down") else "unknown"
-            members[_s(key)] = MemberState(
-                status, data.get("rtt"), frozenset(data.get("paths_down") or ())
-            )
+            decided = Health.from_json(raw)
         except (ValueError, KeyError, TypeError):
             continue  # a foreign or broken entry is no health information
+        members[_s(key)] = MemberState(decided.health, decided.rtt, frozenset(decided.paths_down))
     loads: dict[str, Load] = {}
     for address, raw in load.items():
         try:
-            data = json.loads(raw)
-            if now - float(data.get("at", 0)) > LOAD_FRESH:
-                continue  # a stale report is no report (RFC 2391: the agent stopped talking)
-            loads[_s(address)] = Load(data.get("sessions"), data.get("cpu"), data.get("traffic"))
-        except (ValueError, TypeError):
+            report = LoadReport.from_json(raw)
+        except (ValueError, TypeError, AttributeError):
             continue
+        if now - report.at > LOAD_FRESH:
+            continue  # a stale report is no report (RFC 2391: the agent stopped talking)
+        loads[_s(address)] = Load(report.sessions, report.cpu, report.traffic)
     counted: dict[str, float] = {}
     for bucket in answers:
         for key, count in bucket.items():

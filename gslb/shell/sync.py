@@ -22,8 +22,9 @@ from gslb import zonefiles
 from gslb.core.snapshot import Snapshot
 from gslb.core.zone import Zone, ZoneSet
 from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone
+from gslb.schema import EVENTS
 from gslb.shell import logs
-from gslb.shell.store import EVENTS, Store, Stored, StoredZone
+from gslb.shell.store import Store, Stored, StoredZone
 
 log = logs.get("gslb.sync")
 
