@@ -9,7 +9,9 @@ TEST_STAMP := $(VENV)/.test-installed
 
 .PHONY: run test lint typecheck unit system-deps clean
 
+# The example zone's members are loopback addresses; demo-backends answers their health checks.
 run: $(RUN_STAMP)
+	$(BIN)/gslb demo-backends --zones zones/ & demo=$$!; trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gslb serve --zones zones/ --dns 127.0.0.1:5353 --http 127.0.0.1:8053
 
 test: $(TEST_STAMP) system-deps lint typecheck unit

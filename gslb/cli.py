@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
 from gslb.shell import logs
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
 from gslb.shell.transport import TcpLimits, parse_endpoint
+from healthchecks.checker import CheckerConfig
 
 
 def _endpoint(default_port: int) -> type:
@@ -42,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--redis", metavar="URL", help="external Redis; default: embedded")
     serve.add_argument("--data-dir", type=Path, default=Path("data"), help="embedded Redis data")
+    serve.add_argument(
+        "--checker-id",
+        default=socket.gethostname(),
+        metavar="NAME",
+        help="id of the health checker this node runs (default: the host name)",
+    )
+    _path_flag(serve)
     _dns_flags(serve)
 
     dns_role = sub.add_parser("dns", help="the DNS role alone, answering from a shared Redis")
@@ -58,6 +68,27 @@ def _parser() -> argparse.ArgumentParser:
         help="serve /healthz and the read-only explain endpoint here (default: no HTTP)",
     )
     _dns_flags(dns_role)
+
+    checker = sub.add_parser("checker", help="probe the members and agree on their health")
+    checker.add_argument("--redis", metavar="URL", required=True, help="the shared Redis")
+    checker.add_argument("--id", default=socket.gethostname(), help="unique checker id")
+    checker.add_argument("--region", default="default", help="where this checker probes from")
+    _path_flag(checker)
+    checker.add_argument(
+        "--replicas", type=int, default=3, help="checkers that probe each member (default 3)"
+    )
+    checker.add_argument(
+        "--quorum",
+        default="majority",
+        help="down votes needed: majority (default), all, any, or a number",
+    )
+    checker.add_argument("--heartbeat", type=float, default=1.0, help="seconds (default 1)")
+    _log_flags(checker)
+
+    demo = sub.add_parser(
+        "demo-backends", help="stand-in HTTP servers for the loopback members of the zones"
+    )
+    demo.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
 
     check = sub.add_parser("check-zones", help="validate a zone directory")
     check.add_argument("directory", type=Path)
@@ -108,9 +139,34 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="concurrent TCP connections accepted (default 1000)",
     )
+    _log_flags(parser)
+
+
+def _log_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+
+
+def _path(text: str) -> tuple[str, str]:
+    name, sep, source = text.partition("=")
+    if not sep or not name or not source:
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=SOURCE_ADDRESS")
+    try:
+        ipaddress.ip_address(source)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: {source} is not an IP address") from None
+    return name, source
+
+
+def _path_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--path",
+        type=_path,
+        action="append",
+        metavar="NAME=SOURCE_ADDRESS",
+        help="an uplink to probe over, named after its ISP (repeatable; default: the system's)",
     )
 
 
@@ -127,7 +183,34 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "explain":
         return explain(args)
+    if args.command == "checker":
+        return checker(args)
+    if args.command == "demo-backends":
+        from gslb import demo
+
+        logs.configure("console", "info")
+        asyncio.run(demo.serve(args.zones))
+        return 0
     return 2
+
+
+def checker(args: argparse.Namespace) -> int:
+    from healthchecks.run import run_checker
+
+    logs.configure(args.log_format, args.log_level)
+    if args.quorum not in ("majority", "all", "any") and not args.quorum.isdigit():
+        print("gslb checker: --quorum is majority, all, any or a number", file=sys.stderr)
+        return 2
+    config = CheckerConfig(
+        id=args.id,
+        region=args.region,
+        paths=dict(args.path) if args.path else None,
+        replicas=args.replicas,
+        quorum=args.quorum,
+        heartbeat=args.heartbeat,
+    )
+    asyncio.run(run_checker(args.redis, config))
+    return 0
 
 
 def _locator(args: argparse.Namespace) -> GeoIpLocator | None:
@@ -234,6 +317,11 @@ def serve(args: argparse.Namespace) -> int:
         redis_url=args.redis,
         data_dir=getattr(args, "data_dir", Path("data")),
         locator=locator,
+        checker=CheckerConfig(
+            id=args.checker_id, region="local", paths=dict(args.path) if args.path else None
+        )
+        if args.command == "serve"
+        else None,
         settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
         tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),
     )

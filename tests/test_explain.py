@@ -29,10 +29,10 @@ def test_explain_shows_each_step_and_the_answer(tmp_path: Path) -> None:
     snap = snapshot(tmp_path)
     down = ClusterState(
         health={
-            "gslb.example.com/www/192.0.2.10": MemberState("down"),
-            "gslb.example.com/www/198.51.100.10": MemberState("up"),
-            "gslb.example.com/www/192.0.2.20": MemberState("up"),
-            "gslb.example.com/www/198.51.100.20": MemberState("up"),
+            "gslb.example.com/www/127.10.1.10": MemberState("down"),
+            "gslb.example.com/www/127.10.2.10": MemberState("up"),
+            "gslb.example.com/www/127.10.1.20": MemberState("up"),
+            "gslb.example.com/www/127.10.2.20": MemberState("up"),
         }
     )
     result = explain(
@@ -42,9 +42,9 @@ def test_explain_shows_each_step_and_the_answer(tmp_path: Path) -> None:
     assert result["ecs_scope"] == 24
     (pool,) = result["pools"]
     steps = {s["step"]: s for s in pool["steps"]}
-    assert steps["health"]["dropped"] == ["192.0.2.10"]
-    assert "192.0.2.10 (down)" in steps["health"]["notes"][-1]
-    assert steps["proximity"]["kept"][0] in ("192.0.2.20", "198.51.100.20")
+    assert steps["health"]["dropped"] == ["127.10.1.10"]
+    assert "127.10.1.10 (down)" in steps["health"]["notes"][-1]
+    assert steps["proximity"]["kept"][0] in ("127.10.1.20", "127.10.2.20")
     assert steps["proximity"]["reordered"] is True
     assert [line.split()[-1] for line in result["answer"]] == pool["answer"]
 
@@ -71,7 +71,7 @@ def test_cli_explain_prints_the_story(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert "location: London, GB, EU" in out
-    assert "proximity" in out and "192.0.2.10@lon" in out
+    assert "proximity" in out and "127.10.1.10@lon" in out
     as_json = subprocess.run(
         [
             sys.executable,

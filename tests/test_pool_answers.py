@@ -30,6 +30,8 @@ records: |
 isps:
   isp-a: [192.0.2.0/24, 2001:db8:a::/48]
   isp-b: [198.51.100.0/24, 2001:db8:b::/48]
+monitors:
+  web: {type: http, port: 8080}
 sites:
   lon: {lat: 51.51, lon: -0.13}
   nyc: {lat: 40.71, lon: -74.01}
@@ -73,6 +75,10 @@ pools:
   open:
     policy: [health, limit]
     members: [{address: 192.0.2.95, state: drained}, {address: 192.0.2.94, state: disabled}]
+  failopen:
+    policy: [health, limit]
+    monitor: web
+    members: [{address: 192.0.2.93}, {address: 192.0.2.92, state: drained}, {address: 192.0.2.91}]
   sticky:
     policy: [health, sticky, limit]
     max_answers: 1
@@ -186,9 +192,19 @@ def test_fallbacks(snapshot: Snapshot) -> None:
     assert addresses(ask(snapshot, "fixed.gslb.example.com")) == ["203.0.113.1", "203.0.113.2"]
     nothing = ask(snapshot, "nothing.gslb.example.com")
     assert nothing.rcode() == dns.rcode.NOERROR and nothing.answer == []
-    assert addresses(ask(snapshot, "open.gslb.example.com")) == ["192.0.2.95"], (
-        "fail open, but never to disabled"
+    assert addresses(ask(snapshot, "open.gslb.example.com")) == [], "never to drained or disabled"
+
+
+def test_fail_open_answers_enabled_members_only(snapshot: Snapshot) -> None:
+    down = ClusterState(
+        health={
+            "gslb.example.com/failopen/192.0.2.93": MemberState("down"),
+            "gslb.example.com/failopen/192.0.2.92": MemberState("down"),
+            "gslb.example.com/failopen/192.0.2.91": MemberState("down"),
+        }
     )
+    reply = ask(dataclasses.replace(snapshot, version=7, state=down), "failopen.gslb.example.com")
+    assert sorted(addresses(reply)) == ["192.0.2.91", "192.0.2.93"]
 
 
 def test_down_member_leaves_and_next_answer_follows_a_new_snapshot(snapshot: Snapshot) -> None:
@@ -232,8 +248,8 @@ def test_zone_refuses_bad_pools(tmp_path: Path) -> None:
     bad = ZONE.replace("site: nyc}", "site: par}", 1)
     with pytest.raises(zonefiles.ZoneLoadError) as info:
         zonefiles.load_directory(write_zones(tmp_path / "z", {"z.yaml": bad}))
-    assert str(info.value).endswith("z.yaml:21: pools.www.members[2].site: unknown site 'par'")
+    assert str(info.value).endswith("z.yaml:23: pools.www.members[2].site: unknown site 'par'")
     bad_ip = ZONE.replace("192.0.2.20,    site: nyc", "192.0.2.300, site: nyc")
     with pytest.raises(zonefiles.ZoneLoadError) as info:
         zonefiles.load_directory(write_zones(tmp_path / "y", {"z.yaml": bad_ip}))
-    assert str(info.value).endswith("z.yaml:21: pools.www.members[2].address: not an IP address")
+    assert str(info.value).endswith("z.yaml:23: pools.www.members[2].address: not an IP address")

@@ -81,8 +81,9 @@ def decide(
 
 def _fallback_members(pool: Pool) -> Candidates:
     if pool.fallback.kind == "all":
-        # Fail open: every member not switched off, whatever the checks say.
-        return tuple(m for m in pool.members if m.admin != "disabled")
+        # Fail open: every enabled member, whatever the checks say. Drained members stay out:
+        # an operator took them away on purpose, often because they are being worked on.
+        return tuple(m for m in pool.members if m.admin == "enabled")
     if pool.fallback.kind == "addresses":
         return pool.fallback.members
     return ()

@@ -28,6 +28,7 @@ from gslb.shell.embedded_redis import EmbeddedRedis
 from gslb.shell.store import Store, connect
 from gslb.shell.sync import REDIS_ERRORS, Sync, stored_from_file
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
+from healthchecks.checker import CheckerConfig, CheckerNode
 
 log = logs.get("gslb")
 
@@ -42,6 +43,7 @@ class NodeConfig:
     settings: Settings = field(default_factory=Settings)
     tcp: TcpLimits = field(default_factory=TcpLimits)
     locator: Locator | None = None
+    checker: CheckerConfig | None = None  # serve runs one checker beside the DNS
 
 
 class Node:
@@ -57,6 +59,7 @@ class Node:
         self.embedded: EmbeddedRedis | None = None
         self.store: Store | None = None
         self.sync: Sync | None = None
+        self.checker: CheckerNode | None = None
         self.listeners: Listeners | None = None
         self.http_runner: web.AppRunner | None = None
         self.stopping = asyncio.Event()
@@ -160,6 +163,9 @@ class Node:
             take_tally=self.answerer.cache.take_tally,
         )
         self._spawn(self.sync.run())
+        if self.config.checker is not None:
+            self.checker = CheckerNode(connect(url), self.config.checker)
+            self._spawn(self.checker.run())
         self.listeners = await listen(self.config.dns, self.answerer, self.config.tcp)
         if self.config.http is not None:
             self.http_runner = web.AppRunner(http.make_app(self), access_log=None)

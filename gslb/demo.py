@@ -1,0 +1,61 @@
+"""`gslb demo-backends`: stand-in servers for the members of the zones' HTTP-monitored pools.
+
+For trying gslb on one machine (`make run` starts it): every member of a pool with an http
+monitor gets a tiny HTTP server on its address and the monitor's port, answering the
+monitor's path with the expected status. Only loopback addresses are served; members
+elsewhere are skipped, so the demo never pretends to be a real host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from gslb import zonefiles
+from gslb.shell import logs
+
+log = logs.get("gslb.demo")
+
+
+def endpoints(zones_dir: Path) -> list[tuple[str, int, str, int]]:
+    """(address, port, path, status) of every loopback member of an HTTP-monitored pool."""
+    out = set()
+    for loaded in zonefiles.load_directory(zones_dir).values():
+        doc = loaded.doc
+        for pool in doc.pools.values():
+            monitor = doc.monitors.get(pool.monitor) if pool.monitor else None
+            if monitor is None or monitor.type != "http":
+                continue
+            status = monitor.expect_status
+            code = status[0] if isinstance(status, list) else status
+            for member in pool.members:
+                if ipaddress.ip_address(member.address).is_loopback:
+                    out.add((member.address, monitor.port or 80, monitor.path, code))
+    return sorted(out)
+
+
+async def serve(zones_dir: Path) -> None:
+    runners = []
+    for address, port, path, status in endpoints(zones_dir):
+
+        async def ok(_: web.Request, status: int = status, address: str = address) -> web.Response:
+            return web.Response(status=status, text=f"demo backend {address}\n")
+
+        app = web.Application()
+        app.router.add_route("*", path, ok)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, address, port).start()
+        runners.append(runner)
+        log.info("demo backend", address=address, port=port, path=path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for runner in runners:
+        await runner.cleanup()

@@ -1,0 +1,351 @@
+"""`gslb checker`: probe the members assigned to this checker over each of its paths.
+
+One asyncio task per (member, path) probes at the monitor's interval (the first probe at once)
+with its source address bound to the path's uplink, and turns outcomes into a vote with rise/
+fall hysteresis: a fresh vote follows the first result, after that `up` needs `rise` successes
+in a row and `down` needs `fall` failures in a row (RFC 2391's slow re-admission). Results are
+written to Redis in batches (at once when a vote changes) with an expiry, and after each write
+the checker decides the members it wrote about from every checker's fresh votes, writing the
+new state and an event only when the verdict changed.
+
+Every heartbeat the checker announces itself, reads the live checkers and the targets, and
+recomputes its share (healthchecks.assign); targets that are no longer its own stop being
+probed, new ones start. Idle and backup members are probed like the others: an unused path
+that broke must be known before it is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, replace
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from gslb.schema import (
+    CHECKERS,
+    EVENTS,
+    HEALTH,
+    LOAD,
+    RESULTS,
+    TARGETS,
+    VERSION,
+    Checker,
+    Health,
+    HealthWord,
+    Load,
+    Result,
+    Target,
+)
+from gslb.shell import logs
+from healthchecks.assign import owners
+from healthchecks.probes import Outcome, Resources, registry
+from healthchecks.probes import icmp as icmp_probe
+from healthchecks.quorum import Quorum, decide
+
+log = logs.get("gslb.checker")
+
+REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
+FLUSH_EVERY = 0.25  # seconds between batched result writes when no vote changed
+DEAD_AFTER = 2.5  # heartbeats without news before a checker's share moves
+FORGET_AFTER = 60.0  # seconds before a dead checker leaves the list entirely
+AGENT_PATH = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerConfig:
+    id: str
+    region: str = "default"
+    paths: dict[str, str | None] | None = None  # path name -> source address
+    replicas: int = 3
+    quorum: Quorum = "majority"
+    heartbeat: float = 1.0
+
+    @property
+    def path_map(self) -> dict[str, str | None]:
+        return self.paths or {"default": None}
+
+
+@dataclass
+class Vote:
+    vote: HealthWord = "unknown"
+    successes: int = 0
+    failures: int = 0
+    since: float = 0.0
+    rtt: float | None = None
+
+    def record(self, outcome: Outcome, rise: int, fall: int, now: float) -> bool:
+        """Count an outcome; True when the vote changed."""
+        if outcome.ok:
+            self.successes += 1
+            self.failures = 0
+            self.rtt = outcome.rtt
+        else:
+            self.failures += 1
+            self.successes = 0
+        before = self.vote
+        if before == "unknown":
+            self.vote = "up" if outcome.ok else "down"  # the first word counts at once
+        elif before == "down" and self.successes >= rise:
+            self.vote = "up"
+        elif before == "up" and self.failures >= fall:
+            self.vote = "down"
+        if self.vote != before:
+            self.since = now
+        return self.vote != before
+
+
+class CheckerNode:
+    def __init__(self, redis: aioredis.Redis, config: CheckerConfig) -> None:
+        self.redis = redis
+        self.config = config
+        self.targets: dict[str, Target] = {}
+        self.targets_version: int | None = None
+        self.live: list[Checker] = []
+        self.tasks: dict[tuple[str, str], tuple[Target, asyncio.Task[None]]] = {}
+        self.pending: dict[tuple[str, str], Result] = {}
+        self.flush_now = asyncio.Event()
+        self.probes = registry()
+        self.resources = Resources(self._load_report)
+        self.icmp_problem = icmp_probe.available()
+        self._icmp_warned = False
+        self.started = time.time()
+        self.probes_done = 0
+        self.connected = False
+
+    # --- the loops ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        log.info(
+            "checker started",
+            id=self.config.id,
+            region=self.config.region,
+            paths={k: v or "system" for k, v in self.config.path_map.items()},
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._heartbeats())
+                group.create_task(self._flushes())
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for _, task in self.tasks.values():
+            task.cancel()
+        for _, task in list(self.tasks.values()):
+            with contextlib.suppress(BaseException):
+                await task
+        self.tasks.clear()
+        await self.resources.close()
+        with contextlib.suppress(*REDIS_ERRORS):
+            await asyncio.wait_for(self.redis.hdel(CHECKERS, self.config.id), 1.0)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            try:
+                await self.beat()
+                if not self.connected:
+                    log.info("checker connected to redis", id=self.config.id)
+                self.connected = True
+            except REDIS_ERRORS as e:
+                if self.connected:
+                    log.warning("checker lost redis; probing on, results wait", error=str(e))
+                self.connected = False
+            await asyncio.sleep(self.config.heartbeat)
+
+    async def _flushes(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.flush_now.wait(), FLUSH_EVERY)
+            self.flush_now.clear()
+            with contextlib.suppress(*REDIS_ERRORS):  # kept in `pending` for the next flush
+                await self.flush()
+
+    # --- heartbeat: who is alive, what is there to probe, what is mine -------------------
+
+    async def beat(self) -> None:
+        now = time.time()
+        me = Checker(
+            self.config.id, self.config.region, tuple(self.config.path_map), now, self.started
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(CHECKERS, self.config.id, me.to_json())
+            pipe.hgetall(CHECKERS)
+            pipe.get(VERSION)
+            _, checkers, version = await pipe.execute()
+        live = []
+        for raw in checkers.values():
+            try:
+                checker = Checker.from_json(raw)
+            except (ValueError, TypeError):
+                continue
+            age = now - checker.seen
+            if age <= DEAD_AFTER * self.config.heartbeat:
+                live.append(checker)
+            elif age > FORGET_AFTER:
+                await self.redis.hdel(CHECKERS, checker.id)
+        self.live = sorted(live, key=lambda c: c.id)
+        version = int(version or 0)
+        if version != self.targets_version:
+            self.targets = await self._read_targets()
+            self.targets_version = version
+        self.reassign()
+
+    async def _read_targets(self) -> dict[str, Target]:
+        targets: dict[str, Target] = {}
+        for raw in (await self.redis.hgetall(TARGETS)).values():
+            try:
+                for item in json.loads(raw):
+                    target = Target.from_dict(item)
+                    targets[target.key] = target
+            except (ValueError, TypeError, KeyError):
+                continue
+        return targets
+
+    def assigned(self) -> set[tuple[str, str]]:
+        """(member key, path) pairs this checker probes now."""
+        mine = set()
+        for key, target in self.targets.items():
+            if self.config.id not in owners(key, self.live, self.config.replicas):
+                continue
+            if target.monitor.type == "agent":
+                mine.add((key, AGENT_PATH))
+                continue
+            if target.monitor.type == "icmp" and self.icmp_problem:
+                if not self._icmp_warned:
+                    log.error("icmp monitors refused", reason=self.icmp_problem)
+                    self._icmp_warned = True
+                continue
+            for path in self.config.path_map:
+                mine.add((key, path))
+        return mine
+
+    def reassign(self) -> None:
+        wanted = self.assigned()
+        for pair in list(self.tasks):
+            target, task = self.tasks[pair]
+            if pair not in wanted or self.targets.get(pair[0]) != target:
+                task.cancel()
+                del self.tasks[pair]
+        for pair in wanted - set(self.tasks):
+            target = self.targets[pair[0]]
+            task = asyncio.get_running_loop().create_task(self._probe_loop(target, pair[1]))
+            self.tasks[pair] = (target, task)
+
+    # --- probing -------------------------------------------------------------------------
+
+    async def _probe_loop(self, target: Target, path: str) -> None:
+        monitor = target.monitor
+        probe = self.probes[monitor.type]
+        source = None if path == AGENT_PATH else self.config.path_map.get(path)
+        vote = Vote()
+        while True:
+            started = time.monotonic()
+            try:
+                outcome = await asyncio.wait_for(
+                    probe(target, source, self.resources), monitor.timeout
+                )
+            except TimeoutError:
+                outcome = Outcome(False, None, f"no answer within {monitor.timeout:g} s")
+            except Exception as e:  # a probe bug must not stop the checking of others
+                outcome = Outcome(False, None, f"probe failed: {e!r}")
+            now = time.time()
+            self.probes_done += 1
+            changed = vote.record(outcome, monitor.rise, monitor.fall, now)
+            self.pending[(target.key, path)] = Result(
+                vote.vote,
+                outcome.ok,
+                vote.rtt,
+                outcome.error,
+                now,
+                vote.since,
+                now + 2 * monitor.interval + monitor.timeout + 1.0,
+            )
+            if changed:
+                self.flush_now.set()
+            await asyncio.sleep(max(0.0, monitor.interval - (time.monotonic() - started)))
+
+    async def _load_report(self, address: str) -> Load | None:
+        raw = await self.redis.hget(LOAD, address)
+        return Load.from_json(raw) if raw else None
+
+    # --- writing results, deciding --------------------------------------------------------
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for (key, path), result in pending.items():
+                    pipe.hset(f"{RESULTS}{key}", f"{self.config.id}|{path}", result.to_json())
+                await pipe.execute()
+        except REDIS_ERRORS:
+            for pair, result in pending.items():  # newer results win over these
+                self.pending.setdefault(pair, result)
+            raise
+        await self.decide({key for key, _ in pending})
+
+    async def decide(self, keys: set[str]) -> None:
+        ordered = sorted(keys)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in ordered:
+                pipe.hgetall(f"{RESULTS}{key}")
+            pipe.hmget(HEALTH, ordered)
+            *all_results, current = await pipe.execute()
+        now = time.time()
+        changes: dict[str, Health] = {}
+        expired: dict[str, list[str]] = {}
+        for key, raw_results, raw_health in zip(ordered, all_results, current, strict=True):
+            results: dict[tuple[str, str], Result] = {}
+            for field, raw in raw_results.items():
+                name = field.decode() if isinstance(field, bytes) else field
+                try:
+                    result = Result.from_json(raw)
+                except (ValueError, TypeError):
+                    continue
+                if now - result.expires > FORGET_AFTER:
+                    expired.setdefault(key, []).append(name)
+                checker, _, path = name.partition("|")
+                results[(checker, path)] = result
+            previous = Health.from_json(raw_health) if raw_health else None
+            decided = decide(results, now, self.config.quorum, previous)
+            if previous is None or not previous.same_verdict(decided):
+                changes[key] = decided
+            elif decided.rtt != previous.rtt or decided.votes != previous.votes:
+                # Same verdict: refresh what the dashboard shows, without waking the DNS nodes.
+                await self.redis.hset(HEALTH, key, replace(decided, since=previous.since).to_json())
+        for key, names in expired.items():
+            await self.redis.hdel(f"{RESULTS}{key}", *names)
+        if not changes:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key, health in changes.items():
+                pipe.hset(HEALTH, key, health.to_json())
+            pipe.incr(VERSION)
+            *_, version = await pipe.execute()
+        await self.redis.publish(
+            EVENTS,
+            json.dumps(
+                {
+                    "kind": "health",
+                    "version": int(version),
+                    "checker": self.config.id,
+                    "changes": {
+                        k: {"health": h.health, "paths_down": list(h.paths_down)}
+                        for k, h in changes.items()
+                    },
+                }
+            ),
+        )
+        for key, health in changes.items():
+            log.info(
+                "member health changed",
+                member=key,
+                health=health.health,
+                paths_down=list(health.paths_down),
+                votes=health.votes,
+            )

@@ -1,0 +1,31 @@
+"""Running a checker process until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from gslb.shell import logs
+from gslb.shell.store import connect
+from healthchecks.checker import CheckerConfig, CheckerNode
+
+log = logs.get("gslb.checker")
+
+
+async def run_checker(url: str, config: CheckerConfig) -> None:
+    redis = connect(url)
+    node = CheckerNode(redis, config)
+    task = asyncio.get_running_loop().create_task(node.run())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = loop.create_task(stop.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    task.cancel()
+    waiter.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    await redis.aclose()
+    log.info("checker stopped", id=config.id, probes=node.probes_done)
