@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="id of the health checker this node runs (default: the host name)",
     )
+    serve.add_argument(
+        "--no-checker", action="store_true", help="run no health checker here (they run elsewhere)"
+    )
     _path_flag(serve)
     _dns_flags(serve)
 
@@ -320,7 +323,7 @@ def serve(args: argparse.Namespace) -> int:
         checker=CheckerConfig(
             id=args.checker_id, region="local", paths=dict(args.path) if args.path else None
         )
-        if args.command == "serve"
+        if args.command == "serve" and not args.no_checker
         else None,
         settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
         tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),

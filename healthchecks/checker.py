@@ -88,7 +88,13 @@ class Vote:
             self.successes = 0
         before = self.vote
         if before == "unknown":
-            self.vote = "up" if outcome.ok else "down"  # the first word counts at once
+            # Cold start: a first success counts at once (answers may stop failing open), but
+            # calling a member down takes `fall` failures as always: a first probe that was
+            # merely slow (a busy checker starting up) must not take a healthy member out.
+            if outcome.ok:
+                self.vote = "up"
+            elif self.failures >= fall:
+                self.vote = "down"
         elif before == "down" and self.successes >= rise:
             self.vote = "up"
         elif before == "up" and self.failures >= fall:
@@ -107,6 +113,7 @@ class CheckerNode:
         self.live: list[Checker] = []
         self.tasks: dict[tuple[str, str], tuple[Target, asyncio.Task[None]]] = {}
         self.pending: dict[tuple[str, str], Result] = {}
+        self.votes: dict[tuple[str, str], Vote] = {}
         self.flush_now = asyncio.Event()
         self.probes = registry()
         self.resources = Resources(self._load_report)
@@ -133,11 +140,11 @@ class CheckerNode:
             await self.close()
 
     async def close(self) -> None:
-        for _, task in self.tasks.values():
+        tasks = [task for _, task in self.tasks.values()]
+        for task in tasks:
             task.cancel()
-        for _, task in list(self.tasks.values()):
-            with contextlib.suppress(BaseException):
-                await task
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)  # bounded: shutdown must never hang
         self.tasks.clear()
         await self.resources.close()
         with contextlib.suppress(*REDIS_ERRORS):
@@ -158,8 +165,9 @@ class CheckerNode:
 
     async def _flushes(self) -> None:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.flush_now.wait(), FLUSH_EVERY)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_EVERY):
+                    await self.flush_now.wait()
             self.flush_now.clear()
             with contextlib.suppress(*REDIS_ERRORS):  # kept in `pending` for the next flush
                 await self.flush()
@@ -230,6 +238,8 @@ class CheckerNode:
             if pair not in wanted or self.targets.get(pair[0]) != target:
                 task.cancel()
                 del self.tasks[pair]
+                self.votes.pop(pair, None)
+                self.pending.pop(pair, None)
         for pair in wanted - set(self.tasks):
             target = self.targets[pair[0]]
             task = asyncio.get_running_loop().create_task(self._probe_loop(target, pair[1]))
@@ -241,13 +251,14 @@ class CheckerNode:
         monitor = target.monitor
         probe = self.probes[monitor.type]
         source = None if path == AGENT_PATH else self.config.path_map.get(path)
-        vote = Vote()
+        vote = self.votes[(target.key, path)] = Vote()
         while True:
             started = time.monotonic()
             try:
-                outcome = await asyncio.wait_for(
-                    probe(target, source, self.resources), monitor.timeout
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # cancellation that stops this task when the probe finishes at the same moment.
+                async with asyncio.timeout(monitor.timeout):
+                    outcome = await probe(target, source, self.resources)
             except TimeoutError:
                 outcome = Outcome(False, None, f"no answer within {monitor.timeout:g} s")
             except Exception as e:  # a probe bug must not stop the checking of others
@@ -274,10 +285,16 @@ class CheckerNode:
 
     # --- writing results, deciding --------------------------------------------------------
 
+    def _heard_all_paths(self, key: str) -> bool:
+        """Whether every path of this member has had its first probe: until then a path that
+        failed fast must not speak for the checker before a path that works has answered."""
+        return all(vote.vote != "unknown" for (k, _), vote in self.votes.items() if k == key)
+
     async def flush(self) -> None:
-        if not self.pending:
+        ready = {pair for pair in self.pending if self._heard_all_paths(pair[0])}
+        if not ready:
             return
-        pending, self.pending = self.pending, {}
+        pending = {pair: self.pending.pop(pair) for pair in ready}
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for (key, path), result in pending.items():

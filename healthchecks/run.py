@@ -25,7 +25,7 @@ async def run_checker(url: str, config: CheckerConfig) -> None:
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     task.cancel()
     waiter.cancel()
-    with contextlib.suppress(BaseException):
-        await task
-    await redis.aclose()
+    await asyncio.wait({task}, timeout=5.0)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(redis.aclose(), 1.0)
     log.info("checker stopped", id=config.id, probes=node.probes_done)
