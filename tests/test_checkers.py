@@ -281,3 +281,22 @@ def test_one_path_down_moves_that_isps_addresses_last(bed: dict[str, object]) ->
         order = [rr.to_text() for rrset in reply.answer for rr in rrset]
         assert order[:2] == ["127.10.1.10", "127.10.1.20"], order
         assert order[2:] == ["127.10.2.10", "127.10.2.20"], order
+
+
+def test_cold_start_waits_for_the_first_results(tmp_path: Path) -> None:
+    """A query that arrives the moment a node starts is answered from the first results,
+    not from a guess: the member without a server never appears."""
+    zone = ZONE.replace("    fallback: none\n", "    fallback: none\n    cold_start_wait: 4\n")
+    zone = zone.replace("".join(f"      - {{address: {a}}}\n" for a in MEMBERS[2:]), "")
+    up = Backend("127.10.1.10")
+    up.start()
+    server = ServerProcess(write_zones(tmp_path / "zones", {"z.yaml": zone}), tmp_path / "data")
+    try:
+        sent = time.monotonic()
+        first = answers(server)
+        waited = time.monotonic() - sent
+        assert first == {"127.10.1.10"}, "127.10.2.10 has no server: never handed out"
+        assert waited < 4, "answered once the first results came, before the wait ran out"
+    finally:
+        server.stop()
+        up.stop()

@@ -12,7 +12,7 @@ import dns.rcode
 import pytest
 
 from gslb import zonefiles
-from gslb.core.handler import Client, ReplyCache, handle
+from gslb.core.handler import DEFER, Client, ReplyCache, handle
 from gslb.core.snapshot import Settings, Snapshot
 from gslb.core.state import ClusterState, MemberState
 from gslb.shell.geoip import GeoIpLocator
@@ -253,3 +253,18 @@ def test_zone_refuses_bad_pools(tmp_path: Path) -> None:
     with pytest.raises(zonefiles.ZoneLoadError) as info:
         zonefiles.load_directory(write_zones(tmp_path / "y", {"z.yaml": bad_ip}))
     assert str(info.value).endswith("z.yaml:23: pools.www.members[2].address: not an IP address")
+
+
+def test_cold_pool_defers_until_results_or_fail_open(snapshot: Snapshot) -> None:
+    cold = dataclasses.replace(
+        snapshot, version=9, state=ClusterState(cold=frozenset({"gslb.example.com/failopen"}))
+    )
+    wire = dns.message.make_query("failopen.gslb.example.com", "A").to_wire()
+    assert handle(wire, Client("127.0.0.1", 1), cold, ReplyCache()) == DEFER
+    opened = handle(wire, Client("127.0.0.1", 1), cold, ReplyCache(), fail_open=True)
+    assert opened and sorted(addresses(dns.message.from_wire(opened))) == [
+        "192.0.2.91",
+        "192.0.2.93",
+    ]
+    static = dns.message.make_query("info.gslb.example.com", "TXT").to_wire()
+    assert handle(static, Client("127.0.0.1", 1), cold, ReplyCache()), "only that pool waits"

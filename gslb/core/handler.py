@@ -53,6 +53,11 @@ from gslb.core.zone import (
     lookup,
 )
 
+# handle() returns this (empty) reply when the answer depends on a pool in its cold start:
+# the transport holds the query and asks again with the next snapshot, or with
+# `fail_open=True` once the pool's cold-start wait is over.
+DEFER = b""
+
 MIN_UDP = 512
 TCP_ROOM = 65535
 EXTENDED_BADVERS = 1  # BADVERS is rcode 16: 1 in the OPT's upper eight bits, 0 in the header
@@ -73,6 +78,7 @@ class Route:
     subnet: bool  # a step hashes the client's subnet
     cidr_precision: tuple[int, int]  # topology CIDR rules: prefix bits needed (IPv4, IPv6)
     period: int  # rotation slots
+    cold: bool = False  # passes through a pool in its cold start
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +128,14 @@ class ReplyCache:
 
 
 def handle(
-    wire: bytes, client: Client, snapshot: Snapshot, cache: ReplyCache | None = None
+    wire: bytes,
+    client: Client,
+    snapshot: Snapshot,
+    cache: ReplyCache | None = None,
+    fail_open: bool = False,
 ) -> bytes | None:
-    """The reply to `wire`, or None when the message deserves no answer."""
+    """The reply to `wire`, None when the message deserves no answer, or DEFER when it should
+    wait for the first health results (never with `fail_open`)."""
     if len(wire) < 12:
         return None  # not even a header to answer to
     qid, flags = struct.unpack_from("!HH", wire)
@@ -137,7 +148,8 @@ def handle(
     except FormErr as e:
         return encode.header_only(qid, flags, RCODE_FORMERR, _echo(flags, e.question))
     try:
-        return _respond(query, client, snapshot, cache if cache is not None else ReplyCache(16))
+        cache = cache if cache is not None else ReplyCache(16)
+        return _respond(query, client, snapshot, cache, fail_open)
     except Exception:
         # The promise is "never raises": a bug must cost one SERVFAIL, not a worker. The fuzz
         # tests treat any SERVFAIL as a finding.
@@ -150,7 +162,9 @@ def _echo(flags: int, question: bytes) -> bytes:
     return question if flags & 0x7800 == 0 else b""
 
 
-def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache) -> bytes:
+def _respond(
+    query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache, fail_open: bool
+) -> bytes:
     if query.opcode != 0:
         return encode.header_only(query.id, query.flags, RCODE_NOTIMP)
     settings = snapshot.settings
@@ -175,6 +189,8 @@ def _respond(query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache
         body, scope = found, 0
     else:
         assert isinstance(found, Route)
+        if found.cold and not fail_open:
+            return DEFER
         info, decision_key, scope = client_decision(found, query, client, snapshot)
         slot = cache.next_slot() % found.period
         key = (base, decision_key, slot)
@@ -239,7 +255,8 @@ def route_of(query: Query, snapshot: Snapshot) -> Route | None:
             max((n.prefixlen for n in nets if n.version == 6), default=0),
         )
     slots = math.lcm(*(period(p, snapshot.state, zone.pools_by_name) for p in pools))
-    return Route(tuple(pools), "geo" in use, "subnet" in use, cidr, max(1, min(slots, 5040)))
+    cold = any(p.id in snapshot.state.cold for p in pools)
+    return Route(tuple(pools), "geo" in use, "subnet" in use, cidr, max(1, min(slots, 5040)), cold)
 
 
 def _with_fallbacks(pools: list[Pool], by_name: Mapping[str, Pool]) -> list[Pool]:

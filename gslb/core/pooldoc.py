@@ -126,6 +126,13 @@ class PoolDoc(_Doc):
     isp_down: Literal["last", "drop"] = Field(
         "last", description="isp_interleave: where addresses of an ISP with a path down go"
     )
+    cold_start_wait: float | None = Field(
+        None,
+        ge=0,
+        le=60,
+        description="seconds to hold queries while no member's health is known yet "
+        "(default: the monitor's timeout; 0: fail open at once)",
+    )
     members: list[MemberDoc] = Field(min_length=1)
 
 

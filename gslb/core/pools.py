@@ -68,6 +68,7 @@ class Pool:
     min_up: int = 1
     isp_down: Literal["last", "drop"] = "last"
     topology: tuple[TopologyRule, ...] = ()
+    cold_start_wait: float = 0.0  # seconds; 0 without a monitor
 
     @property
     def id(self) -> str:
@@ -109,8 +110,16 @@ def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
             min_up=pool.min_up,
             isp_down=pool.isp_down,
             topology=topology,
+            cold_start_wait=_cold_start_wait(pool, doc),
         )
     return pools
+
+
+def _cold_start_wait(pool: PoolDoc, doc: GslbDoc) -> float:
+    monitor = doc.monitors.get(pool.monitor) if pool.monitor else None
+    if monitor is None:
+        return 0.0
+    return monitor.timeout if pool.cold_start_wait is None else pool.cold_start_wait
 
 
 def pool_owner(name: str, apex: bytes) -> bytes:

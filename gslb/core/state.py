@@ -40,6 +40,10 @@ class ClusterState:
     answers: Mapping[str, float] = field(default_factory=dict)  # by Member.key, recent window
     # (isp, site) pairs whose path is down; site None means everywhere.
     isp_paths_down: frozenset[tuple[str, str | None]] = frozenset()
+    # Pools (by id) whose members' health nobody has decided yet, still within their
+    # cold-start wait: their queries are held for the first results instead of guessed at.
+    cold: frozenset[str] = frozenset()
+    cold_deadline: float = 0.0  # unix time when the last of them stops waiting
 
     def member(self, key: str) -> MemberState:
         return self.health.get(key, UNKNOWN)

@@ -22,11 +22,12 @@ from aiohttp import web
 from gslb import zonefiles
 from gslb.core.location import Locator
 from gslb.core.snapshot import Settings, Snapshot
+from gslb.core.state import EMPTY
 from gslb.core.zone import ZoneSet
 from gslb.shell import http, logs
 from gslb.shell.embedded_redis import EmbeddedRedis
 from gslb.shell.store import Store, connect
-from gslb.shell.sync import REDIS_ERRORS, Sync, stored_from_file
+from gslb.shell.sync import REDIS_ERRORS, ColdStart, Sync, stored_from_file
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
 from healthchecks.checker import CheckerConfig, CheckerNode
 
@@ -52,8 +53,14 @@ class Node:
     ) -> None:
         self.config = config
         self.zones = zones or {}
+        self.cold_start = ColdStart()
+        zone_set = zonefiles.zone_set(self.zones)
         snapshot = Snapshot(
-            1, zonefiles.zone_set(self.zones), config.settings, locator=config.locator
+            1,
+            zone_set,
+            config.settings,
+            state=self.cold_start.apply(zone_set, EMPTY),
+            locator=config.locator,
         )
         self.answerer = Answerer(snapshot)
         self.embedded: EmbeddedRedis | None = None
@@ -161,6 +168,7 @@ class Node:
             install=self.install,
             on_connect=self.store_files,
             take_tally=self.answerer.cache.take_tally,
+            cold_start=self.cold_start,
         )
         self._spawn(self.sync.run())
         if self.config.checker is not None:

@@ -20,6 +20,7 @@ import redis.exceptions
 
 from gslb import zonefiles
 from gslb.core.snapshot import Snapshot
+from gslb.core.state import ClusterState
 from gslb.core.zone import Zone, ZoneSet
 from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone
 from gslb.schema import EVENTS
@@ -80,6 +81,42 @@ class ZoneCompiler:
         return ZoneSet(zones), problems
 
 
+class ColdStart:
+    """Which pools nobody has decided anything about yet, within their cold-start wait.
+
+    A pool with a monitor is cold from the moment this process first sees it until the first
+    decided state of one of its members arrives, or its `cold_start_wait` (the monitor's
+    timeout by default) has passed. Its queries are held meanwhile (see Answerer). Decided
+    states already in Redis (a restart) make a pool warm at once.
+    """
+
+    def __init__(self) -> None:
+        self.first_seen: dict[str, float] = {}
+        self.recheck_at = 0.0
+
+    def apply(self, zones: ZoneSet, state: ClusterState) -> ClusterState:
+        now = time.time()
+        cold = set()
+        deadline = 0.0
+        for zone in zones.zones.values():
+            for pool in zone.pools_by_name.values():
+                first = self.first_seen.setdefault(pool.id, now)
+                if pool.cold_start_wait <= 0 or now >= first + pool.cold_start_wait:
+                    continue
+                if any(m.key in state.health for m in pool.members):
+                    continue
+                cold.add(pool.id)
+                deadline = max(deadline, first + pool.cold_start_wait)
+        self.recheck_at = deadline  # then look again, even if no result ever comes
+        return dataclasses.replace(state, cold=frozenset(cold), cold_deadline=deadline)
+
+    def due(self) -> bool:
+        if self.recheck_at and time.time() >= self.recheck_at:
+            self.recheck_at = 0.0
+            return True
+        return False
+
+
 class Sync:
     """Owns the Redis side of one DNS process: reading, and writing back its answer tally."""
 
@@ -90,6 +127,7 @@ class Sync:
         install: Callable[[Snapshot], None],
         on_connect: Callable[[], Any] | None = None,
         take_tally: Callable[[], dict[str, int]] | None = None,
+        cold_start: ColdStart | None = None,
     ) -> None:
         self.store = store
         self.current = current
@@ -97,6 +135,7 @@ class Sync:
         self.on_connect = on_connect
         self.take_tally = take_tally
         self.compiler = ZoneCompiler()
+        self.cold_start = cold_start or ColdStart()
         self.stored_version = -1
         self.connected = False
         self.last_sync = 0.0  # when the snapshot last matched Redis (monotonic clock)
@@ -125,9 +164,8 @@ class Sync:
         for problem in problems:
             log.error("stored zone refused, skipping it", problem=problem)
         old = self.current()
-        self.install(
-            dataclasses.replace(old, version=old.version + 1, zones=zones, state=stored.state)
-        )
+        state = self.cold_start.apply(zones, stored.state)
+        self.install(dataclasses.replace(old, version=old.version + 1, zones=zones, state=state))
         self.stored_version = stored.version
         self.last_sync = time.monotonic()
         self.resyncs += 1
@@ -176,6 +214,9 @@ class Sync:
                     refresh = time.monotonic() - self._refreshed >= LOAD_REFRESH
                     if refresh:
                         self._refreshed = time.monotonic()
+                    if self.cold_start.due():
+                        self.stored_version = -1  # rebuild: cold-start waits have ended
+                        changed = True
                     if changed or (refresh and self._uses_load()):
                         await self.resync(refresh_load=refresh)
                     await self.flush_tally()

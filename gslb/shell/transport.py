@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gslb.core.handler import Client, ReplyCache, handle
+from gslb.core.handler import DEFER, Client, ReplyCache, handle
 from gslb.core.snapshot import Snapshot
 from gslb.shell import logs
 
@@ -31,17 +32,62 @@ class TcpLimits:
     max_pending_output: int = 1 << 20  # octets of replies a client may leave unread
 
 
+Send = Callable[[bytes], None]
+MAX_HELD = 10_000  # queries held for cold-start pools; beyond this they are answered at once
+
+
 class Answerer:
-    """What the listeners share: the current snapshot (swapped whole) and the reply cache."""
+    """What the listeners share: the current snapshot (swapped whole), the reply cache, and
+    the queries held while a pool waits for its first health results (cold start)."""
 
     def __init__(self, snapshot: Snapshot, cache_entries: int = 50_000) -> None:
-        self.snapshot = snapshot
+        self._snapshot = snapshot
         self.cache = ReplyCache(cache_entries)
         self.queries = 0
+        self.held: list[tuple[bytes, Client, Send]] = []
+        self._release: asyncio.TimerHandle | None = None
 
-    def answer(self, wire: bytes, client: Client) -> bytes | None:
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+        if self.held:  # what was waiting for news gets its answer from the news
+            held, self.held = self.held, []
+            for wire, client, send in held:
+                self._answer(wire, client, send, fail_open=False)
+
+    def answer(self, wire: bytes, client: Client, send: Send) -> None:
         self.queries += 1
-        return handle(wire, client, self.snapshot, self.cache)
+        self._answer(wire, client, send, fail_open=False)
+
+    def _answer(self, wire: bytes, client: Client, send: Send, fail_open: bool) -> None:
+        reply = handle(wire, client, self._snapshot, self.cache, fail_open)
+        if reply is None:
+            return
+        if reply is DEFER:
+            if len(self.held) >= MAX_HELD:
+                self._answer(wire, client, send, fail_open=True)
+                return
+            self.held.append((wire, client, send))
+            self._schedule_release()
+            return
+        send(reply)
+
+    def _schedule_release(self) -> None:
+        if self._release is not None:
+            return
+        delay = max(0.0, self._snapshot.state.cold_deadline - time.time())
+        self._release = asyncio.get_running_loop().call_later(delay, self._fail_open)
+
+    def _fail_open(self) -> None:
+        """The cold-start wait is over without results: answer as the pool's fallback says."""
+        self._release = None
+        held, self.held = self.held, []
+        for wire, client, send in held:
+            self._answer(wire, client, send, fail_open=True)
 
 
 class UdpListener(asyncio.DatagramProtocol):
@@ -53,9 +99,14 @@ class UdpListener(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        reply = self.answerer.answer(data, Client(str(addr[0]), int(str(addr[1])), False))
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
+        transport = self.transport
+        if transport is None:
+            return
+        self.answerer.answer(
+            data,
+            Client(str(addr[0]), int(str(addr[1])), False),
+            lambda reply: transport.sendto(reply, addr),
+        )
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors for earlier replies (port unreachable...): nothing to do, keep serving.
@@ -106,16 +157,20 @@ class TcpConnection(asyncio.Protocol):
                 break
             wire = bytes(self.buffer[2 : 2 + length])
             del self.buffer[: 2 + length]
-            reply = self.answerer.answer(wire, self.client)
+            self.answerer.answer(wire, self.client, self._send)
             answered = True
-            if reply is None:
-                continue
-            transport.write(struct.pack("!H", len(reply)) + reply)
-            if transport.get_write_buffer_size() > self.limits.max_pending_output:
-                transport.abort()  # it asks and never reads: it gets no more of our memory
+            if transport.is_closing():
                 return
         if answered:
             self._arm_idle()
+
+    def _send(self, reply: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(struct.pack("!H", len(reply)) + reply)
+        if transport.get_write_buffer_size() > self.limits.max_pending_output:
+            transport.abort()  # it asks and never reads: it gets no more of our memory
 
     def pause_writing(self) -> None:
         # The client reads slower than it asks: stop reading its queries until it catches up.
