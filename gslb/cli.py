@@ -93,6 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
 
+    agent = sub.add_parser("agent", help="report this member's load (on the member)")
+    agent.add_argument("--redis", metavar="URL", required=True, help="the shared Redis")
+    agent.add_argument("--member", required=True, help="the member address this host serves")
+    agent.add_argument(
+        "--port",
+        type=int,
+        action="append",
+        default=[],
+        help="count sessions on this local port only (repeatable; default: every port)",
+    )
+    agent.add_argument("--interval", type=float, default=5.0, help="seconds between reports")
+    _log_flags(agent)
+
     check = sub.add_parser("check-zones", help="validate a zone directory")
     check.add_argument("directory", type=Path)
 
@@ -188,6 +201,18 @@ def main(argv: list[str] | None = None) -> int:
         return explain(args)
     if args.command == "checker":
         return checker(args)
+    if args.command == "agent":
+        from healthchecks.agent import AgentConfig, run_agent
+
+        logs.configure(args.log_format, args.log_level)
+        try:
+            ipaddress.ip_address(args.member)
+        except ValueError:
+            print(f"gslb agent: --member {args.member!r} is not an IP address", file=sys.stderr)
+            return 2
+        config = AgentConfig(args.member, tuple(args.port), args.interval)
+        asyncio.run(run_agent(args.redis, config))
+        return 0
     if args.command == "demo-backends":
         from gslb import demo
 

@@ -1,0 +1,140 @@
+"""`gslb agent`: a member reports its own load (RFC 2391 §3.2), every few seconds.
+
+- sessions: established TCP connections whose local address is the member's address (and
+  local port one of `--port`, when given), read from /proc/net/tcp and /proc/net/tcp6;
+- cpu: the one-minute load average per CPU;
+- traffic: bytes per second through the interfaces, received plus sent, since the last report
+  (all interfaces but loopback, or only loopback for a loopback member).
+
+Reports go to `gslb:load` with their time; DNS nodes ignore a report older than 30 s, and an
+`agent` monitor calls a member down when its agent falls silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gslb.schema import LOAD, Load
+from gslb.shell import logs
+from gslb.shell.store import connect
+
+log = logs.get("gslb.agent")
+
+ESTABLISHED = "01"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    member: str
+    ports: tuple[int, ...] = ()
+    interval: float = 5.0
+    proc: Path = Path("/proc")
+
+
+def _hex_address(address: str) -> str:
+    """The member's address as /proc/net/tcp writes local addresses (host byte order words)."""
+    ip = ipaddress.ip_address(address)
+    packed = ip.packed
+    words = [packed[i : i + 4] for i in range(0, len(packed), 4)]
+    return "".join(w[::-1].hex().upper() for w in words)
+
+
+def sessions(config: AgentConfig) -> int:
+    ip = ipaddress.ip_address(config.member)
+    table = "tcp" if ip.version == 4 else "tcp6"
+    wanted = _hex_address(config.member)
+    count = 0
+    try:
+        lines = (config.proc / "net" / table).read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != ESTABLISHED:
+            continue
+        local_address, _, local_port = fields[1].partition(":")
+        if local_address != wanted:
+            continue
+        if config.ports and int(local_port, 16) not in config.ports:
+            continue
+        count += 1
+    return count
+
+
+def cpu_load(config: AgentConfig) -> float:
+    try:
+        one_minute = float((config.proc / "loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return one_minute / (os.cpu_count() or 1)
+
+
+def traffic_bytes(config: AgentConfig) -> int:
+    loopback = ipaddress.ip_address(config.member).is_loopback
+    total = 0
+    try:
+        lines = (config.proc / "net" / "dev").read_text().splitlines()[2:]
+    except OSError:
+        return 0
+    for line in lines:
+        name, _, counters = line.partition(":")
+        if (name.strip() == "lo") != loopback:
+            continue
+        fields = counters.split()
+        total += int(fields[0]) + int(fields[8])
+    return total
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._last: tuple[float, int] | None = None
+
+    def measure(self) -> Load:
+        now = time.time()
+        transferred = traffic_bytes(self.config)
+        rate = None
+        if self._last is not None and now > self._last[0]:
+            rate = max(0.0, (transferred - self._last[1]) / (now - self._last[0]))
+        self._last = (now, transferred)
+        return Load(float(sessions(self.config)), round(cpu_load(self.config), 3), rate, now)
+
+
+async def run_agent(url: str, config: AgentConfig) -> None:
+    redis = connect(url)
+    agent = Agent(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "agent started", member=config.member, host=socket.gethostname(), interval=config.interval
+    )
+    reported = False
+    try:
+        while not stop.is_set():
+            report = agent.measure()
+            try:
+                await redis.hset(LOAD, config.member, report.to_json())
+                if not reported:
+                    log.info("agent reporting", sessions=report.sessions, cpu=report.cpu)
+                    reported = True
+            except Exception as e:  # Redis away: keep measuring, report when it is back
+                if reported:
+                    log.warning("agent cannot report", error=str(e))
+                reported = False
+            try:
+                async with asyncio.timeout(config.interval):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+    finally:
+        await redis.aclose()
+        log.info("agent stopped", member=config.member)
