@@ -8,6 +8,8 @@ need=""
 command -v unbound >/dev/null 2>&1 || need="$need unbound"
 command -v dig >/dev/null 2>&1 || need="$need dnsutils"
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
+command -v openssl >/dev/null 2>&1 || need="$need openssl"
 
 [ -z "$need" ] && exit 0
 

@@ -7,6 +7,7 @@ caller applies the monitor's timeout and the rise/fall hysteresis; probes only o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ def registry() -> dict[str, Probe]:
 
 
 def describe_error(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
+    """What went wrong, in the system's words ("Connection refused", "No route to host")."""
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno)
     return str(error) or type(error).__name__
