@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck unit system-deps clean
+.PHONY: run test lint typecheck unit system-deps clean bench-checker
 
 # The example zone's members are loopback addresses; demo-backends answers their health checks.
 run: $(RUN_STAMP)
@@ -27,6 +27,11 @@ unit: $(TEST_STAMP)
 
 system-deps:
 	sh tests/system-deps.sh
+
+# Probes per second of one checker, and failover delays with three checkers in quorum;
+# writes docs/performance.md. Takes about two minutes.
+bench-checker: $(TEST_STAMP) system-deps
+	$(BIN)/python bench/checker.py
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \

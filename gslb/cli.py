@@ -13,7 +13,7 @@ from typing import Any
 
 from gslb import __version__, zonefiles
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
-from gslb.shell import logs
+from gslb.shell import logs, loop
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
 from gslb.shell.transport import TcpLimits, parse_endpoint
 from healthchecks.checker import CheckerConfig
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gslb agent: --member {args.member!r} is not an IP address", file=sys.stderr)
             return 2
         config = AgentConfig(args.member, tuple(args.port), args.interval)
-        asyncio.run(run_agent(args.redis, config))
+        loop.run(run_agent(args.redis, config))
         return 0
     if args.command == "demo-backends":
         from gslb import demo
@@ -237,7 +237,7 @@ def checker(args: argparse.Namespace) -> int:
         quorum=args.quorum,
         heartbeat=args.heartbeat,
     )
-    asyncio.run(run_checker(args.redis, config))
+    loop.run(run_checker(args.redis, config))
     return 0
 
 
@@ -354,7 +354,7 @@ def serve(args: argparse.Namespace) -> int:
         tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),
     )
     try:
-        asyncio.run(Node(config, zones).run())
+        loop.run(Node(config, zones).run())
     except OSError as e:
         log.error("cannot start", error=str(e))
         return 1

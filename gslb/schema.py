@@ -88,7 +88,18 @@ class Result:
     expires: float  # after this the vote no longer counts (a dead checker's votes vanish)
 
     def to_json(self) -> str:
-        return dumps(asdict(self))
+        return json.dumps(
+            {
+                "vote": self.vote,
+                "ok": self.ok,
+                "rtt": self.rtt,
+                "error": self.error,
+                "at": self.at,
+                "since": self.since,
+                "expires": self.expires,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Result:
@@ -102,6 +113,8 @@ class Checker:
     paths: tuple[str, ...]
     seen: float  # last heartbeat (unix time)
     started: float = 0.0
+    probes: int = 0  # probes done since it started
+    assigned: int = 0  # (member, path) pairs it probes now
 
     def to_json(self) -> str:
         return dumps({**asdict(self), "paths": list(self.paths)})

@@ -52,6 +52,7 @@ REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 FLUSH_EVERY = 0.25  # seconds between batched result writes when no vote changed
 DEAD_AFTER = 2.5  # heartbeats without news before a checker's share moves
 FORGET_AFTER = 60.0  # seconds before a dead checker leaves the list entirely
+SWEEP_EVERY = 10.0  # seconds between re-deciding every member (expired votes of the silent)
 AGENT_PATH = "agent"
 
 
@@ -76,6 +77,7 @@ class Vote:
     failures: int = 0
     since: float = 0.0
     rtt: float | None = None
+    written: float = 0.0  # when a result was last queued for Redis
 
     def record(self, outcome: Outcome, rise: int, fall: int, now: float) -> bool:
         """Count an outcome; True when the vote changed."""
@@ -114,6 +116,12 @@ class CheckerNode:
         self.tasks: dict[tuple[str, str], tuple[Target, asyncio.Task[None]]] = {}
         self.pending: dict[tuple[str, str], Result] = {}
         self.votes: dict[tuple[str, str], Vote] = {}
+        self.wanted: dict[str, set[str]] = {}  # member key -> the paths probed for it
+        self.voted: dict[str, set[str]] = {}  # member key -> the paths with a vote already
+        # Members to decide again: their votes changed, or the checkers voting on them did.
+        self.undecided: set[str] = set()
+        self._live_ids: frozenset[str] = frozenset()
+        self._swept = 0.0
         self.flush_now = asyncio.Event()
         self.probes = registry()
         self.resources = Resources(self._load_report)
@@ -177,7 +185,13 @@ class CheckerNode:
     async def beat(self) -> None:
         now = time.time()
         me = Checker(
-            self.config.id, self.config.region, tuple(self.config.path_map), now, self.started
+            self.config.id,
+            self.config.region,
+            tuple(self.config.path_map),
+            now,
+            self.started,
+            self.probes_done,
+            len(self.tasks),
         )
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(CHECKERS, self.config.id, me.to_json())
@@ -196,6 +210,13 @@ class CheckerNode:
             elif age > FORGET_AFTER:
                 await self.redis.hdel(CHECKERS, checker.id)
         self.live = sorted(live, key=lambda c: c.id)
+        live_ids = frozenset(c.id for c in live)
+        if live_ids != self._live_ids or time.monotonic() - self._swept > SWEEP_EVERY:
+            # A checker came or went (its votes now expire), or it is time for the slow
+            # sweep: decide every member we probe again.
+            self._live_ids = live_ids
+            self._swept = time.monotonic()
+            self.undecided.update(key for key, _ in self.tasks)
         version = int(version or 0)
         if version != self.targets_version:
             self.targets = await self._read_targets()
@@ -233,6 +254,9 @@ class CheckerNode:
 
     def reassign(self) -> None:
         wanted = self.assigned()
+        self.wanted = {}
+        for key, path in wanted:
+            self.wanted.setdefault(key, set()).add(path)
         for pair in list(self.tasks):
             target, task = self.tasks[pair]
             if pair not in wanted or self.targets.get(pair[0]) != target:
@@ -240,6 +264,7 @@ class CheckerNode:
                 del self.tasks[pair]
                 self.votes.pop(pair, None)
                 self.pending.pop(pair, None)
+                self.voted.get(pair[0], set()).discard(pair[1])
         for pair in wanted - set(self.tasks):
             target = self.targets[pair[0]]
             task = asyncio.get_running_loop().create_task(self._probe_loop(target, pair[1]))
@@ -266,17 +291,24 @@ class CheckerNode:
             now = time.time()
             self.probes_done += 1
             changed = vote.record(outcome, monitor.rise, monitor.fall, now)
-            self.pending[(target.key, path)] = Result(
-                vote.vote,
-                outcome.ok,
-                vote.rtt,
-                outcome.error,
-                now,
-                vote.since,
-                now + 2 * monitor.interval + monitor.timeout + 1.0,
-            )
-            if changed:
-                self.flush_now.set()
+            if changed and vote.vote != "unknown":
+                self.voted.setdefault(target.key, set()).add(path)
+            # Results expire after three intervals; a result whose vote holds is rewritten
+            # only every other interval, which keeps it fresh at half the Redis writes.
+            if changed or now - vote.written >= 2 * monitor.interval:
+                vote.written = now
+                self.pending[(target.key, path)] = Result(
+                    vote.vote,
+                    outcome.ok,
+                    vote.rtt,
+                    outcome.error,
+                    now,
+                    vote.since,
+                    now + 3 * monitor.interval + monitor.timeout + 1.0,
+                )
+                if changed:
+                    self.undecided.add(target.key)
+                    self.flush_now.set()
             await asyncio.sleep(max(0.0, monitor.interval - (time.monotonic() - started)))
 
     async def _load_report(self, address: str) -> Load | None:
@@ -286,15 +318,25 @@ class CheckerNode:
     # --- writing results, deciding --------------------------------------------------------
 
     def _heard_all_paths(self, key: str) -> bool:
-        """Whether every path of this member has had its first probe: until then a path that
-        failed fast must not speak for the checker before a path that works has answered."""
-        return all(vote.vote != "unknown" for (k, _), vote in self.votes.items() if k == key)
+        """Whether every path of this member has a vote: until then a path that failed fast
+        must not speak for the checker before a path that works has answered."""
+        return self.voted.get(key, set()) >= self.wanted.get(key, set())
 
     async def flush(self) -> None:
         ready = {pair for pair in self.pending if self._heard_all_paths(pair[0])}
-        if not ready:
-            return
         pending = {pair: self.pending.pop(pair) for pair in ready}
+        if pending:
+            await self._write(pending)
+        undecided = {key for key in self.undecided if self._heard_all_paths(key)}
+        if undecided:
+            self.undecided -= undecided
+            try:
+                await self.decide(undecided)
+            except REDIS_ERRORS:
+                self.undecided |= undecided
+                raise
+
+    async def _write(self, pending: dict[tuple[str, str], Result]) -> None:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for (key, path), result in pending.items():
@@ -304,7 +346,6 @@ class CheckerNode:
             for pair, result in pending.items():  # newer results win over these
                 self.pending.setdefault(pair, result)
             raise
-        await self.decide({key for key, _ in pending})
 
     async def decide(self, keys: set[str]) -> None:
         ordered = sorted(keys)

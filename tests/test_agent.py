@@ -50,7 +50,7 @@ zone: gslb.example.com
 soa: {{mname: ns1, rname: hostmaster.example.com.}}
 records: "@ NS ns1"
 monitors:
-  agents: {{type: agent, interval: 0.5, rise: 1, fall: 2}}
+  agents: {{type: agent, interval: 1, rise: 1, fall: 2}}
 pools:
   app:
     policy: [health, least_load, limit]
@@ -107,7 +107,7 @@ pools:
         assert answers_of(node) == {BUSY, IDLE}
 
         stop_process(agents[IDLE])  # its agent falls silent: 3 intervals, then fall failures
-        until(lambda: answers_of(node) == {BUSY}, 3 * 0.5 + 2 * 0.5 + 2)
+        until(lambda: answers_of(node) == {BUSY}, 3 * 1 + 2 * 1 + 2)
     finally:
         for s in [*clients, *accepted, server_socket]:
             s.close()

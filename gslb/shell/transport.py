@@ -16,6 +16,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from gslb.core.handler import DEFER, Client, ReplyCache, handle
 from gslb.core.snapshot import Snapshot
@@ -125,15 +126,17 @@ class TcpConnection(asyncio.Protocol):
         self.writing_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's transports do not derive from
+        # asyncio.Transport, though they behave as one.
+        stream = cast(asyncio.Transport, transport)
+        self.transport = stream
         if len(self.registry) >= self.limits.max_connections:
-            transport.abort()
+            stream.abort()
             return
         self.registry.add(self)
-        peer = transport.get_extra_info("peername") or ("", 0)
+        peer = stream.get_extra_info("peername") or ("", 0)
         self.client = Client(str(peer[0]), int(peer[1]), True)
-        transport.set_write_buffer_limits(high=64 * 1024)
+        stream.set_write_buffer_limits(high=64 * 1024)
         self._arm_idle()
 
     def _arm_idle(self) -> None:
