@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
 from dataclasses import dataclass, replace
@@ -53,6 +54,8 @@ FLUSH_EVERY = 0.25  # seconds between batched result writes when no vote changed
 DEAD_AFTER = 2.5  # heartbeats without news before a checker's share moves
 FORGET_AFTER = 60.0  # seconds before a dead checker leaves the list entirely
 SWEEP_EVERY = 10.0  # seconds between re-deciding every member (expired votes of the silent)
+START_RATE = 2000  # probe tasks started per second at most (phases spread over the interval)
+DECIDE_BATCH = 500  # members decided per flush at most, so one flush never stalls the loop
 AGENT_PATH = "agent"
 
 
@@ -265,18 +268,26 @@ class CheckerNode:
                 self.votes.pop(pair, None)
                 self.pending.pop(pair, None)
                 self.voted.get(pair[0], set()).discard(pair[1])
-        for pair in wanted - set(self.tasks):
+        new = sorted(wanted - set(self.tasks))
+        # Spread the new tasks' first probes (and so their phase ever after) so that no more
+        # than START_RATE start per second: a handful start at once, thousands do not all
+        # knock in the same millisecond, every second, on the member and on this loop.
+        spread = len(new) / START_RATE
+        for i, pair in enumerate(new):
             target = self.targets[pair[0]]
-            task = asyncio.get_running_loop().create_task(self._probe_loop(target, pair[1]))
+            delay = min(target.monitor.interval, spread) * i / max(1, len(new))
+            task = asyncio.get_running_loop().create_task(self._probe_loop(target, pair[1], delay))
             self.tasks[pair] = (target, task)
 
     # --- probing -------------------------------------------------------------------------
 
-    async def _probe_loop(self, target: Target, path: str) -> None:
+    async def _probe_loop(self, target: Target, path: str, delay: float = 0.0) -> None:
         monitor = target.monitor
         probe = self.probes[monitor.type]
         source = None if path == AGENT_PATH else self.config.path_map.get(path)
         vote = self.votes[(target.key, path)] = Vote()
+        if delay:
+            await asyncio.sleep(delay)
         while True:
             started = time.monotonic()
             try:
@@ -327,7 +338,13 @@ class CheckerNode:
         pending = {pair: self.pending.pop(pair) for pair in ready}
         if pending:
             await self._write(pending)
-        undecided = {key for key in self.undecided if self._heard_all_paths(key)}
+        undecided = set(
+            itertools.islice(
+                (key for key in self.undecided if self._heard_all_paths(key)), DECIDE_BATCH
+            )
+        )
+        if len(self.undecided) > len(undecided):
+            self.flush_now.set()  # more to decide: the next flush, after the loop breathes
         if undecided:
             self.undecided -= undecided
             try:
