@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import time
 from dataclasses import dataclass, replace
@@ -338,13 +337,13 @@ class CheckerNode:
         pending = {pair: self.pending.pop(pair) for pair in ready}
         if pending:
             await self._write(pending)
-        undecided = set(
-            itertools.islice(
-                (key for key in self.undecided if self._heard_all_paths(key)), DECIDE_BATCH
-            )
-        )
-        if len(self.undecided) > len(undecided):
-            self.flush_now.set()  # more to decide: the next flush, after the loop breathes
+        ready_keys = [key for key in self.undecided if self._heard_all_paths(key)]
+        undecided = set(ready_keys[:DECIDE_BATCH])
+        if len(ready_keys) > DECIDE_BATCH:
+            # More to decide: the next flush does, after this one's Redis round trips let the
+            # probes run. (Members still waiting for a path's first vote do not count: they
+            # would re-arm the flush forever without ever awaiting anything.)
+            self.flush_now.set()
         if undecided:
             self.undecided -= undecided
             try:
