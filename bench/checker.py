@@ -343,6 +343,14 @@ Machine: 2 cores; the checker pinned to core 0, the target server to core 1.
 | failover delay: p99 over {trials} failures | {p99} | <= 1.5 s |
 | failover delay: min / max | {low} / {high} | |
 
+Probe rate: counted where the target server sees the connections, over 20 s after a warm-up.
+At about 5 000 probes/s the checker process is at 100 % of its core (uvloop; profile: mostly
+connection set-up). Its schedule then stretches (each task waits `interval` from the start
+of its last probe), so it probes a little less often but never reports a false failure; a
+fixed schedule was tried and turned the same overload into timeouts, that is false "down"
+votes. More members than one checker's core can probe need more checkers (`--replicas`
+spreads the work).
+
 Failover delay: from the member's server stopping to the first moment the DNS node no longer
 hands it out (polled every 5 ms). Peers for comparison (from the issue, same machine): PowerDNS
 `ifportup`, each node checking alone without quorum, about 0.4 s at a 1 s interval; gdnsd's
