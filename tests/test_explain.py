@@ -49,66 +49,20 @@ def test_explain_shows_each_step_and_the_answer(tmp_path: Path) -> None:
     assert [line.split()[-1] for line in result["answer"]] == pool["answer"]
 
 
+def cli_explain(client: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "gslb", "explain", "www.gslb.example.com"]
+    command += ["--client", client, "--zones", str(EXAMPLE), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
 def test_cli_explain_prints_the_story(tmp_path: Path) -> None:
-    city = write_city(tmp_path / "city.mmdb")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gslb",
-            "explain",
-            "www.gslb.example.com",
-            "--client",
-            LONDON,
-            "--zones",
-            str(EXAMPLE),
-            "--geoip",
-            str(city),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    out = cli_explain(LONDON, "--geoip", str(write_city(tmp_path / "city.mmdb"))).stdout
     assert "location: London, GB, EU" in out
     assert "proximity" in out and "127.10.1.10@lon" in out
-    as_json = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gslb",
-            "explain",
-            "www.gslb.example.com",
-            "--client",
-            LONDON,
-            "--zones",
-            str(EXAMPLE),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert json.loads(as_json)["geoip"] is False
+    assert json.loads(cli_explain(LONDON, "--json").stdout)["geoip"] is False
 
 
 def test_cli_explain_refuses_a_bad_client() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gslb",
-            "explain",
-            "www.gslb.example.com",
-            "--client",
-            "nope",
-            "--zones",
-            str(EXAMPLE),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = cli_explain("nope")
     assert result.returncode == 2
     assert "does not appear to be an IPv4 or IPv6 address" in result.stderr
