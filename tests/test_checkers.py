@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -270,6 +271,17 @@ def test_one_path_down_moves_that_isps_addresses_last(bed: dict[str, object]) ->
     decided = health(int(bed["port"]))
     assert all(h["health"] == "up" for h in decided.values()), "down on that path only"
     until(lambda: answers(dns_node) == set(MEMBERS), 1.0)  # the DNS node has caught up
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{dns_node.http[0][1]}/api/v1/health", timeout=5
+    ) as r:
+        visible = json.loads(r.read())
+    seen = visible["members"]["gslb.example.com/www/127.10.2.10"]
+    assert seen["health"] == "up" and seen["paths_down"] == ["isp-b"]
+    broken = seen["checkers"]["p0|isp-b"]
+    assert broken["vote"] == "down" and broken["fresh"]
+    assert "Cannot assign requested address" in broken["error"]
+    assert seen["checkers"]["p0|isp-a"]["vote"] == "up" and seen["checkers"]["p0|isp-a"]["rtt"] > 0
+    assert {c for c, v in visible["checkers"].items() if v["alive"]} == {"p0", "p1", "p2"}
     for _ in range(8):  # every rotation slot
         import dns.query
 

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from gslb.core import names
 from gslb.core.explain import explain as run_explain
 from gslb.shell import metrics
+from gslb.shell.sync import REDIS_ERRORS
 
 if TYPE_CHECKING:
     from gslb.shell.serve import Node
@@ -57,6 +58,18 @@ async def explain(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+async def health(request: web.Request) -> web.Response:
+    """GET /api/v1/health: each member's verdict and what every checker sees over every path."""
+    node = request.app[NODE_KEY]
+    if node.store is None:
+        return _error(503, "no connection to the shared state yet", None)
+    try:
+        detail = await node.store.health_detail()
+    except REDIS_ERRORS:
+        return _error(503, "redis is unreachable: health detail is not available", None)
+    return web.json_response(detail)
+
+
 def _error(status: int, message: str, field: str | None) -> web.Response:
     return web.json_response({"status": status, "message": message, "field": field}, status=status)
 
@@ -73,4 +86,5 @@ def make_app(node: Node) -> web.Application:
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/explain", explain)
+    app.router.add_get("/api/v1/health", health)
     return app

@@ -23,14 +23,18 @@ from gslb.core.targets import targets_of
 from gslb.core.zonedoc import ZoneDoc
 from gslb.schema import (
     ANSWERS,
+    CHECKERS,
     EVENTS,
     HEALTH,
     LOAD,
     PATHS_DOWN,
+    RESULTS,
     TARGETS,
     VERSION,
     ZONES,
+    Checker,
     Health,
+    Result,
     Target,
     dumps,
 )
@@ -169,6 +173,52 @@ class Store:
 
     async def publish(self, kind: str, version: int, **details: Any) -> None:
         await self.redis.publish(EVENTS, json.dumps({"kind": kind, "version": version, **details}))
+
+    async def health_detail(self, now: float | None = None) -> dict[str, Any]:
+        """Every member's verdict, what each checker sees over each path, and the checkers:
+        the read-only view for operators (API, dashboard)."""
+        now = time.time() if now is None else now
+        decided = await self.redis.hgetall(HEALTH)
+        keys = sorted(_s(k) for k in decided)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(f"{RESULTS}{key}")
+            pipe.hgetall(CHECKERS)
+            *results, checkers = await pipe.execute()
+        members = {}
+        for key, raw_results in zip(keys, results, strict=True):
+            verdict = Health.from_json(decided[key.encode()])
+            paths = {}
+            for field, raw in sorted(raw_results.items()):
+                result = Result.from_json(raw)
+                paths[_s(field)] = {
+                    "vote": result.vote,
+                    "ok": result.ok,
+                    "rtt": result.rtt,
+                    "error": result.error,
+                    "at": result.at,
+                    "since": result.since,
+                    "fresh": result.expires >= now,
+                }
+            members[key] = {
+                "health": verdict.health,
+                "rtt": verdict.rtt,
+                "paths_down": list(verdict.paths_down),
+                "since": verdict.since,
+                "checkers": paths,
+            }
+        live = {}
+        for raw in checkers.values():
+            checker = Checker.from_json(raw)
+            live[checker.id] = {
+                "region": checker.region,
+                "paths": list(checker.paths),
+                "seen": checker.seen,
+                "alive": now - checker.seen <= 2.5,
+                "probes": checker.probes,
+                "assigned": checker.assigned,
+            }
+        return {"members": members, "checkers": live}
 
     async def add_answers(self, tally: dict[str, int], now: float | None = None) -> None:
         """Add this node's answers handed out to the current bucket (no version bump: readers
