@@ -36,7 +36,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 PERF = ROOT / "docs" / "performance.md"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-TARGETS = int(os.environ.get("BENCH_TARGETS", "5000"))
+TARGETS = int(os.environ.get("BENCH_TARGETS", "6000"))  # offered: more than the aim
 RATE_SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 TRIALS = int(os.environ.get("BENCH_TRIALS", "50"))
 

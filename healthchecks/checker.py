@@ -42,7 +42,7 @@ from gslb.schema import (
 )
 from gslb.shell import logs
 from healthchecks.assign import owners
-from healthchecks.probes import Outcome, Resources, registry
+from healthchecks.probes import Outcome, Probe, Resources, registry
 from healthchecks.probes import icmp as icmp_probe
 from healthchecks.quorum import Quorum, decide
 
@@ -289,15 +289,7 @@ class CheckerNode:
             await asyncio.sleep(delay)
         while True:
             started = time.monotonic()
-            try:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
-                # cancellation that stops this task when the probe finishes at the same moment.
-                async with asyncio.timeout(monitor.timeout):
-                    outcome = await probe(target, source, self.resources)
-            except TimeoutError:
-                outcome = Outcome(False, None, f"no answer within {monitor.timeout:g} s")
-            except Exception as e:  # a probe bug must not stop the checking of others
-                outcome = Outcome(False, None, f"probe failed: {e!r}")
+            outcome = await self._timed(probe, target, source, monitor.timeout)
             now = time.time()
             self.probes_done += 1
             changed = vote.record(outcome, monitor.rise, monitor.fall, now)
@@ -322,6 +314,37 @@ class CheckerNode:
             # Measured from the start of this probe: when the loop is saturated, cycles
             # stretch (fewer probes) rather than probes timing out (false downs).
             await asyncio.sleep(max(0.0, monitor.interval - (time.monotonic() - started)))
+
+    async def _timed(
+        self, probe: Probe, target: Target, source: str | None, limit: float
+    ) -> Outcome:
+        """The probe's outcome, a failure after `limit` seconds.
+
+        A timer that cancels this task, as asyncio.timeout does, without its context-manager
+        machinery: at thousands of probes a second that is a quarter of the checker's time.
+        (Not wait_for: on Python 3.11 it can swallow a cancellation meant for the task.)
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(limit, expire)
+        try:
+            return await probe(target, source, self.resources)
+        except asyncio.CancelledError:
+            if not expired:
+                raise  # the checker is stopping or the member left our share
+            task.uncancel()
+            return Outcome(False, None, f"no answer within {limit:g} s")
+        except Exception as e:  # a probe bug must not stop the checking of others
+            return Outcome(False, None, f"probe failed: {e!r}")
+        finally:
+            timer.cancel()
 
     async def _load_report(self, address: str) -> Load | None:
         raw = await self.redis.hget(LOAD, address)
