@@ -358,11 +358,14 @@ class CheckerNode:
         return self.voted.get(key, set()) >= self.wanted.get(key, set())
 
     async def flush(self) -> None:
+        # Both snapshots before any await: a vote that changes while the results are being
+        # written must wait for the next flush, or its member would be decided before its
+        # result is in Redis (and come out "unknown").
         ready = {pair for pair in self.pending if self._heard_all_paths(pair[0])}
         pending = {pair: self.pending.pop(pair) for pair in ready}
+        ready_keys = [key for key in self.undecided if self._heard_all_paths(key)]
         if pending:
             await self._write(pending)
-        ready_keys = [key for key in self.undecided if self._heard_all_paths(key)]
         undecided = set(ready_keys[:DECIDE_BATCH])
         if len(ready_keys) > DECIDE_BATCH:
             # More to decide: the next flush does, after this one's Redis round trips let the
