@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -271,17 +272,24 @@ def test_one_path_down_moves_that_isps_addresses_last(bed: dict[str, object]) ->
     decided = health(int(bed["port"]))
     assert all(h["health"] == "up" for h in decided.values()), "down on that path only"
     until(lambda: answers(dns_node) == set(MEMBERS), 1.0)  # the DNS node has caught up
-    with urllib.request.urlopen(
-        f"http://127.0.0.1:{dns_node.http[0][1]}/api/v1/health", timeout=5
-    ) as r:
-        visible = json.loads(r.read())
-    seen = visible["members"]["gslb.example.com/www/127.10.2.10"]
-    assert seen["health"] == "up" and seen["paths_down"] == ["isp-b"]
-    broken = seen["checkers"]["p0|isp-b"]
-    assert broken["vote"] == "down" and broken["fresh"]
-    assert "Cannot assign requested address" in broken["error"]
-    assert seen["checkers"]["p0|isp-a"]["vote"] == "up" and seen["checkers"]["p0|isp-a"]["rtt"] > 0
-    assert {c for c, v in visible["checkers"].items() if v["alive"]} == {"p0", "p1", "p2"}
+
+    def visible() -> dict[str, Any]:
+        url = f"http://127.0.0.1:{dns_node.http[0][1]}/api/v1/health"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())  # type: ignore[no-any-return]
+
+    def seen() -> dict[str, Any]:
+        return visible()["members"]["gslb.example.com/www/127.10.2.10"]  # type: ignore[no-any-return]
+
+    until(lambda: len(seen()["checkers"]) == 6, 10)  # three checkers, two paths each
+    member = seen()
+    assert member["health"] == "up" and member["paths_down"] == ["isp-b"]
+    for name in ("p0", "p1", "p2"):
+        broken, working = member["checkers"][f"{name}|isp-b"], member["checkers"][f"{name}|isp-a"]
+        assert broken["vote"] == "down" and broken["fresh"]
+        assert "Cannot assign requested address" in broken["error"]
+        assert working["vote"] == "up" and working["rtt"] > 0
+    assert {c for c, v in visible()["checkers"].items() if v["alive"]} == {"p0", "p1", "p2"}
     for _ in range(8):  # every rotation slot
         import dns.query
 
