@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.query
 import pytest
 import redis
 
-from tests.helpers import write_zones
+from tests.helpers import query, write_zones
 from tests.server import ServerProcess
 from tests.test_redis_connections import REDIS
-from tests.test_redis_state import answers, free_port, until
+from tests.test_redis_state import answers, free_port, redis_ready, until
 
 INTERVAL, FALL, RISE = 1.0, 2, 2
 DEAD_AFTER = 2.5  # heartbeats (1 s) before a checker's share moves
@@ -123,7 +124,7 @@ def bed(tmp_path: Path) -> Iterator[dict[str, object]]:
     checkers: list[Checker] = []
     dns_node = None
     try:
-        until(lambda: _ping(port), 10)
+        until(lambda: redis_ready(port), 10)
         for backend in backends.values():
             backend.start()
         dns_node = ServerProcess(
@@ -148,13 +149,6 @@ def bed(tmp_path: Path) -> Iterator[dict[str, object]]:
         redis_proc.kill()
         redis_proc.wait(10)
         assert not problems, problems
-
-
-def _ping(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
 
 
 def all_up(port: int, voters: int) -> bool:
@@ -291,10 +285,6 @@ def test_one_path_down_moves_that_isps_addresses_last(bed: dict[str, object]) ->
         assert working["vote"] == "up" and working["rtt"] > 0
     assert {c for c, v in visible()["checkers"].items() if v["alive"]} == {"p0", "p1", "p2"}
     for _ in range(8):  # every rotation slot
-        import dns.query
-
-        from tests.helpers import query
-
         reply = dns.query.udp(
             query("www.gslb.example.com"), dns_node.host, port=dns_node.port, timeout=2
         )

@@ -131,6 +131,13 @@ def test_answers_handed_out_are_counted_in_redis(embedded: tuple[ServerProcess, 
 # --- against Debian's redis-server, which the test stops and starts ---------------------------
 
 
+def redis_ready(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

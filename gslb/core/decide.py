@@ -120,5 +120,11 @@ def period(pool: Pool, state: ClusterState, pools: Mapping[str, Pool]) -> int:
             periods.append(isp_interleave.period(candidates, ctx))
         elif name == "proximity" and proximity.overloaded(candidates, ctx):
             periods.append(proximity.SPILL_GRANULARITY)
-    total = math.lcm(*periods)
+    return combine(periods)
+
+
+def combine(periods: list[int]) -> int:
+    """Slots that bring every period round evenly: their least common multiple, or (when
+    that is too many reply variants to cache) the longest of them."""
+    total = math.lcm(*periods) if periods else 1
     return total if total <= MAX_PERIOD else max(periods)

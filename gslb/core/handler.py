@@ -15,7 +15,6 @@ its ID, flags and letter case into the cached body and appends its own OPT recor
 from __future__ import annotations
 
 import ipaddress
-import math
 import socket
 import struct
 from collections.abc import Mapping
@@ -23,8 +22,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from gslb.core import encode
+from gslb.core.decide import combine, period
 from gslb.core.decide import decide as decide_pool
-from gslb.core.decide import period
 from gslb.core.location import ClientInfo, IPAddress, Location
 from gslb.core.policy import client_use, sticky
 from gslb.core.pools import Pool
@@ -73,7 +72,6 @@ class Client(NamedTuple):
 class Route:
     """What a dynamic reply depends on, found once per (version, name, type, class, room)."""
 
-    pools: tuple[Pool, ...]
     geo: bool  # a step looks at the client's location
     subnet: bool  # a step hashes the client's subnet
     cidr_precision: tuple[int, int]  # topology CIDR rules: prefix bits needed (IPv4, IPv6)
@@ -254,9 +252,9 @@ def route_of(query: Query, snapshot: Snapshot) -> Route | None:
             max((n.prefixlen for n in nets if n.version == 4), default=0),
             max((n.prefixlen for n in nets if n.version == 6), default=0),
         )
-    slots = math.lcm(*(period(p, snapshot.state, zone.pools_by_name) for p in pools))
+    slots = combine([period(p, snapshot.state, zone.pools_by_name) for p in pools])
     cold = any(p.id in snapshot.state.cold for p in pools)
-    return Route(tuple(pools), "geo" in use, "subnet" in use, cidr, max(1, min(slots, 5040)), cold)
+    return Route("geo" in use, "subnet" in use, cidr, slots, cold)
 
 
 def _with_fallbacks(pools: list[Pool], by_name: Mapping[str, Pool]) -> list[Pool]:

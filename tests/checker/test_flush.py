@@ -14,7 +14,7 @@ from gslb.schema import HEALTH, Health, Result
 from gslb.shell.store import connect
 from healthchecks.checker import CheckerConfig, CheckerNode, Vote
 from tests.test_redis_connections import REDIS
-from tests.test_redis_state import free_port, until
+from tests.test_redis_state import free_port, redis_ready, until
 
 
 def result(vote: str) -> Result:
@@ -30,7 +30,7 @@ def test_a_vote_changing_during_the_write_waits_for_the_next_flush(tmp_path: Pat
         stderr=subprocess.DEVNULL,
     )
     try:
-        until(lambda: _ping(port), 10)
+        until(lambda: redis_ready(port), 10)
 
         async def run() -> None:
             node = CheckerNode(connect(f"redis://127.0.0.1:{port}/0"), CheckerConfig("c1"))
@@ -62,10 +62,3 @@ def test_a_vote_changing_during_the_write_waits_for_the_next_flush(tmp_path: Pat
     finally:
         server.kill()
         server.wait(10)
-
-
-def _ping(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
