@@ -6,16 +6,19 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import os
 import socket
 import sys
 from pathlib import Path
 from typing import Any
 
-from gslb import __version__, zonefiles
+from gslb import __version__, zonefiles, zonesync
+from gslb.api import auth
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
 from gslb.shell import logs, loop
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
 from gslb.shell.transport import TcpLimits, parse_endpoint
+from gslb.zonesync import TOKEN_ENV
 from healthchecks.checker import CheckerConfig
 
 
@@ -55,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-checker", action="store_true", help="run no health checker here (they run elsewhere)"
     )
     _path_flag(serve)
+    _api_flags(serve)
     _dns_flags(serve)
 
     dns_role = sub.add_parser("dns", help="the DNS role alone, answering from a shared Redis")
@@ -68,9 +72,46 @@ def _parser() -> argparse.ArgumentParser:
         "--http",
         type=_endpoint(8053),
         metavar="HOST:PORT",
-        help="serve /healthz and the read-only explain endpoint here (default: no HTTP)",
+        help="serve /healthz, /metrics and the API here (default: no HTTP)",
     )
+    _api_flags(dns_role)
     _dns_flags(dns_role)
+
+    api_role = sub.add_parser("api", help="the REST API (and dashboard) alone, on a shared Redis")
+    api_role.add_argument("--redis", metavar="URL", required=True, help="the shared Redis")
+    api_role.add_argument(
+        "--http",
+        type=_endpoint(8053),
+        default=("127.0.0.1", 8053),
+        metavar="HOST:PORT",
+        help="HTTP listen address (default 127.0.0.1:8053)",
+    )
+    api_role.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="where the local API token is kept"
+    )
+    _api_flags(api_role)
+    _geoip_flags(api_role)
+    _log_flags(api_role)
+
+    zones_cmd = sub.add_parser("zones", help="apply zone files to a running API, or export them")
+    zones_sub = zones_cmd.add_subparsers(dest="zones_command", required=True)
+    apply_cmd = zones_sub.add_parser("apply", help="PUT every zone file of DIR through the API")
+    apply_cmd.add_argument("directory", type=Path)
+    apply_cmd.add_argument(
+        "--prune", action="store_true", help="also delete the API's zones that DIR does not have"
+    )
+    export_cmd = zones_sub.add_parser("export", help="write the API's zones as zone files")
+    export_cmd.add_argument("--out", type=Path, help="directory to write NAME.yaml into")
+    export_cmd.add_argument("--zone", action="append", help="only this zone (repeatable)")
+    for cmd in (apply_cmd, export_cmd):
+        cmd.add_argument(
+            "--api", default="http://127.0.0.1:8053", help="the API's base URL (%(default)s)"
+        )
+        cmd.add_argument(
+            "--token-file",
+            type=Path,
+            help=f"file holding the bearer token (default: ${TOKEN_ENV}, else data/api-token)",
+        )
 
     checker = sub.add_parser("checker", help="probe the members and agree on their health")
     checker.add_argument("--redis", metavar="URL", required=True, help="the shared Redis")
@@ -158,6 +199,26 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
     _log_flags(parser)
 
 
+def _api_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-tokens",
+        type=Path,
+        metavar="FILE",
+        help="API bearer tokens: YAML list of {name, role: read|write, token|sha256} "
+        "(also $GSLB_API_TOKENS=name:role:token,...; default: a write token in DATA_DIR/api-token)",
+    )
+    parser.add_argument(
+        "--api-read-open", action="store_true", help="let anyone read the API without a token"
+    )
+    parser.add_argument(
+        "--api-max-body",
+        type=int,
+        default=1 << 20,
+        metavar="BYTES",
+        help="largest request body the API accepts (default 1 MiB)",
+    )
+
+
 def _log_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument(
@@ -195,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-zones":
         return check_zones(args.directory)
-    if args.command in ("serve", "dns"):
+    if args.command in ("serve", "dns", "api"):
         return serve(args)
+    if args.command == "zones":
+        return zonesync.main(args)
     if args.command == "explain":
         return explain(args)
     if args.command == "checker":
@@ -301,11 +364,8 @@ def render_explanation(result: dict[str, Any]) -> str:
 
 
 def check_zones(directory: Path) -> int:
-    try:
-        loaded = zonefiles.load_directory(directory)
-    except zonefiles.ZoneLoadError as e:
-        for error in e.errors:
-            print(error, file=sys.stderr)
+    loaded = zonefiles.load_or_report(directory)
+    if loaded is None:
         return 1
     for zone in zonefiles.describe(loaded):
         print(json.dumps(zone))
@@ -317,6 +377,9 @@ def serve(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_format, args.log_level)
     log = logs.get("gslb")
+    if args.command == "api":
+        args.dns, args.max_udp_size, args.nsid = [], DEFAULT_MAX_UDP, ""
+        args.tcp_max_connections, args.tcp_idle_timeout = 1, 1.0
     if not 512 <= args.max_udp_size <= 4096:
         print("gslb: --max-udp-size must be within 512..4096", file=sys.stderr)
         return 2
@@ -338,12 +401,22 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("no GeoIP database: proximity and topology keep the configured order")
     else:
         log.info("geoip", **locator.describe())
+    data_dir = getattr(args, "data_dir", None)
+    try:
+        tokens = auth.load(args.api_tokens, os.environ, args.api_read_open)
+    except auth.TokenConfigError as e:
+        log.error("cannot read the API tokens", error=str(e))
+        return 1
+    if len(tokens) == 0 and data_dir is not None and args.http is not None:
+        token, path = auth.local_token(data_dir)
+        tokens = auth.with_local(tokens, token)
+        log.info("no API tokens configured: made a local write token", file=str(path))
     config = NodeConfig(
         zones_dir=zones_dir,
-        dns=args.dns or [("127.0.0.1", 5353)],
+        dns=args.dns if args.dns is not None else [("127.0.0.1", 5353)],
         http=args.http,
         redis_url=args.redis,
-        data_dir=getattr(args, "data_dir", Path("data")),
+        data_dir=data_dir or Path("data"),
         locator=locator,
         checker=CheckerConfig(
             id=args.checker_id, region="local", paths=dict(args.path) if args.path else None
@@ -352,6 +425,8 @@ def serve(args: argparse.Namespace) -> int:
         else None,
         settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
         tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),
+        tokens=tokens,
+        api_max_body=args.api_max_body,
     )
     try:
         loop.run(Node(config, zones).run())

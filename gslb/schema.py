@@ -22,6 +22,7 @@ LOAD = PREFIX + "load"  # hash member address -> Load JSON (agents)
 PATHS_DOWN = PREFIX + "paths_down"  # set "isp|site" ("isp|*": everywhere)
 ANSWERS = PREFIX + "answers:"  # + bucket: hash member key -> answers handed out
 EVENTS = PREFIX + "events"  # pub/sub channel: Event JSON after every change
+AUDIT = PREFIX + "audit"  # list of AuditRecord JSON, newest first, capped
 
 HealthWord = Literal["up", "down", "unknown"]
 

@@ -8,6 +8,7 @@ refused file means the running configuration stays as it was.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,17 @@ def load_directory(
     if errors:
         raise ZoneLoadError(errors)
     return loaded
+
+
+def load_or_report(directory: Path) -> dict[bytes, LoadedZone] | None:
+    """The directory's zones, or None after printing every refusal (`file:line: message`)
+    to stderr: for commands that check or send files."""
+    try:
+        return load_directory(directory)
+    except ZoneLoadError as e:
+        for error in e.errors:
+            print(error, file=sys.stderr)
+        return None
 
 
 def zone_set(loaded: dict[bytes, LoadedZone]) -> ZoneSet:

@@ -128,7 +128,12 @@ def bed(tmp_path: Path) -> Iterator[dict[str, object]]:
         for backend in backends.values():
             backend.start()
         dns_node = ServerProcess(
-            write_zones(tmp_path / "zones", {"z.yaml": ZONE}), None, "--redis", url, "--no-checker"
+            write_zones(tmp_path / "zones", {"z.yaml": ZONE}),
+            tmp_path / "data",
+            "--redis",
+            url,
+            "--no-checker",
+            "--api-read-open",
         )
         yield {
             "url": url,

@@ -103,6 +103,7 @@ class ZoneError(ValueError):
     ) -> None:
         super().__init__(f"{format_loc(path)}: {message}" if path else message)
         self.message = str(self)
+        self.reason = message  # without the field path
         self.line = line
         self.in_records = in_records
         self.path = path

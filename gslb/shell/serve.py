@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -20,14 +21,17 @@ from pathlib import Path
 from aiohttp import web
 
 from gslb import zonefiles
+from gslb.api import documents
+from gslb.api.auth import Tokens
+from gslb.api.routes import Api
 from gslb.core.location import Locator
 from gslb.core.snapshot import Settings, Snapshot
 from gslb.core.state import EMPTY
 from gslb.core.zone import ZoneSet
 from gslb.shell import http, logs
 from gslb.shell.embedded_redis import EmbeddedRedis
-from gslb.shell.store import Store, connect
-from gslb.shell.sync import REDIS_ERRORS, ColdStart, Sync, stored_from_file
+from gslb.shell.store import Store, StoredZone, connect
+from gslb.shell.sync import REDIS_ERRORS, ColdStart, Sync
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
 from healthchecks.checker import CheckerConfig, CheckerNode
 
@@ -45,6 +49,8 @@ class NodeConfig:
     tcp: TcpLimits = field(default_factory=TcpLimits)
     locator: Locator | None = None
     checker: CheckerConfig | None = None  # serve runs one checker beside the DNS
+    tokens: Tokens = field(default_factory=lambda: Tokens([]))
+    api_max_body: int = 1 << 20  # bytes of a request body
 
 
 class Node:
@@ -63,6 +69,7 @@ class Node:
             locator=config.locator,
         )
         self.answerer = Answerer(snapshot)
+        self.api = Api(lambda: self.store, lambda: self.answerer.snapshot, config.tokens)
         self.embedded: EmbeddedRedis | None = None
         self.store: Store | None = None
         self.sync: Sync | None = None
@@ -109,14 +116,22 @@ class Node:
             return True
 
     async def store_files(self) -> None:
-        """Write the zone files into Redis; zones that came from files now gone are removed."""
+        """Write the zone files into Redis; zones that came from files now gone are removed.
+
+        A file wins when it says something new since it was last stored; a file that says
+        what it said then leaves the stored zone alone, edits made through the API included
+        (docs/api.md, "Zone files and the API").
+        """
         if not self._files_pending or self.store is None or self.config.zones_dir is None:
             return
         stored = await self.store.read()
-        documents = []
+        changed = []
+        audit = []
         for loaded in self.zones.values():
-            zone = stored_from_file(loaded)
+            zone = documents.from_file(loaded)
             before = stored.zones.get(zone.name)
+            if before is not None and before.file_digest == zone.file_digest:
+                continue
             if before is not None and loaded.doc.soa is not None and loaded.doc.soa.serial is None:
                 # Automatic serials: keep the stored one while nothing changed, else exceed it.
                 serial = (
@@ -125,17 +140,40 @@ class Node:
                     else max(zone.serial, before.serial + 1)
                 )
                 zone = dataclasses.replace(zone, serial=serial)
-            if before is None or before.to_json() != zone.to_json():
-                documents.append(zone)
-        names = {stored_from_file(z).name for z in self.zones.values()}
-        directory = f"file:{self.config.zones_dir}"
-        gone = tuple(
-            name
-            for name, zone in stored.zones.items()
-            if zone.source.startswith(directory) and name not in names
-        )
-        if documents or gone:
-            await self.store.put_zones(documents, gone)
+            if before is not None and not before.source.startswith("file:"):
+                log.warning(
+                    "zone file changed: it replaces the edits made through the API",
+                    zone=zone.name,
+                    file=zone.file,
+                    edited_by=before.source,
+                )
+            changed.append(zone)
+            audit.append(
+                documents.audit_record(
+                    zone.source,
+                    "load",
+                    zone.name,
+                    f"zones/{zone.name}",
+                    before.document if before else None,
+                    zone.document,
+                )
+            )
+        names = {documents.zone_key(z.doc.zone) for z in self.zones.values()}
+        gone = _gone(stored.zones, names, self.config.zones_dir)
+        directory = self.config.zones_dir
+        for name in gone:
+            audit.append(
+                documents.audit_record(
+                    f"file:{directory}",
+                    "delete",
+                    name,
+                    f"zones/{name}",
+                    stored.zones[name].document,
+                    None,
+                )
+            )
+        if changed or gone:
+            await self.store.put_zones(changed, gone, audit=audit)
         self._files_pending = False
 
     def _apply_files_locally(self) -> None:
@@ -196,6 +234,8 @@ class Node:
     async def stop(self) -> None:
         if self.listeners is not None:
             await self.listeners.close()
+        if self.api.hub is not None:
+            await self.api.hub.close()
         if self.http_runner is not None:
             await self.http_runner.cleanup()
         for task in list(self._tasks):
@@ -223,6 +263,18 @@ class Node:
             await self.stopping.wait()
         finally:
             await self.stop()
+
+
+def _gone(stored: dict[str, StoredZone], names: set[str], directory: Path) -> tuple[str, ...]:
+    """The stored zones that came from a file of `directory` that no longer has them."""
+    where = os.path.abspath(directory)
+    return tuple(
+        name
+        for name, zone in stored.items()
+        if zone.file is not None
+        and os.path.dirname(os.path.abspath(zone.file)) == where
+        and name not in names
+    )
 
 
 def _redacted(url: str) -> str:

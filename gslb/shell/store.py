@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from redis.asyncio.sentinel import Sentinel
 
 from gslb.core.state import ClusterState, Load, MemberState
@@ -23,6 +25,7 @@ from gslb.core.targets import targets_of
 from gslb.core.zonedoc import ZoneDoc
 from gslb.schema import (
     ANSWERS,
+    AUDIT,
     CHECKERS,
     EVENTS,
     HEALTH,
@@ -43,6 +46,7 @@ from gslb.schema import Load as LoadReport
 ANSWER_BUCKET = 10  # seconds per answers bucket
 ANSWER_WINDOW = 3  # buckets that make "recently" (30 s)
 LOAD_FRESH = 30.0  # seconds an agent report stays fresh
+AUDIT_KEEP = 10000  # audit records kept (the oldest go first)
 
 
 def connect(url: str, **options: Any) -> aioredis.Redis:
@@ -75,10 +79,14 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
 @dataclass(frozen=True, slots=True)
 class StoredZone:
     name: str
-    document: dict[str, Any]  # the zone document, records inlined
+    document: dict[str, Any]  # the zone document, normalized, records inlined
     serial: int
     fingerprint: str
-    source: str  # "file:PATH" or "api"
+    source: str  # who wrote it last: "file:PATH" or "api:TOKEN-NAME"
+    # The file the zone was loaded from, and a digest of what it said then: a file that still
+    # says the same does not undo edits made through the API (docs/api.md, "files and API").
+    file: str | None = None
+    file_digest: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(
@@ -87,6 +95,8 @@ class StoredZone:
                 "serial": self.serial,
                 "fingerprint": self.fingerprint,
                 "source": self.source,
+                "file": self.file,
+                "file_digest": self.file_digest,
             },
             sort_keys=True,
         )
@@ -94,7 +104,20 @@ class StoredZone:
     @classmethod
     def from_json(cls, name: str, text: str | bytes) -> StoredZone:
         data = json.loads(text)
-        return cls(name, data["document"], int(data["serial"]), data["fingerprint"], data["source"])
+        return cls(
+            name,
+            data["document"],
+            int(data["serial"]),
+            data["fingerprint"],
+            data["source"],
+            data.get("file"),
+            data.get("file_digest"),
+        )
+
+
+# An edit of one zone: given what is stored (None: nothing), what to store instead (None:
+# delete it) and the audit record of the change; raising leaves everything as it was.
+ZoneEdit = Callable[[StoredZone | None], Awaitable[tuple[StoredZone | None, dict[str, Any]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,23 +155,77 @@ class Store:
         )
 
     async def put_zones(
-        self, zones: list[StoredZone], remove: tuple[str, ...] = (), kind: str = "config"
+        self,
+        zones: list[StoredZone],
+        remove: tuple[str, ...] = (),
+        kind: str = "config",
+        audit: list[dict[str, Any]] | None = None,
     ) -> int:
         """Store zones (and drop others) atomically, with what the checkers must probe in
         them; returns the new version."""
-        targets = {zone.name: _targets(zone) for zone in zones}
         async with self.redis.pipeline(transaction=True) as pipe:
             for zone in zones:
-                pipe.hset(ZONES, zone.name, zone.to_json())
-                pipe.hset(TARGETS, zone.name, dumps([t.to_dict() for t in targets[zone.name]]))
+                _queue_zone(pipe, zone.name, zone)
             for name in remove:
-                pipe.hdel(ZONES, name)
-                pipe.hdel(TARGETS, name)
+                _queue_zone(pipe, name, None)
+            _queue_audit(pipe, audit or [])
             pipe.incr(VERSION)
             results = await pipe.execute()
         version = int(results[-1])
         await self.publish(kind, version, zones=[z.name for z in zones], removed=list(remove))
         return version
+
+    async def zones(self) -> dict[str, StoredZone]:
+        return {
+            _s(k): StoredZone.from_json(_s(k), v)
+            for k, v in (await self.redis.hgetall(ZONES)).items()
+        }
+
+    async def zone(self, name: str) -> StoredZone | None:
+        raw = await self.redis.hget(ZONES, name)
+        return None if raw is None else StoredZone.from_json(name, raw)
+
+    async def change_zone(self, name: str, edit: ZoneEdit) -> tuple[StoredZone | None, bool]:
+        """Apply `edit` to zone `name` atomically: optimistic (WATCH), retried when another
+        writer got in between, so the edit always sees what it replaces. Returns what is
+        stored now and whether anything changed (an edit that changes nothing writes
+        nothing: applying the same document twice is one change)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(ZONES)
+                    raw = await pipe.hget(ZONES, name)
+                    before = None if raw is None else StoredZone.from_json(name, raw)
+                    after, record = await edit(before)
+                    if (after and after.to_json()) == (before and before.to_json()):
+                        await pipe.reset()  # type: ignore[no-untyped-call]
+                        return before, False
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    _queue_zone(pipe, name, after)
+                    _queue_audit(pipe, [record])
+                    pipe.incr(VERSION)
+                    *_, version = await pipe.execute()
+                    break
+                except redis.exceptions.WatchError:
+                    continue
+        await self.publish(
+            "config",
+            int(version),
+            zones=[name] if after else [],
+            removed=[] if after else [name],
+            who=record.get("who"),
+            action=record.get("action"),
+            resource=record.get("resource"),
+        )
+        return after, True
+
+    async def audit(self, limit: int = 100, zone: str | None = None) -> list[dict[str, Any]]:
+        """The newest audit records first; with `zone`, only that zone's."""
+        raw = await self.redis.lrange(AUDIT, 0, -1 if zone else limit - 1)
+        records = [json.loads(item) for item in raw]
+        if zone is not None:
+            records = [r for r in records if r.get("zone") == zone]
+        return records[:limit]
 
     async def set_health(self, states: dict[str, MemberState]) -> int:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -207,18 +284,11 @@ class Store:
                 "since": verdict.since,
                 "checkers": paths,
             }
-        live = {}
-        for raw in checkers.values():
-            checker = Checker.from_json(raw)
-            live[checker.id] = {
-                "region": checker.region,
-                "paths": list(checker.paths),
-                "seen": checker.seen,
-                "alive": now - checker.seen <= 2.5,
-                "probes": checker.probes,
-                "assigned": checker.assigned,
-            }
-        return {"members": members, "checkers": live}
+        return {"members": members, "checkers": _checkers(checkers, now)}
+
+    async def checkers(self, now: float | None = None) -> dict[str, Any]:
+        """The checkers by id: region, paths, last heartbeat, whether alive, work done."""
+        return _checkers(await self.redis.hgetall(CHECKERS), time.time() if now is None else now)
 
     async def add_answers(self, tally: dict[str, int], now: float | None = None) -> None:
         """Add this node's answers handed out to the current bucket (no version bump: readers
@@ -231,6 +301,37 @@ class Store:
                 pipe.hincrby(key, member, count)
             pipe.expire(key, ANSWER_BUCKET * (ANSWER_WINDOW + 2))
             await pipe.execute()
+
+
+def _checkers(raw: dict[Any, Any], now: float) -> dict[str, Any]:
+    live = {}
+    for value in raw.values():
+        checker = Checker.from_json(value)
+        live[checker.id] = {
+            "region": checker.region,
+            "paths": list(checker.paths),
+            "seen": checker.seen,
+            "alive": now - checker.seen <= 2.5,
+            "probes": checker.probes,
+            "assigned": checker.assigned,
+        }
+    return live
+
+
+def _queue_zone(pipe: Any, name: str, zone: StoredZone | None) -> None:
+    if zone is None:
+        pipe.hdel(ZONES, name)
+        pipe.hdel(TARGETS, name)
+    else:
+        pipe.hset(ZONES, name, zone.to_json())
+        pipe.hset(TARGETS, name, dumps([t.to_dict() for t in _targets(zone)]))
+
+
+def _queue_audit(pipe: Any, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        pipe.lpush(AUDIT, json.dumps(record, sort_keys=True))
+    if records:
+        pipe.ltrim(AUDIT, 0, AUDIT_KEEP - 1)
 
 
 def _targets(zone: StoredZone) -> list[Target]:

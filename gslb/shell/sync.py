@@ -18,7 +18,6 @@ from typing import Any
 
 import redis.exceptions
 
-from gslb import zonefiles
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState
 from gslb.core.zone import Zone, ZoneSet
@@ -34,18 +33,6 @@ POLL = 1.0  # seconds between version checks when no event arrives
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
 LOAD_REFRESH = 5.0  # seconds between re-reads of load and answer counts, for pools that use them
 LOAD_STEPS = frozenset({"least_load", "least_traffic", "cost", "proximity"})
-
-
-def stored_from_file(loaded: zonefiles.LoadedZone) -> StoredZone:
-    document = loaded.doc.model_dump(mode="json", exclude_none=True, exclude={"records_file"})
-    document["records"] = loaded.records
-    return StoredZone(
-        loaded.doc.zone.rstrip("."),
-        document,
-        loaded.serial,
-        loaded.fingerprint,
-        f"file:{loaded.path}",
-    )
 
 
 class ZoneCompiler:

@@ -1,0 +1,170 @@
+"""The shapes of the API's answers that are not zone documents, for the OpenAPI document.
+
+Zone documents use the zone file schema itself (gslb.core.zonedoc / pooldoc); these models
+describe the rest. Handlers build plain dicts; a test checks them against these schemas
+(and schemathesis checks every response against the published document).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from gslb.core.pooldoc import MemberDoc, MonitorDoc, Network, PoolDoc, SiteDoc, TopologyRule
+from gslb.core.zonedoc import ZoneDoc
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="path in the document, e.g. pools.www.members[2].address")
+    message: str
+
+
+class Error(BaseModel):
+    status: int
+    message: str = Field(description="what was wrong, with the field path when one is at fault")
+    field: str | None
+    errors: list[FieldError] = Field(default=[], description="every fault found, first first")
+
+
+class ZoneSummary(BaseModel):
+    zone: str
+    serial: int
+    source: str = Field(description="who wrote it last: file:PATH or api:TOKEN-NAME")
+    file: str | None = Field(description="the zone file it was loaded from, if any")
+    etag: str
+    pools: int
+
+
+class ZoneList(BaseModel):
+    zones: list[ZoneSummary]
+
+
+class AuditRecord(BaseModel):
+    at: float = Field(description="unix time")
+    who: str = Field(description="the token's name (api:NAME) or the zone file (file:PATH)")
+    action: str
+    zone: str
+    resource: str
+    before: Any = None
+    after: Any = None
+
+
+class AuditList(BaseModel):
+    records: list[AuditRecord]
+
+
+class PathView(BaseModel):
+    vote: Literal["up", "down", "unknown"]
+    ok: bool
+    rtt: float | None
+    error: str | None
+    at: float
+    since: float
+    fresh: bool
+
+
+class MemberHealth(BaseModel):
+    health: Literal["up", "down", "unknown"]
+    rtt: float | None
+    paths_down: list[str]
+    since: float
+    checkers: dict[str, PathView] = Field(description='"checker|path" -> what it sees')
+
+
+class CheckerView(BaseModel):
+    region: str
+    paths: list[str]
+    seen: float
+    alive: bool
+    probes: int
+    assigned: int
+
+
+class HealthView(BaseModel):
+    members: dict[str, MemberHealth] = Field(description="zone/pool/address -> health")
+    checkers: dict[str, CheckerView]
+
+
+class CheckerList(BaseModel):
+    checkers: dict[str, CheckerView]
+
+
+class LoadView(BaseModel):
+    sessions: float | None
+    cpu: float | None
+    traffic: float | None
+    at: float
+    fresh: bool
+
+
+class LoadList(BaseModel):
+    members: dict[str, LoadView] = Field(description="member address -> its agent's report")
+
+
+class Explanation(BaseModel):
+    """What `gslb explain` prints, as JSON."""
+
+    model_config = {"extra": "allow"}
+
+
+class PoolList(BaseModel):
+    pools: dict[str, PoolDoc]
+
+
+class MemberList(BaseModel):
+    members: list[MemberDoc]
+
+
+class MonitorList(BaseModel):
+    monitors: dict[str, MonitorDoc]
+
+
+class SiteList(BaseModel):
+    sites: dict[str, SiteDoc]
+
+
+class IspList(BaseModel):
+    isps: dict[str, list[Network]]
+
+
+class TopologyDoc(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    topology: list[TopologyRule]
+
+
+class PoolPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a pool: the fields given replace, null removes."""
+
+    model_config = {"extra": "allow"}
+
+
+class MemberPatch(BaseModel):
+    """A JSON merge patch (RFC 7396) of a member."""
+
+    model_config = {"extra": "allow"}
+
+
+SCHEMAS: tuple[type[BaseModel], ...] = (
+    ZoneDoc,
+    PoolDoc,
+    MemberDoc,
+    MonitorDoc,
+    SiteDoc,
+    TopologyDoc,
+    Error,
+    ZoneList,
+    AuditList,
+    HealthView,
+    CheckerList,
+    LoadList,
+    Explanation,
+    PoolList,
+    MemberList,
+    MonitorList,
+    SiteList,
+    IspList,
+    PoolPatch,
+    MemberPatch,
+)

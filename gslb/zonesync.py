@@ -1,0 +1,120 @@
+"""`gslb zones apply DIR` and `gslb zones export`: zone files to and from a running API.
+
+`apply` validates the whole directory first (the same `file:line` errors as `check-zones`)
+and sends nothing unless every file loads; then it PUTs each zone, which the API applies
+idempotently. `export` writes each zone as the YAML file it would be in `zones/`, so
+export -> apply -> export gives the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from gslb import zonefiles
+from gslb.api import documents
+from gslb.api.auth import LOCAL_TOKEN_FILE
+
+TOKEN_ENV = "GSLB_API_TOKEN"
+
+
+class ApiFailure(Exception):
+    pass
+
+
+class Client:
+    def __init__(self, base: str, token: str | None) -> None:
+        self.base = base.rstrip("/") + "/api/v1"
+        self.token = token
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                message = json.loads(raw)["message"]
+            except (ValueError, KeyError, TypeError):
+                message = raw.decode(errors="replace")[:200]
+            raise ApiFailure(f"{method} {path}: {e.code} {message}") from None
+        except OSError as e:
+            raise ApiFailure(f"{method} {path}: cannot reach {self.base}: {e}") from None
+
+
+def token_of(args: argparse.Namespace) -> str | None:
+    if args.token_file is not None:
+        return str(args.token_file.read_text(encoding="utf-8").strip())
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV]
+    local = Path("data") / LOCAL_TOKEN_FILE
+    return local.read_text(encoding="utf-8").strip() if local.exists() else None
+
+
+def zone_path(name: str) -> str:
+    return "/zones/" + urllib.parse.quote(name, safe="")
+
+
+def apply(client: Client, directory: Path, prune: bool) -> int:
+    loaded = zonefiles.load_or_report(directory)
+    if loaded is None:
+        return 1
+    names = set()
+    for zone in sorted(loaded.values(), key=lambda z: z.path):
+        stored = documents.from_file(zone)
+        names.add(stored.name)
+        status, _ = client.call("PUT", zone_path(stored.name), stored.document)
+        print(f"{stored.name}: {'created' if status == 201 else 'applied'} from {zone.path}")
+    if prune:
+        _, raw = client.call("GET", "/zones")
+        for item in json.loads(raw)["zones"]:
+            if item["zone"] not in names:
+                client.call("DELETE", zone_path(item["zone"]))
+                print(f"{item['zone']}: deleted (not in {directory})")
+    return 0
+
+
+def export(client: Client, out: Path | None, only: list[str] | None) -> int:
+    _, raw = client.call("GET", "/zones")
+    names = [z["zone"] for z in json.loads(raw)["zones"]]
+    if only:
+        wanted = [documents.zone_key(n) for n in only]
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            print(f"gslb zones export: no zone {', '.join(missing)}", file=sys.stderr)
+            return 1
+        names = wanted
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        _, text = client.call("GET", zone_path(name) + "/export")
+        if out is None:
+            sys.stdout.write(("---\n" if len(names) > 1 else "") + text.decode())
+        else:
+            (out / f"{name}.yaml").write_bytes(text)
+            print(f"{name}: {out / (name + '.yaml')}")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    client = Client(args.api, token_of(args))
+    try:
+        if args.zones_command == "apply":
+            return apply(client, args.directory, args.prune)
+        return export(client, args.out, args.zone)
+    except ApiFailure as e:
+        print(f"gslb zones {args.zones_command}: {e}", file=sys.stderr)
+        return 1
