@@ -201,6 +201,12 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
 
 def _api_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--node-id", help="this node's name on the dashboard (default: HOST/first listener)"
+    )
+    parser.add_argument(
+        "--region", default="default", help="where this node runs, for the dashboard"
+    )
+    parser.add_argument(
         "--api-tokens",
         type=Path,
         metavar="FILE",
@@ -427,6 +433,8 @@ def serve(args: argparse.Namespace) -> int:
         tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),
         tokens=tokens,
         api_max_body=args.api_max_body,
+        node_id=args.node_id,
+        region=args.region,
     )
     try:
         loop.run(Node(config, zones).run())

@@ -4,6 +4,9 @@ For trying gslb on one machine (`make run` starts it): every member of a pool wi
 monitor gets a tiny HTTP server on its address and the monitor's port, answering the
 monitor's path with the expected status. Only loopback addresses are served; members
 elsewhere are skipped, so the demo never pretends to be a real host.
+
+To watch a failure without stopping anything: `curl -X POST http://ADDRESS:PORT/demo/fail`
+makes that member's health check fail (503) until `curl -X POST .../demo/recover`.
 """
 
 from __future__ import annotations
@@ -41,11 +44,26 @@ def endpoints(zones_dir: Path) -> list[tuple[str, int, str, int]]:
 async def serve(zones_dir: Path) -> None:
     runners = []
     for address, port, path, status in endpoints(zones_dir):
+        failing = {"now": False}
 
-        async def ok(_: web.Request, status: int = status, address: str = address) -> web.Response:
+        async def ok(
+            _: web.Request,
+            status: int = status,
+            address: str = address,
+            failing: dict[str, bool] = failing,
+        ) -> web.Response:
+            if failing["now"]:
+                return web.Response(status=503, text=f"demo backend {address}: failing\n")
             return web.Response(status=status, text=f"demo backend {address}\n")
 
+        async def toggle(request: web.Request, failing: dict[str, bool] = failing) -> web.Response:
+            failing["now"] = request.path.endswith("/fail")
+            log.info("demo backend", address=request.host, failing=failing["now"])
+            return web.Response(text="failing\n" if failing["now"] else "healthy\n")
+
         app = web.Application()
+        app.router.add_post("/demo/fail", toggle)
+        app.router.add_post("/demo/recover", toggle)
         app.router.add_route("*", path, ok)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -23,6 +23,9 @@ PATHS_DOWN = PREFIX + "paths_down"  # set "isp|site" ("isp|*": everywhere)
 ANSWERS = PREFIX + "answers:"  # + bucket: hash member key -> answers handed out
 EVENTS = PREFIX + "events"  # pub/sub channel: Event JSON after every change
 AUDIT = PREFIX + "audit"  # list of AuditRecord JSON, newest first, capped
+HISTORY = PREFIX + "history"  # list of health changes {at, member, health, was, ...}, newest first
+HISTORY_KEEP = 10000
+NODES = PREFIX + "nodes"  # hash node id -> Node JSON (DNS and API processes' heartbeat)
 
 HealthWord = Literal["up", "down", "unknown"]
 

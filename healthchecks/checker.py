@@ -29,6 +29,8 @@ from gslb.schema import (
     CHECKERS,
     EVENTS,
     HEALTH,
+    HISTORY,
+    HISTORY_KEEP,
     LOAD,
     RESULTS,
     TARGETS,
@@ -39,6 +41,7 @@ from gslb.schema import (
     Load,
     Result,
     Target,
+    dumps,
 )
 from gslb.shell import logs
 from healthchecks.assign import owners
@@ -400,6 +403,7 @@ class CheckerNode:
             *all_results, current = await pipe.execute()
         now = time.time()
         changes: dict[str, Health] = {}
+        was: dict[str, str | None] = {}
         expired: dict[str, list[str]] = {}
         for key, raw_results, raw_health in zip(ordered, all_results, current, strict=True):
             results: dict[tuple[str, str], Result] = {}
@@ -417,6 +421,7 @@ class CheckerNode:
             decided = decide(results, now, self.config.quorum, previous)
             if previous is None or not previous.same_verdict(decided):
                 changes[key] = decided
+                was[key] = previous.health if previous is not None else None
             elif decided.rtt != previous.rtt or decided.votes != previous.votes:
                 # Same verdict: refresh what the dashboard shows, without waking the DNS nodes.
                 await self.redis.hset(HEALTH, key, replace(decided, since=previous.since).to_json())
@@ -427,6 +432,20 @@ class CheckerNode:
         async with self.redis.pipeline(transaction=True) as pipe:
             for key, health in changes.items():
                 pipe.hset(HEALTH, key, health.to_json())
+                pipe.lpush(
+                    HISTORY,
+                    dumps(
+                        {
+                            "at": round(now, 3),
+                            "member": key,
+                            "health": health.health,
+                            "was": was[key],
+                            "paths_down": list(health.paths_down),
+                            "checker": self.config.id,
+                        }
+                    ),
+                )
+            pipe.ltrim(HISTORY, 0, HISTORY_KEEP - 1)
             pipe.incr(VERSION)
             *_, version = await pipe.execute()
         await self.redis.publish(

@@ -10,6 +10,8 @@ command -v dig >/dev/null 2>&1 || need="$need dnsutils"
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
+# The dashboard's end-to-end tests drive Debian's Chromium through Playwright.
+[ -x /usr/bin/chromium ] || need="$need chromium"
 
 [ -z "$need" ] && exit 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,8 +30,11 @@ QUEUE = 256  # events a stream may fall behind before it is dropped
 
 
 class EventHub:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, redis_up: Callable[[], bool]) -> None:
         self.redis = redis
+        # The process's own view of Redis (its sync loop's): a pub/sub connection can sit
+        # through an outage without noticing, reconnecting quietly.
+        self.redis_up = redis_up
         self.streams: set[asyncio.Queue[tuple[str, str] | None]] = set()
         self.connected = False
         self._task: asyncio.Task[None] | None = None
@@ -62,10 +66,11 @@ class EventHub:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(EVENTS)
-                self._state(True)
+                self._state(self.redis_up())
                 backoff = 0.2
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    self._state(self.redis_up())
                     if message is None or message.get("type") != "message":
                         continue
                     try:
@@ -110,7 +115,7 @@ async def stream(request: web.Request, hub: EventHub, version: int) -> web.Strea
     await response.prepare(request)
     queue = hub.subscribe()
     try:
-        hello = {"version": version, "redis": "up" if hub.connected else "down"}
+        hello = {"version": version, "redis": "up" if hub.redis_up() else "down"}
         await response.write(f"event: hello\ndata: {json.dumps(hello)}\n\n".encode())
         while True:
             try:

@@ -102,6 +102,43 @@ class LoadList(BaseModel):
     members: dict[str, LoadView] = Field(description="member address -> its agent's report")
 
 
+class NodeView(BaseModel):
+    id: str
+    region: str
+    roles: list[str]
+    dns: list[str]
+    queries: int = Field(description="DNS messages received since the process started")
+    qps: float = Field(description="queries per second over the last heartbeat period")
+    version: int
+    started: float
+    seen: float
+    alive: bool
+
+
+class NodeList(BaseModel):
+    nodes: dict[str, NodeView]
+
+
+class HealthChange(BaseModel):
+    at: float
+    member: str = Field(description="zone/pool/address")
+    health: Literal["up", "down", "unknown"]
+    was: Literal["up", "down", "unknown"] | None
+    paths_down: list[str]
+    checker: str = Field(description="the checker that decided it")
+
+
+class HistoryList(BaseModel):
+    changes: list[HealthChange]
+
+
+class AnswerCounts(BaseModel):
+    bucket_seconds: int
+    buckets: dict[str, dict[str, int]] = Field(
+        description="bucket start (unix time) -> member key -> answers handed out"
+    )
+
+
 class Explanation(BaseModel):
     """What `gslb explain` prints, as JSON."""
 
@@ -160,6 +197,9 @@ SCHEMAS: tuple[type[BaseModel], ...] = (
     CheckerList,
     LoadList,
     Explanation,
+    NodeList,
+    HistoryList,
+    AnswerCounts,
     PoolList,
     MemberList,
     MonitorList,

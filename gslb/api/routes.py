@@ -29,7 +29,7 @@ from gslb.core.explain import explain as run_explain
 from gslb.schema import LOAD
 from gslb.schema import Load as LoadReport
 from gslb.shell import logs
-from gslb.shell.store import LOAD_FRESH, Store, StoredZone
+from gslb.shell.store import ANSWER_BUCKET, LOAD_FRESH, Store, StoredZone
 from gslb.shell.sync import REDIS_ERRORS
 
 if TYPE_CHECKING:
@@ -50,8 +50,10 @@ class Api:
         store: Callable[[], Store | None],
         snapshot: Callable[[], Snapshot],
         tokens: Tokens,
+        redis_up: Callable[[], bool] = lambda: True,
     ) -> None:
         self._store = store
+        self.redis_up = redis_up
         self.snapshot = snapshot
         self.tokens = tokens
         self.hub: EventHub | None = None
@@ -65,7 +67,7 @@ class Api:
 
     def events(self) -> EventHub:
         if self.hub is None:
-            self.hub = EventHub(self.store.redis)
+            self.hub = EventHub(self.store.redis, self.redis_up)
         return self.hub
 
     def authorize(self, request: web.Request, role: Role) -> Principal:
@@ -527,6 +529,30 @@ async def checkers(request: web.Request) -> web.Response:
     return web.json_response({"checkers": await _api(request).store.checkers()})
 
 
+async def nodes(request: web.Request) -> web.Response:
+    return web.json_response({"nodes": await _api(request).store.nodes()})
+
+
+async def history(request: web.Request) -> web.Response:
+    limit = _limit(request)
+    return web.json_response({"changes": await _api(request).store.history(limit)})
+
+
+async def answers(request: web.Request) -> web.Response:
+    buckets = await _api(request).store.answers()
+    return web.json_response({"bucket_seconds": ANSWER_BUCKET, "buckets": buckets})
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise ApiError(400, "limit: not a number", "limit") from None
+    if not 1 <= limit <= 10000:
+        raise ApiError(400, "limit: 1 to 10000", "limit")
+    return limit
+
+
 async def load(request: web.Request) -> web.Response:
     raw = await _api(request).store.redis.hgetall(LOAD)
     now = time.time()
@@ -565,12 +591,7 @@ async def explain(request: web.Request) -> web.Response:
 
 
 async def audit(request: web.Request) -> web.Response:
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise ApiError(400, "limit: not a number", "limit") from None
-    if not 1 <= limit <= 10000:
-        raise ApiError(400, "limit: 1 to 10000", "limit")
+    limit = _limit(request)
     zone = request.query.get("zone")
     records = await _api(request).store.audit(limit, zone_key(zone) if zone else None)
     return web.json_response({"records": records})
@@ -625,6 +646,7 @@ def ref(name: str) -> dict[str, Json]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100})
 STRING_LIST: dict[str, Json] = {"type": "array", "items": {"type": "string"}}
 Z = "/zones/{zone}"
 P = Z + "/pools/{pool}"
@@ -835,6 +857,31 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/nodes",
+        nodes,
+        "DNS and API processes, from their heartbeats",
+        "state",
+        returns=ref("NodeList"),
+    ),
+    Operation(
+        "GET",
+        "/answers",
+        answers,
+        "Answers handed out per member, in 10 s buckets",
+        "state",
+        returns=ref("AnswerCounts"),
+    ),
+    Operation(
+        "GET",
+        "/history",
+        history,
+        "Decided health changes, newest first",
+        "state",
+        returns=ref("HistoryList"),
+        query=(LIMIT,),
+    ),
+    Operation(
+        "GET",
         "/explain",
         explain,
         "The answer a client would get, and each step's effect",
@@ -870,7 +917,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "state",
         returns=ref("AuditList"),
         query=(
-            Param("limit", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}),
+            LIMIT,
             Param("zone", {"type": "string"}, False, "only this zone's changes"),
         ),
     ),

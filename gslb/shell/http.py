@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gslb import dashboard
 from gslb.api.routes import add_routes, errors
 from gslb.core import names
 from gslb.shell import metrics
@@ -42,10 +43,13 @@ async def prometheus(request: web.Request) -> web.Response:
 
 
 def make_app(node: Node) -> web.Application:
-    app = web.Application(client_max_size=node.config.api_max_body, middlewares=[errors])
+    app = web.Application(
+        client_max_size=node.config.api_max_body, middlewares=[errors, dashboard.security_headers]
+    )
     app[NODE_KEY] = node
     app[REGISTRY_KEY] = metrics.registry_for(node)
     app.router.add_get("/metrics", prometheus)
     app.router.add_get("/healthz", healthz)
     add_routes(app, node.api)
+    dashboard.add_routes(app)
     return app

@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
+import socket
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,7 @@ from gslb.core.location import Locator
 from gslb.core.snapshot import Settings, Snapshot
 from gslb.core.state import EMPTY
 from gslb.core.zone import ZoneSet
+from gslb.schema import NODES
 from gslb.shell import http, logs
 from gslb.shell.embedded_redis import EmbeddedRedis
 from gslb.shell.store import Store, StoredZone, connect
@@ -49,6 +53,8 @@ class NodeConfig:
     tcp: TcpLimits = field(default_factory=TcpLimits)
     locator: Locator | None = None
     checker: CheckerConfig | None = None  # serve runs one checker beside the DNS
+    node_id: str | None = None  # default: host name and first listening address
+    region: str = "default"
     tokens: Tokens = field(default_factory=lambda: Tokens([]))
     api_max_body: int = 1 << 20  # bytes of a request body
 
@@ -69,7 +75,12 @@ class Node:
             locator=config.locator,
         )
         self.answerer = Answerer(snapshot)
-        self.api = Api(lambda: self.store, lambda: self.answerer.snapshot, config.tokens)
+        self.api = Api(
+            lambda: self.store,
+            lambda: self.answerer.snapshot,
+            config.tokens,
+            redis_up=lambda: self.sync is not None and self.sync.connected,
+        )
         self.embedded: EmbeddedRedis | None = None
         self.store: Store | None = None
         self.sync: Sync | None = None
@@ -81,6 +92,8 @@ class Node:
         self._reloading = asyncio.Lock()
         # Zone files read but not yet stored in Redis (it was unreachable): stored on reconnect.
         self._files_pending = zones is not None
+        self._last_beat = (0.0, 0)
+        self._started_at = time.time()
 
     def install(self, snapshot: Snapshot) -> None:
         self.answerer.snapshot = snapshot
@@ -207,6 +220,7 @@ class Node:
             on_connect=self.store_files,
             take_tally=self.answerer.cache.take_tally,
             cold_start=self.cold_start,
+            heartbeat=self.heartbeat,
         )
         self._spawn(self.sync.run())
         if self.config.checker is not None:
@@ -225,6 +239,45 @@ class Node:
             redis="embedded" if self.embedded else _redacted(url),
             zones=zonefiles.describe(self.zones),
         )
+
+    @functools.cached_property
+    def node_id(self) -> str:
+        """Fixed at the first heartbeat, which comes after the listeners are bound."""
+        if self.config.node_id:
+            return self.config.node_id
+        endpoints = (self.listeners.addresses() if self.listeners else []) + self.http_addresses()
+        first = format_endpoint(*endpoints[0]) if endpoints else "-"
+        return f"{socket.gethostname()}/{first}"
+
+    def heartbeat(self) -> tuple[str, dict[str, object]]:
+        """What this process says of itself in gslb:nodes (for the dashboard)."""
+        now = time.time()
+        queries = self.answerer.queries
+        last_at, last_queries = self._last_beat
+        qps = (queries - last_queries) / (now - last_at) if last_at and now > last_at else 0.0
+        self._last_beat = (now, queries)
+        roles = [
+            role
+            for role, on in (
+                ("dns", bool(self.config.dns)),
+                ("api", self.config.http is not None),
+                ("checker", self.config.checker is not None),
+            )
+            if on
+        ]
+        return self.node_id, {
+            "id": self.node_id,
+            "region": self.config.region,
+            "roles": roles,
+            "dns": [format_endpoint(h, p) for h, p in self.listeners.addresses()]
+            if self.listeners
+            else [],
+            "queries": queries,
+            "qps": round(qps, 1),
+            "version": self.answerer.snapshot.version,
+            "started": self._started_at,
+            "seen": now,
+        }
 
     def http_addresses(self) -> list[tuple[str, int]]:
         if self.http_runner is None:
@@ -247,6 +300,9 @@ class Node:
             with contextlib.suppress(*REDIS_ERRORS):
                 await asyncio.wait_for(self.sync.flush_tally(), 1.0)
         if self.store is not None:
+            with contextlib.suppress(Exception):
+                # A node that stops cleanly leaves the dashboard's list at once.
+                await asyncio.wait_for(self.store.redis.hdel(NODES, self.node_id), 1.0)
             with contextlib.suppress(Exception):
                 await self.store.redis.aclose()
         if self.embedded is not None:

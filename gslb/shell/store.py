@@ -29,7 +29,9 @@ from gslb.schema import (
     CHECKERS,
     EVENTS,
     HEALTH,
+    HISTORY,
     LOAD,
+    NODES,
     PATHS_DOWN,
     RESULTS,
     TARGETS,
@@ -47,6 +49,7 @@ ANSWER_BUCKET = 10  # seconds per answers bucket
 ANSWER_WINDOW = 3  # buckets that make "recently" (30 s)
 LOAD_FRESH = 30.0  # seconds an agent report stays fresh
 AUDIT_KEEP = 10000  # audit records kept (the oldest go first)
+NODE_ALIVE = 6.0  # seconds since its last heartbeat that a node counts as alive (3 beats)
 
 
 def connect(url: str, **options: Any) -> aioredis.Redis:
@@ -218,6 +221,40 @@ class Store:
             resource=record.get("resource"),
         )
         return after, True
+
+    async def answers(self, now: float | None = None) -> dict[str, dict[str, int]]:
+        """Answers handed out per member key in each recent bucket (oldest first), by bucket
+        start time: what the dashboard plots."""
+        bucket = int((time.time() if now is None else now) // ANSWER_BUCKET)
+        buckets = range(bucket - ANSWER_WINDOW - 1, bucket + 1)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for b in buckets:
+                pipe.hgetall(f"{ANSWERS}{b}")
+            counts = await pipe.execute()
+        return {
+            str(b * ANSWER_BUCKET): {_s(k): int(v) for k, v in raw.items()}
+            for b, raw in zip(buckets, counts, strict=True)
+        }
+
+    async def nodes(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """DNS and API processes by id, from their heartbeats (a node silent for an hour is
+        left out: it was stopped without saying so)."""
+        now = time.time() if now is None else now
+        out = {}
+        for key, raw in (await self.redis.hgetall(NODES)).items():
+            try:
+                info = json.loads(raw)
+                seen = float(info["seen"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if now - seen > 3600:
+                continue
+            out[_s(key)] = {**info, "alive": now - seen <= NODE_ALIVE}
+        return out
+
+    async def history(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Decided health changes, newest first."""
+        return [json.loads(item) for item in await self.redis.lrange(HISTORY, 0, limit - 1)]
 
     async def audit(self, limit: int = 100, zone: str | None = None) -> list[dict[str, Any]]:
         """The newest audit records first; with `zone`, only that zone's."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState
 from gslb.core.zone import Zone, ZoneSet
 from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone
-from gslb.schema import EVENTS
+from gslb.schema import EVENTS, NODES
 from gslb.shell import logs
 from gslb.shell.store import Store, Stored, StoredZone
 
@@ -33,6 +34,7 @@ POLL = 1.0  # seconds between version checks when no event arrives
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
 LOAD_REFRESH = 5.0  # seconds between re-reads of load and answer counts, for pools that use them
 LOAD_STEPS = frozenset({"least_load", "least_traffic", "cost", "proximity"})
+BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
 
 
 class ZoneCompiler:
@@ -115,6 +117,7 @@ class Sync:
         on_connect: Callable[[], Any] | None = None,
         take_tally: Callable[[], dict[str, int]] | None = None,
         cold_start: ColdStart | None = None,
+        heartbeat: Callable[[], tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.store = store
         self.current = current
@@ -131,6 +134,8 @@ class Sync:
         self._unsent: dict[str, int] = {}
         self._warned = 0.0
         self._refreshed = 0.0
+        self.heartbeat = heartbeat
+        self._beat = 0.0
 
     @property
     def staleness(self) -> float:
@@ -178,6 +183,14 @@ class Sync:
             await self.store.add_answers(self._unsent)
             self._unsent = {}
 
+    async def beat(self) -> None:
+        """Say in Redis that this process is alive, with what the dashboard shows of it."""
+        if self.heartbeat is None or time.monotonic() - self._beat < BEAT:
+            return
+        self._beat = time.monotonic()
+        node_id, info = self.heartbeat()
+        await self.store.redis.hset(NODES, node_id, json.dumps(info, sort_keys=True))
+
     async def run(self) -> None:
         backoff = 0.2
         while True:
@@ -207,6 +220,7 @@ class Sync:
                     if changed or (refresh and self._uses_load()):
                         await self.resync(refresh_load=refresh)
                     await self.flush_tally()
+                    await self.beat()
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as e:
