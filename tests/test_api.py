@@ -438,3 +438,11 @@ def test_zone_files_and_api_edits(tmp_path: Path) -> None:
         assert warning["edited_by"] == "api:alice"
     finally:
         server.stop()
+
+
+def test_a_put_of_null_removes_nothing(cluster: Cluster) -> None:
+    """Found by schemathesis: PUT null on an ISP answered 204 and removed it."""
+    path = f"/api/v1/zones/{ZONE}/isps/isp-a"
+    reply = cluster.http("PUT", path, raw=b"null")
+    assert reply.status == 400 and reply.json["field"] == "body"
+    assert cluster.http("GET", path).json == ["192.0.2.0/24"]

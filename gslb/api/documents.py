@@ -25,6 +25,7 @@ import yaml
 
 from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone, format_loc
 from gslb.shell.store import StoredZone
+from gslb.shell.sync import gc_paused
 from gslb.zonefiles import LoadedZone
 
 KEY_ORDER = (
@@ -137,7 +138,8 @@ def check(data: Json, before: StoredZone | None, source: str) -> StoredZone:
         return min(max(int(time.time()), floor), 2**32 - 1)
 
     try:
-        zone = compile_zone(doc, doc.records, automatic_serial)
+        with gc_paused():
+            zone = compile_zone(doc, doc.records, automatic_serial)
     except ZoneError as e:
         if e.in_records:
             where = f"line {e.line}: " if e.line is not None else ""

@@ -333,6 +333,8 @@ def _collection_handlers(collection: str) -> dict[str, Handler]:
     async def put_one(request: web.Request) -> web.Response:
         name = request.match_info[param]
         body = await _body(request)
+        if body is None:  # with_item() reads None as "remove": a PUT never removes
+            raise ApiError(400, "body: null is not a value; to remove, use DELETE", "body")
         return await _write(
             request,
             "put",

@@ -98,7 +98,7 @@ class ReplyCache:
         self.max_entries = max_entries
         self._entries: dict[tuple[object, ...], object] = {}
         self._slot = first_slot - 1
-        self.tally: dict[str, int] = {}
+        self._tally: dict[tuple[str, ...], int] = {}
 
     def get(self, key: tuple[object, ...]) -> object:
         return self._entries.get(key)
@@ -113,16 +113,87 @@ class ReplyCache:
         return self._slot
 
     def count(self, members: tuple[str, ...]) -> None:
-        tally = self.tally
-        for key in members:
-            tally[key] = tally.get(key, 0) + 1
+        # One dict update per answer, whatever its size; spelled out per member when taken.
+        tally = self._tally
+        tally[members] = tally.get(members, 0) + 1
 
     def take_tally(self) -> dict[str, int]:
-        tally, self.tally = self.tally, {}
+        counted, self._tally = self._tally, {}
+        tally: dict[str, int] = {}
+        # list() copies in one step: a UDP thread may still add to the dict it just had.
+        for members, count in list(counted.items()):
+            for key in members:
+                tally[key] = tally.get(key, 0) + count
         return tally
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class Rotation:
+    """The replies of one dynamic question, one per rotation slot, filled as slots come up."""
+
+    __slots__ = ("members", "period", "replies")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.replies: list[bytes | None] = [None] * period
+        self.members: list[tuple[str, ...]] = [()] * period
+
+
+BY_CLIENT = Rotation(1)  # marker: this question's replies are kept per client address
+
+
+class Front:
+    """Whole replies (all but the message ID) by the query's exact octets after its ID.
+
+    In front of everything else for UDP: a repeated question, written the same way (letter
+    case, flags, EDNS options and Client Subnet included), gets its reply from one dict lookup
+    and the client's ID. Replies that rotate keep one entry per slot; replies that depend on
+    the resolver's own address (location without a Client Subnet) are kept per address. The
+    entries belong to one snapshot version: a new snapshot starts an empty front, so nothing
+    stale is ever served and nothing has to be walked. Bounded: when full it starts afresh.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self.version = -1
+        self.entries: dict[object, bytes | Rotation] = {}
+
+    def reset(self, version: int) -> None:
+        self.version = version
+        self.entries = {}
+
+    def put(self, key: object, value: bytes | Rotation) -> None:
+        if len(self.entries) >= self.max_entries:
+            self.entries = {}
+        self.entries[key] = value
+
+
+def answer_udp(
+    wire: bytes, address: str, snapshot: Snapshot, cache: ReplyCache, front: Front
+) -> bytes | None:
+    """`handle()` for a UDP query, through the front: what a UDP listener calls."""
+    if front.version != snapshot.version:
+        front.reset(snapshot.version)
+    key = wire[2:]
+    entry = front.entries.get(key)
+    draw = None
+    if entry is not None:
+        if entry.__class__ is bytes:
+            return wire[:2] + entry
+        if entry is BY_CLIENT:
+            entry = front.entries.get((key, address))
+        if entry is not None:
+            assert isinstance(entry, Rotation)
+            draw = cache.next_slot()
+            slot = draw % entry.period
+            reply = entry.replies[slot]
+            if reply is not None:
+                cache.count(entry.members[slot])
+                return wire[:2] + reply
+    # Not seen yet (or not this slot): the whole way, with the slot already drawn.
+    return handle(wire, Client(address, 0), snapshot, cache, front=front, draw=draw)
 
 
 def handle(
@@ -131,6 +202,8 @@ def handle(
     snapshot: Snapshot,
     cache: ReplyCache | None = None,
     fail_open: bool = False,
+    front: Front | None = None,
+    draw: int | None = None,
 ) -> bytes | None:
     """The reply to `wire`, None when the message deserves no answer, or DEFER when it should
     wait for the first health results (never with `fail_open`)."""
@@ -147,7 +220,10 @@ def handle(
         return encode.header_only(qid, flags, RCODE_FORMERR, _echo(flags, e.question))
     try:
         cache = cache if cache is not None else ReplyCache(16)
-        return _respond(query, client, snapshot, cache, fail_open)
+        reply, note = _respond(query, client, snapshot, cache, fail_open, draw)
+        if front is not None and note is not None and len(wire) > 12:
+            _remember(front, wire, query, client, reply, note)
+        return reply
     except Exception:
         # The promise is "never raises": a bug must cost one SERVFAIL, not a worker. The fuzz
         # tests treat any SERVFAIL as a finding.
@@ -160,11 +236,39 @@ def _echo(flags: int, question: bytes) -> bytes:
     return question if flags & 0x7800 == 0 else b""
 
 
+# How a reply may be reused by the front: (route or None for static, slot, members handed out).
+Note = tuple["Route | None", int, tuple[str, ...]]
+
+
+def _remember(
+    front: Front, wire: bytes, query: Query, client: Client, reply: bytes, note: Note
+) -> None:
+    route, slot, members = note
+    key: object = wire[2:]
+    if route is None:
+        front.put(key, reply[2:])
+        return
+    if (route.geo or route.subnet) and not _has_subnet(query):
+        front.put(key, BY_CLIENT)
+        key = (key, client.address)
+    entry = front.entries.get(key)
+    if not isinstance(entry, Rotation) or entry is BY_CLIENT or entry.period != route.period:
+        entry = Rotation(route.period)
+        front.put(key, entry)
+    entry.replies[slot] = reply[2:]
+    entry.members[slot] = members
+
+
 def _respond(
-    query: Query, client: Client, snapshot: Snapshot, cache: ReplyCache, fail_open: bool
-) -> bytes:
+    query: Query,
+    client: Client,
+    snapshot: Snapshot,
+    cache: ReplyCache,
+    fail_open: bool,
+    draw: int | None = None,
+) -> tuple[bytes, Note | None]:
     if query.opcode != 0:
-        return encode.header_only(query.id, query.flags, RCODE_NOTIMP)
+        return encode.header_only(query.id, query.flags, RCODE_NOTIMP), None
     settings = snapshot.settings
     edns = query.edns
     if edns is None:
@@ -173,7 +277,7 @@ def _respond(
         if edns.version > 0:
             opt = _opt(query, snapshot, 0, EXTENDED_BADVERS)
             body = encode.encode(query, Lookup(0, False), settings.max_udp_size - len(opt))
-            return encode.finish(body, query, opt)
+            return encode.finish(body, query, opt), None
         limit = TCP_ROOM if client.tcp else max(MIN_UDP, min(edns.udp_size, settings.max_udp_size))
     room = limit - _opt_length(query, snapshot)
     base = (snapshot.version, query.key, query.qtype, query.qclass, room)
@@ -183,14 +287,16 @@ def _respond(
         if found is None:  # static: the body is the route
             found = encode.encode(query, decide(query, snapshot), room)
         cache.put(base, found)
+    note: Note | None
     if isinstance(found, bytes):
         body, scope = found, 0
+        note = None if client.tcp else (None, 0, ())
     else:
         assert isinstance(found, Route)
         if found.cold and not fail_open:
-            return DEFER
+            return DEFER, None
         info, decision_key, scope = client_decision(found, query, client, snapshot)
-        slot = cache.next_slot() % found.period
+        slot = (cache.next_slot() if draw is None else draw) % found.period
         key = (base, decision_key, slot)
         entry = cache.get(key)
         if entry is None:
@@ -199,8 +305,9 @@ def _respond(
         assert isinstance(entry, Dynamic)
         body, scope = entry.body, entry.scope if _has_subnet(query) else 0
         cache.count(entry.members)
+        note = None if client.tcp or found.cold else (found, slot, entry.members)
     opt = _opt(query, snapshot, scope) if edns is not None else b""
-    return encode.finish(body, query, opt)
+    return encode.finish(body, query, opt), note
 
 
 def _has_subnet(query: Query) -> bool:

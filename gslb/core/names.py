@@ -30,6 +30,22 @@ def from_text(text: str, origin: bytes = ROOT) -> bytes:
         raise BadName(f"{text!r} is not a valid domain name: {e}") from None
 
 
+_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_*")
+
+
+def relative(text: str, origin: bytes) -> bytes:
+    """`from_text(text, origin)`, quicker for the plain names pools have (`www`, `api.eu`):
+    letters, digits, hyphens, underscores; anything else goes through dnspython."""
+    if text and not text.endswith(".") and text.isascii():
+        lowered = text.lower().encode()
+        labels = lowered.split(b".")
+        if all(0 < len(label) <= 63 and _PLAIN.issuperset(label) for label in labels):
+            wire = b"".join(bytes((len(label),)) + label for label in labels) + origin
+            if len(wire) <= 255:
+                return wire
+    return from_text(text, origin)
+
+
 def wire_of(name: dns.name.Name) -> bytes:
     """Canonical wire bytes of an absolute dnspython name."""
     wire = name.to_wire()

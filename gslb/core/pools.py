@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from gslb.core import names
-from gslb.core.pooldoc import GslbDoc, PoolDoc
+from gslb.core.pooldoc import GslbDoc, MemberDoc, PoolDoc
 from gslb.core.records import AAAA, A
 
 Admin = Literal["enabled", "drained", "disabled"]
@@ -82,7 +84,7 @@ def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
         name: Site(name, s.lat, s.lon, s.country, s.continent, s.capacity)
         for name, s in doc.sites.items()
     }
-    isp_table = [(ipaddress.ip_network(net), isp) for isp, nets in doc.isps.items() for net in nets]
+    isps = isp_table(doc.isps)
     topology = tuple(
         TopologyRule(
             frozenset(c.upper() for c in rule.match.country),
@@ -95,7 +97,7 @@ def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
     )
     pools = {}
     for name, pool in doc.pools.items():
-        members = tuple(_member(zone, name, m, sites, isp_table) for m in pool.members)
+        members = tuple(_member(zone, name, m, sites, isps) for m in pool.members)
         pools[name] = Pool(
             zone=zone,
             name=name,
@@ -105,7 +107,7 @@ def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
             max_answers=pool.max_answers,
             steps=tuple(pool.policy),
             members=members,
-            fallback=_fallback(zone, name, pool, isp_table),
+            fallback=_fallback(zone, name, pool, isps),
             monitor=pool.monitor,
             min_up=pool.min_up,
             isp_down=pool.isp_down,
@@ -123,54 +125,63 @@ def _cold_start_wait(pool: PoolDoc, doc: GslbDoc) -> float:
 
 
 def pool_owner(name: str, apex: bytes) -> bytes:
-    return names.from_text(name, apex)
+    return names.relative(name, apex)
 
 
-def isp_of(address: str, table: list[tuple[IPNetwork, str]]) -> str | None:
+def packed(address: str) -> bytes:
+    """An address (already validated and normalized) as the octets of its A/AAAA rdata."""
+    return socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address)
+
+
+# An ISP table as (address bits, prefix length, network >> host bits, ISP), longest first.
+IspTable = list[tuple[int, int, int, str]]
+
+
+def isp_table(isps: Mapping[str, list[str]]) -> IspTable:
+    table = []
+    for isp, blocks in isps.items():
+        for block in blocks:
+            net = ipaddress.ip_network(block)
+            host_bits = net.max_prefixlen - net.prefixlen
+            table.append(
+                (net.max_prefixlen, net.prefixlen, int(net.network_address) >> host_bits, isp)
+            )
+    return sorted(table, key=lambda entry: -entry[1])
+
+
+def isp_of(address: str, table: IspTable) -> str | None:
     """The ISP whose CIDR block holds `address`: the longest matching prefix wins."""
-    ip = ipaddress.ip_address(address)
-    best: tuple[int, str] | None = None
-    for network, isp in table:
-        longer = best is None or network.prefixlen > best[0]
-        if ip.version == network.version and ip in network and longer:
-            best = (network.prefixlen, isp)
-    return best[1] if best else None
+    raw = packed(address)
+    value, bits = int.from_bytes(raw, "big"), 8 * len(raw)
+    for size, prefix, network, isp in table:
+        if size == bits and value >> (bits - prefix) == network:
+            return isp
+    return None
 
 
-def _member(
-    zone: str,
-    pool: str,
-    doc: object,
-    sites: dict[str, Site],
-    isp_table: list[tuple[IPNetwork, str]],
-) -> Member:
-    from gslb.core.pooldoc import MemberDoc
-
-    assert isinstance(doc, MemberDoc)
+def _member(zone: str, pool: str, doc: MemberDoc, sites: dict[str, Site], isps: IspTable) -> Member:
     return Member(
-        key=f"{zone}/{pool}/{doc.address}",
-        address=doc.address,
-        rdata=ipaddress.ip_address(doc.address).packed,
-        site=sites.get(doc.site) if doc.site else None,
-        isp=doc.isp or isp_of(doc.address, isp_table),
-        weight=doc.weight,
-        priority=doc.priority,
-        capacity=doc.capacity,
-        admin=doc.state,
+        f"{zone}/{pool}/{doc.address}",
+        doc.address,
+        packed(doc.address),
+        sites.get(doc.site) if doc.site else None,
+        doc.isp or isp_of(doc.address, isps),
+        doc.weight,
+        doc.priority,
+        doc.capacity,
+        doc.state,
     )
 
 
-def _fallback(
-    zone: str, name: str, pool: PoolDoc, isp_table: list[tuple[IPNetwork, str]]
-) -> Fallback:
+def _fallback(zone: str, name: str, pool: PoolDoc, isps: IspTable) -> Fallback:
     fb = pool.fallback
     if isinstance(fb, list):
         members = tuple(
             Member(
                 key=f"{zone}/{name}/fallback/{a}",
                 address=a,
-                rdata=ipaddress.ip_address(a).packed,
-                isp=isp_of(a, isp_table),
+                rdata=packed(a),
+                isp=isp_of(a, isps),
             )
             for a in fb
         )

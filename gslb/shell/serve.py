@@ -218,7 +218,7 @@ class Node:
             current=lambda: self.answerer.snapshot,
             install=self.install,
             on_connect=self.store_files,
-            take_tally=self.answerer.cache.take_tally,
+            take_tally=self.answerer.take_tally,
             cold_start=self.cold_start,
             heartbeat=self.heartbeat,
         )

@@ -10,11 +10,13 @@ from the last snapshot: nothing on the answer path waits for Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis.exceptions
@@ -35,6 +37,20 @@ STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting
 LOAD_REFRESH = 5.0  # seconds between re-reads of load and answer counts, for pools that use them
 LOAD_STEPS = frozenset({"least_load", "least_traffic", "cost", "proximity"})
 BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a zone is compiled: building a zone creates hundreds
+    of thousands of objects and no cycles, and the collector would otherwise scan the growing
+    heap again and again (a 10 000-pool zone compiles in half the time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class ZoneCompiler:
@@ -60,7 +76,8 @@ class ZoneCompiler:
         problems = []
         for name, zone_doc in stored.zones.items():
             try:
-                zone = self.compile(zone_doc)
+                with gc_paused():
+                    zone = self.compile(zone_doc)
             except (ZoneError, ValueError) as e:
                 problems.append(f"{name}: {e}")
                 continue

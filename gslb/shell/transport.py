@@ -1,24 +1,33 @@
 """UDP and TCP listeners around the pure `handle()`.
 
-UDP: one datagram in, one datagram out, nothing kept. TCP (RFC 7766): two-octet length framing,
-any number of pipelined queries per connection, each answered as soon as it is read; an idle
-timeout; a cap on concurrent connections; a client that does not read its replies has its own
-reading paused (its replies pile up in its own buffer, nobody else's) and is dropped when the
-pile passes a limit. All of it runs on one event loop with no await between a query and its
-reply: `handle()` is synchronous and reads one snapshot.
+UDP: one datagram in, one datagram out, nothing kept. Each UDP socket is served by a thread of
+its own in a plain blocking loop (recvfrom, `answer_udp`, sendto): no event loop between the
+packet and the reply, which is what lets Python answer at C-server rates when the reply is in
+the front cache. Everything else (TCP, Redis, HTTP) stays on the event loop; the interpreter
+lock is released in every socket call, so neither side starves the other.
+
+TCP (RFC 7766): two-octet length framing, any number of pipelined queries per connection,
+each answered as soon as it is read; an idle timeout; a cap on concurrent connections; a
+client that does not read its replies has its own reading paused (its replies pile up in its
+own buffer, nobody else's) and is dropped when the pile passes a limit. TCP runs on the event
+loop with no await between a query and its reply: `handle()` is synchronous and reads one
+snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from gslb.core.handler import DEFER, Client, ReplyCache, handle
+from gslb.core.handler import DEFER, Client, Front, ReplyCache, answer_udp, handle
 from gslb.core.snapshot import Snapshot
 from gslb.shell import logs
 
@@ -43,10 +52,24 @@ class Answerer:
 
     def __init__(self, snapshot: Snapshot, cache_entries: int = 50_000) -> None:
         self._snapshot = snapshot
-        self.cache = ReplyCache(cache_entries)
-        self.queries = 0
+        self.cache = ReplyCache(cache_entries)  # the event loop's (TCP, held queries)
+        # The UDP threads' own: caches are not shared across threads.
+        self.udp_cache = ReplyCache(cache_entries)
+        self.front = Front(cache_entries * 2)
+        self.loop_queries = 0
+        self.udp_queries = 0
         self.held: list[tuple[bytes, Client, Send]] = []
         self._release: asyncio.TimerHandle | None = None
+
+    @property
+    def queries(self) -> int:
+        return self.loop_queries + self.udp_queries
+
+    def take_tally(self) -> dict[str, int]:
+        tally = self.cache.take_tally()
+        for key, count in self.udp_cache.take_tally().items():
+            tally[key] = tally.get(key, 0) + count
+        return tally
 
     @property
     def snapshot(self) -> Snapshot:
@@ -61,7 +84,11 @@ class Answerer:
                 self._answer(wire, client, send, fail_open=False)
 
     def answer(self, wire: bytes, client: Client, send: Send) -> None:
-        self.queries += 1
+        self.loop_queries += 1
+        self._answer(wire, client, send, fail_open=False)
+
+    def hold(self, wire: bytes, client: Client, send: Send) -> None:
+        """A UDP thread's query that waits for a pool's first health results (on the loop)."""
         self._answer(wire, client, send, fail_open=False)
 
     def _answer(self, wire: bytes, client: Client, send: Send, fail_open: bool) -> None:
@@ -91,27 +118,58 @@ class Answerer:
             self._answer(wire, client, send, fail_open=True)
 
 
-class UdpListener(asyncio.DatagramProtocol):
-    def __init__(self, answerer: Answerer) -> None:
+class UdpThread:
+    """One UDP socket and the thread that serves it."""
+
+    def __init__(self, sock: socket.socket, answerer: Answerer) -> None:
+        self.sock = sock
         self.answerer = answerer
-        self.transport: asyncio.DatagramTransport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, name="gslb-udp", daemon=True)
+        self.thread.start()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def _serve(self) -> None:
+        sock, answerer = self.sock, self.answerer
+        recvfrom, sendto = sock.recvfrom, sock.sendto
+        cache, front = answerer.udp_cache, answerer.front
+        while True:
+            try:
+                wire, addr = recvfrom(65535)
+            except OSError:
+                if self.stopping:
+                    return
+                continue  # ICMP errors for earlier replies surface here: keep serving
+            if self.stopping:
+                return
+            answerer.udp_queries += 1
+            reply = answer_udp(wire, addr[0], answerer.snapshot, cache, front)
+            if reply is None:
+                continue
+            if reply is DEFER:
+                client = Client(str(addr[0]), int(addr[1]))
+                self.loop.call_soon_threadsafe(
+                    answerer.hold, wire, client, functools.partial(self.send, addr=addr)
+                )
+                continue
+            try:  # noqa: SIM105 (a plain try costs less than a context manager per packet)
+                sendto(reply, addr)
+            except OSError:
+                pass  # the kernel refused this one (buffer full, unreachable): next
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        self.answerer.answer(
-            data,
-            Client(str(addr[0]), int(str(addr[1])), False),
-            lambda reply: transport.sendto(reply, addr),
-        )
+    def send(self, reply: bytes, addr: tuple[object, ...]) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendto(reply, addr)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors for earlier replies (port unreachable...): nothing to do, keep serving.
-        pass
+    def close(self) -> None:
+        """Stop the thread: a flag, and a datagram to wake its blocking receive."""
+        self.stopping = True
+        host, port = self.sock.getsockname()[:2]
+        wake_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        with contextlib.suppress(OSError), socket.socket(self.sock.family, socket.SOCK_DGRAM) as s:
+            s.sendto(b"", (wake_host, port))
+        self.thread.join(2)
+        self.sock.close()
 
 
 class TcpConnection(asyncio.Protocol):
@@ -217,7 +275,7 @@ def format_endpoint(host: str, port: int) -> str:
 
 @dataclass
 class Listeners:
-    udp: list[asyncio.DatagramTransport]
+    udp: list[UdpThread]
     tcp: list[asyncio.Server]
     connections: set[TcpConnection]
 
@@ -232,8 +290,8 @@ class Listeners:
     async def close(self) -> None:
         for server in self.tcp:
             server.close()
-        for transport in self.udp:
-            transport.close()
+        for thread in self.udp:
+            await asyncio.to_thread(thread.close)
         for conn in list(self.connections):
             conn._close()
         for server in self.tcp:
@@ -250,7 +308,7 @@ async def listen(
     loop = asyncio.get_running_loop()
     limits = limits or TcpLimits()
     connections: set[TcpConnection] = set()
-    udp: list[asyncio.DatagramTransport] = []
+    udp: list[UdpThread] = []
     tcp: list[asyncio.Server] = []
     factory: Callable[[], TcpConnection] = lambda: TcpConnection(answerer, limits, connections)  # noqa: E731
     try:
@@ -268,10 +326,7 @@ async def listen(
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((host, bound_port))
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: UdpListener(answerer), sock=sock
-            )
-            udp.append(transport)
+            udp.append(UdpThread(sock, answerer))
     except BaseException:
         await Listeners(udp, tcp, connections).close()
         raise
