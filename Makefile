@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck unit system-deps clean bench-checker
+.PHONY: run test lint typecheck unit system-deps clean bench bench-checker
 
 # The example zone's members are loopback addresses; demo-backends answers their health checks.
 run: $(RUN_STAMP)
@@ -27,6 +27,12 @@ unit: $(TEST_STAMP)
 
 system-deps:
 	sh tests/system-deps.sh
+
+# gslb against PowerDNS LUA records and gdnsd on the same zone (dnsperf, pinned cores), and
+# the snapshot's memory and rebuild times; writes docs/performance.md. About eight minutes.
+bench: $(TEST_STAMP) system-deps
+	sh bench/deps.sh
+	$(BIN)/python bench/answers.py
 
 # Probes per second of one checker, and failover delays with three checkers in quorum;
 # writes docs/performance.md. Takes about two minutes.

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from gslb.api import auth
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
 from gslb.shell import logs, loop
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
-from gslb.shell.transport import TcpLimits, parse_endpoint
+from gslb.shell.transport import TcpLimits, format_endpoint, parse_endpoint
 from gslb.zonesync import TOKEN_ENV
 from healthchecks.checker import CheckerConfig
 
@@ -65,8 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     dns_role.add_argument(
         "--redis",
         metavar="URL",
-        required=True,
-        help="redis://, rediss:// (TLS), unix:// or redis+sentinel://HOST:PORT,.../SERVICE",
+        default=os.environ.get("GSLB_REDIS"),
+        required="GSLB_REDIS" not in os.environ,
+        help="redis://, rediss:// (TLS), unix:// or redis+sentinel://HOST:PORT,.../SERVICE "
+        "(or $GSLB_REDIS)",
     )
     dns_role.add_argument(
         "--http",
@@ -76,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _api_flags(dns_role)
     _dns_flags(dns_role)
+    # How `serve --workers N` starts its workers (not for people).
+    dns_role.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    dns_role.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
 
     api_role = sub.add_parser("api", help="the REST API (and dashboard) alone, on a shared Redis")
     api_role.add_argument("--redis", metavar="URL", required=True, help="the shared Redis")
@@ -176,6 +182,14 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
     )
     _geoip_flags(parser)
     parser.add_argument("--nsid", default="", help="NSID (RFC 5001) this node answers with")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        metavar="N",
+        help="DNS processes sharing the ports (SO_REUSEPORT), each with its own snapshot "
+        "(default: one per core)",
+    )
     parser.add_argument(
         "--max-udp-size",
         type=int,
@@ -378,6 +392,33 @@ def check_zones(directory: Path) -> int:
     return 0
 
 
+def _worker_command(
+    args: argparse.Namespace,
+) -> Callable[[str, list[tuple[str, int]], int], list[str]]:
+    """How `serve`/`dns` with `--workers N` starts worker `index`: the DNS role with the same
+    DNS flags, on the ports the node bound (the Redis URL goes in the environment)."""
+
+    def command(url: str, endpoints: list[tuple[str, int]], index: int) -> list[str]:
+        first = format_endpoint(*endpoints[0]) if endpoints else "-"
+        node = args.node_id or f"{socket.gethostname()}/{first}"
+        argv = [sys.executable, "-m", "gslb", "dns", "--workers", "1", "--reuse-port"]
+        argv += ["--parent-pid", str(os.getpid()), "--node-id", f"{node}/w{index}"]
+        argv += ["--region", args.region, "--nsid", args.nsid]
+        argv += ["--max-udp-size", str(args.max_udp_size)]
+        argv += ["--tcp-idle-timeout", str(args.tcp_idle_timeout)]
+        argv += ["--tcp-max-connections", str(args.tcp_max_connections)]
+        argv += ["--log-format", args.log_format, "--log-level", args.log_level]
+        for host, port in endpoints:
+            argv += ["--dns", format_endpoint(host, port)]
+        if args.geoip is not None:
+            argv += ["--geoip", str(args.geoip)]
+        if args.geoip_asn is not None:
+            argv += ["--geoip-asn", str(args.geoip_asn)]
+        return argv
+
+    return command
+
+
 def serve(args: argparse.Namespace) -> int:
     from gslb.shell.serve import Node, NodeConfig
 
@@ -435,6 +476,11 @@ def serve(args: argparse.Namespace) -> int:
         api_max_body=args.api_max_body,
         node_id=args.node_id,
         region=args.region,
+        workers=max(1, getattr(args, "workers", 1)),
+        worker_command=_worker_command(args),
+        reuse_port=getattr(args, "reuse_port", False),
+        wait_for_sync=10.0 if getattr(args, "parent_pid", None) else 0.0,
+        parent_pid=getattr(args, "parent_pid", None),
     )
     try:
         loop.run(Node(config, zones).run())

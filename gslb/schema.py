@@ -7,6 +7,7 @@ goes back as `Result`s and decided `Health`; neither side needs the other's code
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -66,9 +67,14 @@ class Target:
     site: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["monitor"]["expect_status"] = list(self.monitor.expect_status)
-        return out
+        # By hand, not asdict(): a zone of 10 000 pools has 40 000 targets to write.
+        return {
+            "key": self.key,
+            "address": self.address,
+            "monitor": _monitor_dict(self.monitor),
+            "isp": self.isp,
+            "site": self.site,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Target:
@@ -77,6 +83,13 @@ class Target:
         return cls(
             data["key"], data["address"], Monitor(**monitor), data.get("isp"), data.get("site")
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _monitor_dict(monitor: Monitor) -> dict[str, Any]:
+    out = asdict(monitor)
+    out["expect_status"] = list(monitor.expect_status)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ class ServerProcess:
         for endpoint in dns:
             args += ["--dns", endpoint]
         args += ["--http", "127.0.0.1:0", "--log-format", "json", *extra]
+        if role in ("serve", "dns") and "--workers" not in extra:
+            args += ["--workers", "1"]  # one process unless a test is about workers
         self.proc = subprocess.Popen(
             args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )

@@ -23,6 +23,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from gslb.core.targets import targets_of
 from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone, format_loc
 from gslb.shell.store import StoredZone
 from gslb.shell.sync import gc_paused
@@ -90,6 +91,7 @@ def from_file(loaded: LoadedZone) -> StoredZone:
         f"file:{loaded.path}",
         str(loaded.path),
         etag(document),
+        tuple(targets_of(loaded.doc)),
     )
 
 
@@ -154,6 +156,7 @@ def check(data: Json, before: StoredZone | None, source: str) -> StoredZone:
         source,
         before.file if before else None,
         before.file_digest if before else None,
+        tuple(targets_of(doc, zone.pools_by_name)),
     )
 
 

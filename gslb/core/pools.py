@@ -14,6 +14,7 @@ from gslb.core.records import AAAA, A
 
 Admin = Literal["enabled", "drained", "disabled"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOAD_STEPS = frozenset({"least_load", "least_traffic", "cost"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +77,35 @@ class Pool:
     def id(self) -> str:
         return f"{self.zone}/{self.name}"
 
+    @property
+    def uses_load(self) -> bool:
+        """Whether its answers depend on reported load or answers handed out: the load
+        steps, or proximity where a capacity is declared (spill-over)."""
+        if LOAD_STEPS.intersection(self.steps):
+            return True
+        return "proximity" in self.steps and any(
+            m.capacity is not None or (m.site is not None and m.site.capacity is not None)
+            for m in self.members
+        )
 
-def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
-    """Every pool of a validated document, by name."""
+
+def compile_pools(
+    apex: bytes,
+    doc: GslbDoc,
+    previous: tuple[GslbDoc, bytes, Mapping[str, Pool]] | None = None,
+) -> dict[str, Pool]:
+    """Every pool of a validated document, by name.
+
+    `previous` (the document, apex and pools of the last compile of this zone) lets a large
+    zone be recompiled in a blink when one pool changed: a pool whose document is the very
+    same object as last time, in a zone whose sites, ISPs, monitors and topology are equal,
+    is the same compiled pool.
+    """
+    reusable: Mapping[str, Pool] = {}
+    if previous is not None:
+        old_doc, old_apex, old_pools = previous
+        if old_apex == apex and _context(old_doc) == _context(doc):
+            reusable = old_pools
     zone = names.to_text(apex).rstrip(".")
     sites = {
         name: Site(name, s.lat, s.lon, s.country, s.continent, s.capacity)
@@ -96,7 +123,11 @@ def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
         for rule in doc.topology
     )
     pools = {}
+    old_docs = previous[0].pools if previous is not None else {}
     for name, pool in doc.pools.items():
+        if old_docs.get(name) is pool and name in reusable:
+            pools[name] = reusable[name]
+            continue
         members = tuple(_member(zone, name, m, sites, isps) for m in pool.members)
         pools[name] = Pool(
             zone=zone,
@@ -115,6 +146,11 @@ def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
             cold_start_wait=_cold_start_wait(pool, doc),
         )
     return pools
+
+
+def _context(doc: GslbDoc) -> tuple[object, ...]:
+    """What a compiled pool depends on besides its own document."""
+    return (doc.sites, doc.isps, doc.monitors, doc.topology)
 
 
 def _cold_start_wait(pool: PoolDoc, doc: GslbDoc) -> float:

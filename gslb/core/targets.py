@@ -7,8 +7,10 @@ that unused paths fail silently); disabled members are not probed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gslb.core.pooldoc import MonitorDoc
-from gslb.core.pools import compile_pools
+from gslb.core.pools import Pool, compile_pools
 from gslb.core.zonedoc import ZoneDoc
 from gslb.schema import Monitor, Target
 
@@ -34,13 +36,16 @@ def monitor_of(doc: MonitorDoc) -> Monitor:
     )
 
 
-def targets_of(doc: ZoneDoc) -> list[Target]:
-    pools = compile_pools(doc.apex, doc)
+def targets_of(doc: ZoneDoc, pools: Mapping[str, Pool] | None = None) -> list[Target]:
+    """What the checkers probe in a zone; `pools`: its compiled pools, when at hand."""
+    if pools is None:
+        pools = compile_pools(doc.apex, doc)
+    monitors = {name: monitor_of(m) for name, m in doc.monitors.items()}
     out = []
     for name, pool_doc in doc.pools.items():
         if pool_doc.monitor is None:
             continue
-        monitor = monitor_of(doc.monitors[pool_doc.monitor])
+        monitor = monitors[pool_doc.monitor]
         for member in pools[name].members:
             if member.admin == "disabled":
                 continue

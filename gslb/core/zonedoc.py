@@ -123,7 +123,9 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
 def compile_zone(
     doc: ZoneDoc,
     records_text: str,
-    automatic_serial: Callable[[str], int],
+    automatic_serial: Callable[[str], int] | None = None,
+    previous: tuple[ZoneDoc, Zone] | None = None,
+    serial: int | None = None,
 ) -> Zone:
     """Build the served zone. `automatic_serial(fingerprint)` picks the serial when none is given.
 
@@ -161,14 +163,23 @@ def compile_zone(
         raise ZoneError("no NS records at the apex: a delegated zone needs its name servers")
 
     rrsets = [_rrset(owner, rtype, recs) for (owner, rtype), recs in grouped.items()]
-    fingerprint = _fingerprint(doc, rrsets, soa_records)
+    # A digest of everything is costly for a large zone: made only when a serial needs it.
+    automatic = not soa_records and doc.soa is not None and doc.soa.serial is None
+    fingerprint = (
+        _fingerprint(doc, rrsets, soa_records)
+        if automatic and serial is None and automatic_serial is not None
+        else ""
+    )
     if soa_records:
         soa_rdata = soa_records[0].rdata
         soa_ttl = soa_records[0].ttl
     else:
         assert doc.soa is not None
         soa = doc.soa
-        serial = soa.serial if soa.serial is not None else automatic_serial(fingerprint)
+        if soa.serial is not None:
+            serial = soa.serial
+        elif serial is None:
+            serial = automatic_serial(fingerprint) if automatic_serial is not None else 1
         text = (
             f"{soa.mname} {soa.rname} {serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"
         )
@@ -179,7 +190,11 @@ def compile_zone(
     parts, _ = rdata_parts(soa_rdata)
     rrsets.append(RRset(apex, SOA, soa_ttl, (parts,)))
     try:
-        pools = compile_pools(apex, doc)
+        reuse = None
+        if previous is not None:
+            old_doc, old_zone = previous
+            reuse = (old_doc, old_zone.apex, old_zone.pools_by_name)
+        pools = compile_pools(apex, doc, reuse)
     except names.BadName as e:
         raise ZoneError(str(e), path=("pools",)) from None
     owners: dict[tuple[bytes, int], str] = {}

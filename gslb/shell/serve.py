@@ -17,7 +17,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,13 @@ class NodeConfig:
     checker: CheckerConfig | None = None  # serve runs one checker beside the DNS
     node_id: str | None = None  # default: host name and first listening address
     region: str = "default"
+    # Extra DNS processes on the same ports (SO_REUSEPORT), each with its own snapshot from
+    # Redis: `worker_command(redis_url, endpoints, index)` is how to start worker `index`.
+    workers: int = 1
+    worker_command: Callable[[str, list[tuple[str, int]], int], list[str]] | None = None
+    reuse_port: bool = False  # set in the workers themselves
+    wait_for_sync: float = 0.0  # seconds to wait for the first read of Redis before listening
+    parent_pid: int | None = None  # a worker stops when this process is gone
     tokens: Tokens = field(default_factory=lambda: Tokens([]))
     api_max_body: int = 1 << 20  # bytes of a request body
 
@@ -226,7 +233,15 @@ class Node:
         if self.config.checker is not None:
             self.checker = CheckerNode(connect(url), self.config.checker)
             self._spawn(self.checker.run())
-        self.listeners = await listen(self.config.dns, self.answerer, self.config.tcp)
+        if self.config.wait_for_sync > 0:
+            # A worker joining a running node must not answer REFUSED for zones it has not
+            # read yet: it listens once it has them (or after the wait, from what it has).
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.sync.synced.wait(), self.config.wait_for_sync)
+        reuse = self.config.reuse_port or self.config.workers > 1
+        self.listeners = await listen(self.config.dns, self.answerer, self.config.tcp, reuse)
+        if self.config.workers > 1 and self.config.worker_command is not None:
+            self._spawn(self._run_workers(url, self.listeners.addresses()))
         if self.config.http is not None:
             self.http_runner = web.AppRunner(http.make_app(self), access_log=None)
             await self.http_runner.setup()
@@ -239,6 +254,46 @@ class Node:
             redis="embedded" if self.embedded else _redacted(url),
             zones=zonefiles.describe(self.zones),
         )
+
+    async def _watch_parent(self, parent: int) -> None:
+        # A worker whose node was killed outright must not go on answering alone.
+        while os.getppid() == parent:  # noqa: ASYNC110 (no event tells of a parent's death)
+            await asyncio.sleep(1.0)
+        log.warning("the node that started this worker is gone: stopping", parent=parent)
+        self.stopping.set()
+
+    async def _run_workers(self, url: str, endpoints: list[tuple[str, int]]) -> None:
+        """Keep workers 1..N-1 running (a worker that dies is started again) until stopped."""
+        assert self.config.worker_command is not None
+        command = self.config.worker_command
+        procs: dict[int, asyncio.subprocess.Process] = {}
+        try:
+            while True:
+                for index in range(1, self.config.workers):
+                    proc = procs.get(index)
+                    if proc is not None and proc.returncode is None:
+                        continue
+                    if proc is not None:
+                        log.error(
+                            "dns worker exited, starting it again",
+                            worker=index,
+                            code=proc.returncode,
+                        )
+                    procs[index] = await asyncio.create_subprocess_exec(
+                        *command(url, endpoints, index),
+                        env={**os.environ, "GSLB_REDIS": url},  # not in argv: ps shows argv
+                    )
+                    log.info("dns worker started", worker=index, pid=procs[index].pid)
+                await asyncio.sleep(1.0)
+        finally:
+            for proc in procs.values():
+                if proc.returncode is None:
+                    proc.terminate()
+            for proc in procs.values():
+                try:
+                    await asyncio.wait_for(proc.wait(), 10)
+                except TimeoutError:
+                    proc.kill()
 
     @functools.cached_property
     def node_id(self) -> str:
@@ -314,6 +369,8 @@ class Node:
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        if self.config.parent_pid is not None:
+            self._spawn(self._watch_parent(self.config.parent_pid))
         try:
             await self.start()
             await self.stopping.wait()

@@ -13,7 +13,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -90,6 +90,9 @@ class StoredZone:
     # says the same does not undo edits made through the API (docs/api.md, "files and API").
     file: str | None = None
     file_digest: str | None = None
+    # What the checkers must probe, when the writer already has it (not stored in the JSON;
+    # derived from the document otherwise).
+    targets: tuple[Target, ...] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -303,9 +306,9 @@ class Store:
         for key, raw_results in zip(keys, results, strict=True):
             verdict = Health.from_json(decided[key.encode()])
             paths = {}
-            for field, raw in sorted(raw_results.items()):
+            for name, raw in sorted(raw_results.items()):
                 result = Result.from_json(raw)
-                paths[_s(field)] = {
+                paths[_s(name)] = {
                     "vote": result.vote,
                     "ok": result.ok,
                     "rtt": result.rtt,
@@ -361,7 +364,8 @@ def _queue_zone(pipe: Any, name: str, zone: StoredZone | None) -> None:
         pipe.hdel(TARGETS, name)
     else:
         pipe.hset(ZONES, name, zone.to_json())
-        pipe.hset(TARGETS, name, dumps([t.to_dict() for t in _targets(zone)]))
+        targets = zone.targets if zone.targets is not None else _targets(zone)
+        pipe.hset(TARGETS, name, dumps([t.to_dict() for t in targets]))
 
 
 def _queue_audit(pipe: Any, records: list[dict[str, Any]]) -> None:

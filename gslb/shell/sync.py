@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from typing import Any
 
 import redis.exceptions
 
+from gslb.core.pooldoc import PoolDoc
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState
 from gslb.core.zone import Zone, ZoneSet
@@ -35,7 +35,6 @@ REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 POLL = 1.0  # seconds between version checks when no event arrives
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
 LOAD_REFRESH = 5.0  # seconds between re-reads of load and answer counts, for pools that use them
-LOAD_STEPS = frozenset({"least_load", "least_traffic", "cost", "proximity"})
 BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
 
 
@@ -53,21 +52,47 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Compiled:
+    raw: dict[str, Any]  # the stored document it was compiled from
+    serial: int
+    doc: ZoneDoc
+    zone: Zone
+
+
 class ZoneCompiler:
     """Compiles stored zone documents, reusing the result while a document is unchanged."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[str, Zone]] = {}
+        self._cache: dict[str, _Compiled] = {}
 
     def compile(self, stored: StoredZone) -> Zone:
-        digest = hashlib.sha256(stored.to_json().encode()).hexdigest()
         cached = self._cache.get(stored.name)
-        if cached is not None and cached[0] == digest:
-            return cached[1]
-        doc = ZoneDoc.model_validate(stored.document)
-        zone = compile_zone(doc, doc.records, lambda _fingerprint: stored.serial)
-        self._cache[stored.name] = (digest, zone)
+        if cached is not None and cached.serial == stored.serial and cached.raw == stored.document:
+            return cached.zone
+        doc = self._validate(stored.document, cached)
+        previous = (cached.doc, cached.zone) if cached is not None else None
+        zone = compile_zone(doc, doc.records, previous=previous, serial=stored.serial)
+        self._cache[stored.name] = _Compiled(stored.document, stored.serial, doc, zone)
         return zone
+
+    @staticmethod
+    def _validate(raw: dict[str, Any], cached: _Compiled | None) -> ZoneDoc:
+        """The document validated; pools whose JSON is unchanged since the last compile keep
+        their validated (and so their compiled) selves: one pool changed in ten thousand
+        costs one pool's work."""
+        if cached is None:
+            return ZoneDoc.model_validate(raw)
+        head = ZoneDoc.model_validate({k: v for k, v in raw.items() if k != "pools"})
+        old_raw = cached.raw.get("pools") or {}
+        pools = {}
+        for name, pool in (raw.get("pools") or {}).items():
+            kept = cached.doc.pools.get(name)
+            if kept is not None and old_raw.get(name) == pool:
+                pools[name] = kept
+            else:
+                pools[name] = PoolDoc.model_validate(pool)
+        return head.model_copy(update={"pools": pools})
 
     def build(self, stored: Stored) -> tuple[ZoneSet, list[str]]:
         """Every zone that compiles; a stored document that does not is skipped and reported
@@ -153,6 +178,7 @@ class Sync:
         self._refreshed = 0.0
         self.heartbeat = heartbeat
         self._beat = 0.0
+        self.synced = asyncio.Event()  # set at the first complete read of Redis
 
     @property
     def staleness(self) -> float:
@@ -184,11 +210,12 @@ class Sync:
         return stored.state.load != state.load or stored.state.answers != state.answers
 
     def _uses_load(self) -> bool:
+        # Only then are load reports and answer counts worth a new snapshot (which also
+        # empties the reply caches) every LOAD_REFRESH seconds.
         return any(
-            step in LOAD_STEPS
+            pool.uses_load
             for zone in self.current().zones.zones.values()
             for pool in zone.pools_by_name.values()
-            for step in pool.steps
         )
 
     async def flush_tally(self) -> None:
@@ -251,6 +278,7 @@ class Sync:
                     pass
 
     def _up(self) -> None:
+        self.synced.set()
         if not self.connected:
             if self.down_since is not None:
                 log.info(
