@@ -9,7 +9,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,13 @@ def _endpoint(default_port: int) -> type:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gslb", description="GSLB authoritative DNS server")
+    parser = argparse.ArgumentParser(
+        prog="gslb",
+        description="GSLB authoritative DNS server",
+        epilog="Every flag can also come from the environment: --redis from GSLB_REDIS, "
+        "--api-read-open from GSLB_API_READ_OPEN=1, repeatable flags as comma-separated "
+        "lists (GSLB_DNS=127.0.0.1:53,[::1]:53). The command line wins.",
+    )
     parser.add_argument("--version", action="version", version=f"gslb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -66,10 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     dns_role.add_argument(
         "--redis",
         metavar="URL",
-        default=os.environ.get("GSLB_REDIS"),
-        required="GSLB_REDIS" not in os.environ,
-        help="redis://, rediss:// (TLS), unix:// or redis+sentinel://HOST:PORT,.../SERVICE "
-        "(or $GSLB_REDIS)",
+        required=True,
+        help="redis://, rediss:// (TLS), unix:// or redis+sentinel://HOST:PORT,.../SERVICE",
     )
     dns_role.add_argument(
         "--http",
@@ -169,7 +173,43 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
     explain.add_argument("--json", action="store_true", help="print JSON")
     _geoip_flags(explain)
+    from_environment(parser, os.environ)
     return parser
+
+
+ENV_PREFIX = "GSLB_"
+
+
+def from_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Every flag also from the environment: `--redis` from GSLB_REDIS, `--api-read-open`
+    from GSLB_API_READ_OPEN=1, a repeatable flag (`--dns`) from a comma-separated list. A flag
+    on the command line wins; an environment variable stands in for a required flag. For
+    containers and systemd units (deploy/), where the environment is the natural place."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                from_environment(sub, environ)
+            continue
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if not longs or action.dest in ("help", "version") or action.help == argparse.SUPPRESS:
+            continue
+        name = ENV_PREFIX + longs[0][2:].replace("-", "_").upper()
+        if name not in environ:
+            continue
+        text = environ[name]
+        convert = action.type or str
+        try:
+            if isinstance(action, argparse._StoreTrueAction):
+                action.default = text.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(action, argparse._AppendAction):
+                parts = [part.strip() for part in text.split(",") if part.strip()]
+                action.default = [convert(part) for part in parts]  # type: ignore[operator]
+            else:
+                action.default = convert(text)  # type: ignore[operator]
+        except (ValueError, argparse.ArgumentTypeError) as e:
+            parser.error(f"${name}: {e}")
+        action.required = False
+        action.help = (action.help or "") + f" [${name}]"
 
 
 def _dns_flags(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +235,13 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MAX_UDP,
         help=f"largest UDP reply, 512..4096 (default {DEFAULT_MAX_UDP})",
+    )
+    parser.add_argument(
+        "--query-log-rate",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="log this fraction of queries, e.g. 0.001 (default 0: none)",
     )
     parser.add_argument(
         "--tcp-idle-timeout",
@@ -405,6 +452,7 @@ def _worker_command(
         argv += ["--parent-pid", str(os.getpid()), "--node-id", f"{node}/w{index}"]
         argv += ["--region", args.region, "--nsid", args.nsid]
         argv += ["--max-udp-size", str(args.max_udp_size)]
+        argv += ["--query-log-rate", str(args.query_log_rate)]
         argv += ["--tcp-idle-timeout", str(args.tcp_idle_timeout)]
         argv += ["--tcp-max-connections", str(args.tcp_max_connections)]
         argv += ["--log-format", args.log_format, "--log-level", args.log_level]
@@ -427,6 +475,9 @@ def serve(args: argparse.Namespace) -> int:
     if args.command == "api":
         args.dns, args.max_udp_size, args.nsid = [], DEFAULT_MAX_UDP, ""
         args.tcp_max_connections, args.tcp_idle_timeout = 1, 1.0
+    if not 0.0 <= getattr(args, "query_log_rate", 0.0) <= 1.0:
+        print("gslb: --query-log-rate is a fraction within 0..1", file=sys.stderr)
+        return 2
     if not 512 <= args.max_udp_size <= 4096:
         print("gslb: --max-udp-size must be within 512..4096", file=sys.stderr)
         return 2
@@ -474,6 +525,7 @@ def serve(args: argparse.Namespace) -> int:
         tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),
         tokens=tokens,
         api_max_body=args.api_max_body,
+        query_log_rate=getattr(args, "query_log_rate", 0.0),
         node_id=args.node_id,
         region=args.region,
         workers=max(1, getattr(args, "workers", 1)),

@@ -17,6 +17,7 @@ that broke must be known before it is needed.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import time
@@ -50,6 +51,24 @@ from healthchecks.probes import icmp as icmp_probe
 from healthchecks.quorum import Quorum, decide
 
 log = logs.get("gslb.checker")
+
+RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ProbeStats:
+    """Probes by path and result, and a histogram of successful probes' round-trip times."""
+
+    def __init__(self) -> None:
+        self.results: dict[tuple[str, bool], int] = {}
+        self.rtt_buckets = [0] * (len(RTT_BUCKETS) + 1)
+        self.rtt_sum = 0.0
+
+    def record(self, path: str, ok: bool, rtt: float | None) -> None:
+        key = (path, ok)
+        self.results[key] = self.results.get(key, 0) + 1
+        if ok and rtt is not None:
+            self.rtt_buckets[bisect.bisect_left(RTT_BUCKETS, rtt)] += 1
+            self.rtt_sum += rtt
 
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 FLUSH_EVERY = 0.25  # seconds between batched result writes when no vote changed
@@ -134,6 +153,7 @@ class CheckerNode:
         self._icmp_warned = False
         self.started = time.time()
         self.probes_done = 0
+        self.stats = ProbeStats()  # for /metrics where the checker runs inside a node
         self.connected = False
 
     # --- the loops ----------------------------------------------------------------------
@@ -295,6 +315,7 @@ class CheckerNode:
             outcome = await self._timed(probe, target, source, monitor.timeout)
             now = time.time()
             self.probes_done += 1
+            self.stats.record(path, outcome.ok, outcome.rtt)
             changed = vote.record(outcome, monitor.rise, monitor.fall, now)
             if changed and vote.vote != "unknown":
                 self.voted.setdefault(target.key, set()).add(path)

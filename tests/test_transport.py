@@ -261,3 +261,20 @@ def test_bad_zones_at_start_exit_nonzero_with_reason(tmp_path: Path) -> None:
     zones = write_zones(tmp_path / "zones", {"bad.yaml": "zone: a.test\n"})
     with pytest.raises(RuntimeError, match=r"bad.yaml:1: no SOA"):
         ServerProcess(zones, tmp_path / "data")
+
+
+def test_sigterm_finishes_the_tcp_replies_in_flight_and_exits_cleanly(tmp_path: Path) -> None:
+    zones = write_zones(tmp_path / "zones", {"gslb.yaml": CORE_ZONE})
+    own = ServerProcess(zones, tmp_path / "data", "--no-checker")
+    messages = [query(f"q{i}.wild.gslb.example.com") for i in range(200)]
+    with tcp_connect(own) as sock:
+        sock.sendall(b"".join(framed(m) for m in messages))
+        time.sleep(0.05)  # the queries are in; the replies may still be on their way
+        own.signal(signal.SIGTERM)
+        replies = [read_reply(sock) for _ in messages]
+    assert {r.id for r in replies} == {m.id for m in messages}
+    assert own.stop() == 0
+    assert own.events("stopped")
+    # It no longer accepts anything.
+    with pytest.raises(OSError):
+        socket.create_connection((own.host, own.port), timeout=1).close()

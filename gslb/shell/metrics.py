@@ -9,12 +9,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+import dns.rcode
+import dns.rdatatype
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+
+from gslb.shell.transport import LATENCY_BUCKETS
+from healthchecks.checker import RTT_BUCKETS
 
 if TYPE_CHECKING:
     from gslb.shell.serve import Node
+    from healthchecks.checker import CheckerNode
 
 
 class NodeCollector(Collector):
@@ -48,6 +59,113 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "gslb_reply_cache_entries", "encoded replies cached", value=len(node.answerer.cache)
         )
+        yield from _queries(node)
+        yield from _pools(node)
+        if node.checker is not None:
+            yield from _probes(node.checker)
+        if sync is not None and sync.last_sync:
+            yield GaugeMetricFamily(
+                "gslb_snapshot_age_seconds",
+                "seconds since the snapshot was last rebuilt or confirmed from Redis",
+                value=0.0 if sync.connected else sync.staleness,
+            )
+
+
+def _queries(node: Node) -> Iterator[Metric]:
+    answerer = node.answerer
+    queries = CounterMetricFamily(
+        "gslb_dns_answers",
+        "DNS messages by transport, query type and reply code (none: no reply, or held)",
+        labels=["transport", "qtype", "rcode"],
+    )
+    for transport, stats in answerer.stats.items():
+        for (qtype, code), count in list(stats.counts.items()):
+            queries.add_metric([transport, _qtype(qtype), _rcode(code)], count)
+    yield queries
+    latency = HistogramMetricFamily(
+        "gslb_dns_answer_seconds",
+        "time from a query read to its reply ready (UDP: one query in 8 measured)",
+        labels=["transport"],
+    )
+    for transport, stats in answerer.stats.items():
+        buckets, running = [], 0
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency, strict=True):
+            running += count
+            buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
+        latency.add_metric([transport], buckets, sum_value=stats.latency_sum)
+    yield latency
+    answers = CounterMetricFamily(
+        "gslb_member_answers", "answers that named the member", labels=["member"]
+    )
+    for member, count in sorted(list(answerer.answers_total.items())):
+        answers.add_metric([member], count)
+    yield answers
+
+
+def _pools(node: Node) -> Iterator[Metric]:
+    snapshot = node.answerer.snapshot
+    members = GaugeMetricFamily(
+        "gslb_pool_members",
+        "members of each pool by state (up/down/unknown from the checkers; drained, disabled)",
+        labels=["zone", "pool", "state"],
+    )
+    fallback = GaugeMetricFamily(
+        "gslb_pool_on_fallback",
+        "1 when no member of the pool can be answered",
+        labels=["zone", "pool"],
+    )
+    for zone in snapshot.zones.zones.values():
+        for pool in zone.pools_by_name.values():
+            states: dict[str, int] = dict.fromkeys(POOL_STATES, 0)
+            usable = 0
+            for member in pool.members:
+                health = snapshot.state.member(member.key).health
+                state: str = member.admin if member.admin != "enabled" else health
+                states[state] = states.get(state, 0) + 1
+                usable += member.admin == "enabled" and health != "down"
+            for name, count in states.items():
+                members.add_metric([pool.zone, pool.name, name], count)
+            fallback.add_metric([pool.zone, pool.name], 0 if usable else 1)
+    yield members
+    yield fallback
+
+
+def _probes(checker: CheckerNode) -> Iterator[Metric]:
+    stats = checker.stats
+    probes = CounterMetricFamily(
+        "gslb_checker_probes",
+        "health probes by path and result",
+        labels=["checker", "path", "result"],
+    )
+    for (path, ok), count in list(stats.results.items()):
+        probes.add_metric([checker.config.id, path, "ok" if ok else "failed"], count)
+    yield probes
+    rtt = HistogramMetricFamily(
+        "gslb_checker_probe_rtt_seconds", "round-trip time of successful probes", labels=["checker"]
+    )
+    buckets, running = [], 0
+    for bound, count in zip((*RTT_BUCKETS, float("inf")), stats.rtt_buckets, strict=True):
+        running += count
+        buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
+    rtt.add_metric([checker.config.id], buckets, sum_value=stats.rtt_sum)
+    yield rtt
+
+
+POOL_STATES = ("up", "down", "unknown", "drained", "disabled")
+
+
+def _qtype(raw: bytes) -> str:
+    if len(raw) != 2:
+        return "none"
+    value = int.from_bytes(raw, "big")
+    try:
+        return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(value))
+    except ValueError:
+        return str(value)
+
+
+def _rcode(code: int) -> str:
+    return "none" if code < 0 else dns.rcode.to_text(dns.rcode.Rcode.make(code))
 
 
 def registry_for(node: Node) -> CollectorRegistry:

@@ -34,6 +34,7 @@ from gslb.core.zone import ZoneSet
 from gslb.schema import NODES
 from gslb.shell import http, logs
 from gslb.shell.embedded_redis import EmbeddedRedis
+from gslb.shell.geoip import GeoIpError, GeoIpLocator
 from gslb.shell.store import Store, StoredZone, connect
 from gslb.shell.sync import REDIS_ERRORS, ColdStart, Sync
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
@@ -62,6 +63,7 @@ class NodeConfig:
     reuse_port: bool = False  # set in the workers themselves
     wait_for_sync: float = 0.0  # seconds to wait for the first read of Redis before listening
     parent_pid: int | None = None  # a worker stops when this process is gone
+    query_log_rate: float = 0.0
     tokens: Tokens = field(default_factory=lambda: Tokens([]))
     api_max_body: int = 1 << 20  # bytes of a request body
 
@@ -82,6 +84,7 @@ class Node:
             locator=config.locator,
         )
         self.answerer = Answerer(snapshot)
+        self.answerer.query_log_rate = config.query_log_rate
         self.api = Api(
             lambda: self.store,
             lambda: self.answerer.snapshot,
@@ -100,6 +103,7 @@ class Node:
         # Zone files read but not yet stored in Redis (it was unreachable): stored on reconnect.
         self._files_pending = zones is not None
         self._last_beat = (0.0, 0)
+        self._workers: dict[int, asyncio.subprocess.Process] = {}
         self._started_at = time.time()
 
     def install(self, snapshot: Snapshot) -> None:
@@ -204,6 +208,26 @@ class Node:
 
     def _on_sighup(self) -> None:
         self._spawn(self.reload())
+        self._spawn(self.reload_geoip())
+        for proc in self._workers.values():  # they reopen their GeoIP databases too
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGHUP)
+
+    async def reload_geoip(self) -> bool:
+        """Open the GeoIP databases again (updated files, same paths); keep the open ones if
+        the new ones cannot be read. Answers go on meanwhile."""
+        old = self.answerer.snapshot.locator
+        if not isinstance(old, GeoIpLocator):
+            return False
+        try:
+            fresh = await asyncio.to_thread(GeoIpLocator, old.city_path, old.asn_path)
+        except GeoIpError as e:
+            log.error("geoip reload refused, keeping the open databases", error=str(e))
+            return False
+        current = self.answerer.snapshot
+        self.install(dataclasses.replace(current, version=current.version + 1, locator=fresh))
+        log.info("geoip reloaded", **fresh.describe())
+        return True
 
     def _spawn(self, coro: Coroutine[object, object, object]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -266,7 +290,7 @@ class Node:
         """Keep workers 1..N-1 running (a worker that dies is started again) until stopped."""
         assert self.config.worker_command is not None
         command = self.config.worker_command
-        procs: dict[int, asyncio.subprocess.Process] = {}
+        procs = self._workers
         try:
             while True:
                 for index in range(1, self.config.workers):
@@ -281,7 +305,7 @@ class Node:
                         )
                     procs[index] = await asyncio.create_subprocess_exec(
                         *command(url, endpoints, index),
-                        env={**os.environ, "GSLB_REDIS": url},  # not in argv: ps shows argv
+                        env=_worker_environment(url),
                     )
                     log.info("dns worker started", worker=index, pid=procs[index].pid)
                 await asyncio.sleep(1.0)
@@ -376,6 +400,15 @@ class Node:
             await self.stopping.wait()
         finally:
             await self.stop()
+
+
+def _worker_environment(url: str) -> dict[str, str]:
+    """The node's environment for a worker, less its GSLB_* settings (the worker's command
+    line says all it needs: the node's GSLB_HTTP must not open a second HTTP listener), plus
+    the Redis URL (in the environment, where `ps` does not show its password)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GSLB_")}
+    env["GSLB_REDIS"] = url
+    return env
 
 
 def _gone(stored: dict[str, StoredZone], names: set[str], directory: Path) -> tuple[str, ...]:

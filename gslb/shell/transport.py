@@ -17,8 +17,10 @@ snapshot.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
+import random
 import socket
 import struct
 import threading
@@ -27,7 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from gslb.core import names
 from gslb.core.handler import DEFER, Client, Front, ReplyCache, answer_udp, handle
+from gslb.core.query import scan
 from gslb.core.snapshot import Snapshot
 from gslb.shell import logs
 
@@ -43,6 +47,54 @@ class TcpLimits:
 
 
 Send = Callable[[bytes], None]
+LATENCY_BUCKETS = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2, 1e-1)
+SAMPLE_EVERY = 8  # answer times measured for one query in this many (two clock reads each)
+
+
+def log_query(transport: str, wire: bytes, client: str, reply: bytes | None) -> None:
+    """One line of the sampled query log: who asked what, and what came back."""
+    try:
+        query = scan(wire)
+        name, qtype = names.to_text(query.qname), query.qtype
+    except Exception:  # a malformed query is logged as such, never raised from here
+        name, qtype = "(malformed)", 0
+    log.info(
+        "query",
+        transport=transport,
+        client=client,
+        name=name,
+        qtype=qtype,
+        rcode=(reply[3] & 0xF) if reply else None,
+        answered=reply is not None and reply != DEFER,
+    )
+
+
+class QueryStats:
+    """Queries by type and reply code, and a histogram of answer times, kept by one thread.
+
+    The type is read where a plain question ends (the first zero octet after the header) and
+    the code from the reply's header: no parsing beyond that on the answer path."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[bytes, int], int] = {}
+        self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self.latency_count = 0
+
+    def count(self, wire: bytes, reply: bytes | None) -> None:
+        end = wire.find(0, 12)
+        qtype = wire[end + 1 : end + 3] if end > 0 else b""
+        code = -1 if not reply else reply[3] & 0xF  # -1: no reply (or held for cold start)
+        key = (qtype, code)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+        self.latency_count += 1
+
+
+DRAIN_SECONDS = 5.0  # at shutdown, how long TCP clients get to read the replies sent them
 MAX_HELD = 10_000  # queries held for cold-start pools; beyond this they are answered at once
 
 
@@ -58,6 +110,9 @@ class Answerer:
         self.front = Front(cache_entries * 2)
         self.loop_queries = 0
         self.udp_queries = 0
+        self.stats = {"udp": QueryStats(), "tcp": QueryStats()}  # each kept by one thread
+        self.answers_total: dict[str, int] = {}  # by member key, since the process started
+        self.query_log_rate = 0.0  # fraction of queries logged (--query-log-rate)
         self.held: list[tuple[bytes, Client, Send]] = []
         self._release: asyncio.TimerHandle | None = None
 
@@ -69,6 +124,8 @@ class Answerer:
         tally = self.cache.take_tally()
         for key, count in self.udp_cache.take_tally().items():
             tally[key] = tally.get(key, 0) + count
+        for key, count in tally.items():
+            self.answers_total[key] = self.answers_total.get(key, 0) + count
         return tally
 
     @property
@@ -85,24 +142,30 @@ class Answerer:
 
     def answer(self, wire: bytes, client: Client, send: Send) -> None:
         self.loop_queries += 1
-        self._answer(wire, client, send, fail_open=False)
+        started = time.perf_counter()
+        reply = self._answer(wire, client, send, fail_open=False)
+        stats = self.stats["tcp"]
+        stats.observe(time.perf_counter() - started)
+        stats.count(wire, reply)
+        if self.query_log_rate and random.random() < self.query_log_rate:
+            log_query("tcp", wire, client.address, reply)
 
     def hold(self, wire: bytes, client: Client, send: Send) -> None:
         """A UDP thread's query that waits for a pool's first health results (on the loop)."""
         self._answer(wire, client, send, fail_open=False)
 
-    def _answer(self, wire: bytes, client: Client, send: Send, fail_open: bool) -> None:
+    def _answer(self, wire: bytes, client: Client, send: Send, fail_open: bool) -> bytes | None:
         reply = handle(wire, client, self._snapshot, self.cache, fail_open)
         if reply is None:
-            return
+            return None
         if reply is DEFER:
             if len(self.held) >= MAX_HELD:
-                self._answer(wire, client, send, fail_open=True)
-                return
+                return self._answer(wire, client, send, fail_open=True)
             self.held.append((wire, client, send))
             self._schedule_release()
-            return
+            return reply
         send(reply)
+        return reply
 
     def _schedule_release(self) -> None:
         if self._release is not None:
@@ -133,6 +196,8 @@ class UdpThread:
         sock, answerer = self.sock, self.answerer
         recvfrom, sendto = sock.recvfrom, sock.sendto
         cache, front = answerer.udp_cache, answerer.front
+        stats = answerer.stats["udp"]
+        count, observe, clock = stats.count, stats.observe, time.perf_counter
         while True:
             try:
                 wire, addr = recvfrom(65535)
@@ -143,7 +208,15 @@ class UdpThread:
             if self.stopping:
                 return
             answerer.udp_queries += 1
-            reply = answer_udp(wire, addr[0], answerer.snapshot, cache, front)
+            if answerer.udp_queries % SAMPLE_EVERY:
+                reply = answer_udp(wire, addr[0], answerer.snapshot, cache, front)
+            else:
+                started = clock()
+                reply = answer_udp(wire, addr[0], answerer.snapshot, cache, front)
+                observe(clock() - started)
+            count(wire, reply)
+            if answerer.query_log_rate and random.random() < answerer.query_log_rate:
+                log_query("udp", wire, str(addr[0]), reply)
             if reply is None:
                 continue
             if reply is DEFER:
@@ -293,7 +366,13 @@ class Listeners:
         for thread in self.udp:
             await asyncio.to_thread(thread.close)
         for conn in list(self.connections):
-            conn._close()
+            conn._close()  # replies already written still go out: close() flushes first
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while self.connections and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()  # a client that does not read: no longer our problem
         for server in self.tcp:
             await server.wait_closed()
 
