@@ -12,6 +12,10 @@ command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 # The dashboard's end-to-end tests drive Debian's Chromium through Playwright.
 [ -x /usr/bin/chromium ] || need="$need chromium"
+# The deploy files' tests: systemd-analyze verify on the units, docker-compose config on
+# compose.yaml (no Docker daemon involved).
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+command -v docker-compose >/dev/null 2>&1 || need="$need docker-compose"
 
 [ -z "$need" ] && exit 0
 
