@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck unit system-deps clean bench bench-checker
+.PHONY: run test lint typecheck unit system-deps clean bench bench-checker fuzz
 
 # The example zone's members are loopback addresses; demo-backends answers their health checks.
 run: $(RUN_STAMP)
@@ -33,6 +33,11 @@ system-deps:
 bench: $(TEST_STAMP) system-deps
 	sh bench/deps.sh
 	$(BIN)/python bench/answers.py
+
+# A million mutated queries through the whole answer path (UDP, TCP, the UDP front); a
+# shorter run is part of make test. About ten minutes.
+fuzz: $(TEST_STAMP)
+	$(BIN)/python -m tests.fuzz 1000000
 
 # Probes per second of one checker, and failover delays with three checkers in quorum;
 # writes docs/performance.md. Takes about two minutes.

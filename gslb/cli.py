@@ -18,6 +18,7 @@ from gslb.api import auth
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
 from gslb.shell import logs, loop
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
+from gslb.shell.rrl import RrlConfig
 from gslb.shell.transport import TcpLimits, format_endpoint, parse_endpoint
 from gslb.zonesync import TOKEN_ENV
 from healthchecks.checker import CheckerConfig
@@ -237,6 +238,29 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
         help=f"largest UDP reply, 512..4096 (default {DEFAULT_MAX_UDP})",
     )
     parser.add_argument(
+        "--rrl-rate",
+        type=float,
+        default=RrlConfig.rate,
+        metavar="PER_SECOND",
+        help="response rate limit: identical UDP responses per second per client /24 (/56); "
+        f"0 turns it off (default {RrlConfig.rate:g})",
+    )
+    parser.add_argument(
+        "--rrl-window", type=float, default=RrlConfig.window, help="RRL burst, in seconds"
+    )
+    parser.add_argument(
+        "--rrl-slip",
+        type=int,
+        default=RrlConfig.slip,
+        help="every Nth limited response goes out truncated, 0: none (default 2)",
+    )
+    parser.add_argument(
+        "--rrl-exempt",
+        action="append",
+        metavar="CIDR",
+        help="networks never rate limited (repeatable; default loopback)",
+    )
+    parser.add_argument(
         "--query-log-rate",
         type=float,
         default=0.0,
@@ -249,6 +273,13 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         metavar="SECONDS",
         help="close a TCP connection idle this long (default 10)",
+    )
+    parser.add_argument(
+        "--tcp-max-queries",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="queries one TCP connection may ask before it is closed (default 10000)",
     )
     parser.add_argument(
         "--tcp-max-connections",
@@ -293,6 +324,13 @@ def _log_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _path(text: str) -> tuple[str, str]:
     name, sep, source = text.partition("=")
     if not sep or not name or not source:
@@ -305,6 +343,13 @@ def _path(text: str) -> tuple[str, str]:
 
 
 def _path_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-targets",
+        action="append",
+        type=_network,
+        metavar="CIDR",
+        help="probe only members inside these networks (repeatable; default: any)",
+    )
     parser.add_argument(
         "--path",
         type=_path,
@@ -366,6 +411,7 @@ def checker(args: argparse.Namespace) -> int:
         replicas=args.replicas,
         quorum=args.quorum,
         heartbeat=args.heartbeat,
+        allow=tuple(args.allow_targets or ()),
     )
     loop.run(run_checker(args.redis, config))
     return 0
@@ -439,6 +485,20 @@ def check_zones(directory: Path) -> int:
     return 0
 
 
+def _rrl(args: argparse.Namespace) -> RrlConfig:
+    if not hasattr(args, "rrl_rate"):
+        return RrlConfig(rate=0)  # the API role answers no DNS
+    exempt = tuple(args.rrl_exempt) if args.rrl_exempt else RrlConfig.exempt
+    for network in exempt:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as e:
+            raise ValueError(f"--rrl-exempt {network}: {e}") from None
+    if args.rrl_rate < 0 or args.rrl_window <= 0 or args.rrl_slip < 0:
+        raise ValueError("--rrl-rate >= 0, --rrl-window > 0 and --rrl-slip >= 0")
+    return RrlConfig(args.rrl_rate, args.rrl_window, args.rrl_slip, exempt)
+
+
 def _worker_command(
     args: argparse.Namespace,
 ) -> Callable[[str, list[tuple[str, int]], int], list[str]]:
@@ -453,8 +513,13 @@ def _worker_command(
         argv += ["--region", args.region, "--nsid", args.nsid]
         argv += ["--max-udp-size", str(args.max_udp_size)]
         argv += ["--query-log-rate", str(args.query_log_rate)]
+        argv += ["--rrl-rate", str(args.rrl_rate), "--rrl-window", str(args.rrl_window)]
+        argv += ["--rrl-slip", str(args.rrl_slip)]
+        for network in args.rrl_exempt or ():
+            argv += ["--rrl-exempt", network]
         argv += ["--tcp-idle-timeout", str(args.tcp_idle_timeout)]
         argv += ["--tcp-max-connections", str(args.tcp_max_connections)]
+        argv += ["--tcp-max-queries", str(args.tcp_max_queries)]
         argv += ["--log-format", args.log_format, "--log-level", args.log_level]
         for host, port in endpoints:
             argv += ["--dns", format_endpoint(host, port)]
@@ -474,7 +539,7 @@ def serve(args: argparse.Namespace) -> int:
     log = logs.get("gslb")
     if args.command == "api":
         args.dns, args.max_udp_size, args.nsid = [], DEFAULT_MAX_UDP, ""
-        args.tcp_max_connections, args.tcp_idle_timeout = 1, 1.0
+        args.tcp_max_connections, args.tcp_idle_timeout, args.tcp_max_queries = 1, 1.0, 1
     if not 0.0 <= getattr(args, "query_log_rate", 0.0) <= 1.0:
         print("gslb: --query-log-rate is a fraction within 0..1", file=sys.stderr)
         return 2
@@ -499,6 +564,11 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("no GeoIP database: proximity and topology keep the configured order")
     else:
         log.info("geoip", **locator.describe())
+    try:
+        rrl = _rrl(args)
+    except ValueError as e:
+        print(f"gslb: {e}", file=sys.stderr)
+        return 2
     data_dir = getattr(args, "data_dir", None)
     try:
         tokens = auth.load(args.api_tokens, os.environ, args.api_read_open)
@@ -517,15 +587,23 @@ def serve(args: argparse.Namespace) -> int:
         data_dir=data_dir or Path("data"),
         locator=locator,
         checker=CheckerConfig(
-            id=args.checker_id, region="local", paths=dict(args.path) if args.path else None
+            id=args.checker_id,
+            region="local",
+            paths=dict(args.path) if args.path else None,
+            allow=tuple(args.allow_targets or ()),
         )
         if args.command == "serve" and not args.no_checker
         else None,
         settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
-        tcp=TcpLimits(max_connections=args.tcp_max_connections, idle_timeout=args.tcp_idle_timeout),
+        tcp=TcpLimits(
+            max_connections=args.tcp_max_connections,
+            idle_timeout=args.tcp_idle_timeout,
+            max_queries=args.tcp_max_queries,
+        ),
         tokens=tokens,
         api_max_body=args.api_max_body,
         query_log_rate=getattr(args, "query_log_rate", 0.0),
+        rrl=rrl,
         node_id=args.node_id,
         region=args.region,
         workers=max(1, getattr(args, "workers", 1)),

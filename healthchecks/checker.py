@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import ipaddress
 import json
 import time
 from dataclasses import dataclass, replace
@@ -88,6 +89,9 @@ class CheckerConfig:
     replicas: int = 3
     quorum: Quorum = "majority"
     heartbeat: float = 1.0
+    # Networks this checker may probe; empty: any. A checker must not become a tool for
+    # probing arbitrary hosts because someone wrote an address into a zone.
+    allow: tuple[str, ...] = ()
 
     @property
     def path_map(self) -> dict[str, str | None]:
@@ -153,6 +157,7 @@ class CheckerNode:
         self._icmp_warned = False
         self.started = time.time()
         self.probes_done = 0
+        self._refused: set[str] = set()  # targets outside `allow`, said once each
         self.stats = ProbeStats()  # for /metrics where the checker runs inside a node
         self.connected = False
 
@@ -254,10 +259,30 @@ class CheckerNode:
             try:
                 for item in json.loads(raw):
                     target = Target.from_dict(item)
-                    targets[target.key] = target
+                    if self._allowed(target):
+                        targets[target.key] = target
             except (ValueError, TypeError, KeyError):
                 continue
         return targets
+
+    def _allowed(self, target: Target) -> bool:
+        if not self.config.allow:
+            return True
+        try:
+            address = ipaddress.ip_address(target.address)
+        except ValueError:
+            return False
+        if any(address in ipaddress.ip_network(n) for n in self.config.allow):
+            return True
+        if target.key not in self._refused:
+            self._refused.add(target.key)
+            log.error(
+                "target refused: outside the networks this checker may probe",
+                member=target.key,
+                address=target.address,
+                allowed=list(self.config.allow),
+            )
+        return False
 
     def assigned(self) -> set[tuple[str, str]]:
         """(member key, path) pairs this checker probes now."""

@@ -278,3 +278,18 @@ def test_sigterm_finishes_the_tcp_replies_in_flight_and_exits_cleanly(tmp_path: 
     # It no longer accepts anything.
     with pytest.raises(OSError):
         socket.create_connection((own.host, own.port), timeout=1).close()
+
+
+def test_a_tcp_connection_is_closed_after_its_query_cap(tmp_path: Path) -> None:
+    zones = write_zones(tmp_path / "zones", {"gslb.yaml": CORE_ZONE})
+    own = ServerProcess(zones, tmp_path / "data", "--no-checker", "--tcp-max-queries", "5")
+    try:
+        messages = [query(f"q{i}.wild.gslb.example.com") for i in range(8)]
+        with tcp_connect(own) as sock:
+            sock.sendall(b"".join(framed(m) for m in messages))
+            replies = [read_reply(sock) for _ in range(5)]
+            sock.settimeout(2)
+            assert sock.recv(1) == b""  # closed after the fifth reply
+        assert [r.id for r in replies] == [m.id for m in messages[:5]]
+    finally:
+        own.stop()

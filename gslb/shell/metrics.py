@@ -60,6 +60,14 @@ class NodeCollector(Collector):
             "gslb_reply_cache_entries", "encoded replies cached", value=len(node.answerer.cache)
         )
         yield from _queries(node)
+        limiter = node.answerer.rrl
+        if limiter is not None:
+            for name, value, text in (
+                ("gslb_rrl_limited", limiter.stats.limited, "UDP responses over the rate limit"),
+                ("gslb_rrl_dropped", limiter.stats.dropped, "of those, dropped"),
+                ("gslb_rrl_slipped", limiter.stats.slipped, "of those, sent truncated (TC=1)"),
+            ):
+                yield CounterMetricFamily(name, text, value=value)
         yield from _pools(node)
         if node.checker is not None:
             yield from _probes(node.checker)

@@ -35,6 +35,7 @@ from gslb.schema import NODES
 from gslb.shell import http, logs
 from gslb.shell.embedded_redis import EmbeddedRedis
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
+from gslb.shell.rrl import Limiter, RrlConfig
 from gslb.shell.store import Store, StoredZone, connect
 from gslb.shell.sync import REDIS_ERRORS, ColdStart, Sync
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
@@ -64,6 +65,7 @@ class NodeConfig:
     wait_for_sync: float = 0.0  # seconds to wait for the first read of Redis before listening
     parent_pid: int | None = None  # a worker stops when this process is gone
     query_log_rate: float = 0.0
+    rrl: RrlConfig = field(default_factory=RrlConfig)
     tokens: Tokens = field(default_factory=lambda: Tokens([]))
     api_max_body: int = 1 << 20  # bytes of a request body
 
@@ -85,6 +87,7 @@ class Node:
         )
         self.answerer = Answerer(snapshot)
         self.answerer.query_log_rate = config.query_log_rate
+        self.answerer.rrl = Limiter(config.rrl) if config.rrl.enabled else None
         self.api = Api(
             lambda: self.store,
             lambda: self.answerer.snapshot,
@@ -364,6 +367,15 @@ class Node:
         return [(str(a[0]), int(a[1])) for a in self.http_runner.addresses]
 
     async def stop(self) -> None:
+        try:
+            await self._stop_serving()
+        finally:
+            # Whatever went wrong above, the embedded server must not outlive its node.
+            if self.embedded is not None:
+                await self.embedded.stop()
+        log.info("stopped", queries=self.answerer.queries)
+
+    async def _stop_serving(self) -> None:
         if self.listeners is not None:
             await self.listeners.close()
         if self.api.hub is not None:
@@ -384,9 +396,6 @@ class Node:
                 await asyncio.wait_for(self.store.redis.hdel(NODES, self.node_id), 1.0)
             with contextlib.suppress(Exception):
                 await self.store.redis.aclose()
-        if self.embedded is not None:
-            await self.embedded.stop()
-        log.info("stopped", queries=self.answerer.queries)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

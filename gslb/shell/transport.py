@@ -34,6 +34,7 @@ from gslb.core.handler import DEFER, Client, Front, ReplyCache, answer_udp, hand
 from gslb.core.query import scan
 from gslb.core.snapshot import Snapshot
 from gslb.shell import logs
+from gslb.shell.rrl import Limiter
 
 log = logs.get("gslb.dns")
 
@@ -44,6 +45,7 @@ class TcpLimits:
     idle_timeout: float = 10.0  # RFC 7766 §6.2.3: seconds, not minutes, for a busy server
     max_message: int = 65535
     max_pending_output: int = 1 << 20  # octets of replies a client may leave unread
+    max_queries: int = 10_000  # queries one connection may ask; then it is closed (RFC 7766 §6.2.1)
 
 
 Send = Callable[[bytes], None]
@@ -113,6 +115,7 @@ class Answerer:
         self.stats = {"udp": QueryStats(), "tcp": QueryStats()}  # each kept by one thread
         self.answers_total: dict[str, int] = {}  # by member key, since the process started
         self.query_log_rate = 0.0  # fraction of queries logged (--query-log-rate)
+        self.rrl: Limiter | None = None  # response rate limiting, UDP only (set by the node)
         self.held: list[tuple[bytes, Client, Send]] = []
         self._release: asyncio.TimerHandle | None = None
 
@@ -198,6 +201,7 @@ class UdpThread:
         cache, front = answerer.udp_cache, answerer.front
         stats = answerer.stats["udp"]
         count, observe, clock = stats.count, stats.observe, time.perf_counter
+        limiter = answerer.rrl
         while True:
             try:
                 wire, addr = recvfrom(65535)
@@ -225,6 +229,10 @@ class UdpThread:
                     answerer.hold, wire, client, functools.partial(self.send, addr=addr)
                 )
                 continue
+            if limiter is not None:
+                reply = limiter.check(wire, addr[0], reply, time.monotonic())
+                if reply is None:
+                    continue
             try:  # noqa: SIM105 (a plain try costs less than a context manager per packet)
                 sendto(reply, addr)
             except OSError:
@@ -255,6 +263,7 @@ class TcpConnection(asyncio.Protocol):
         self.client = Client("", 0, True)
         self.idle: asyncio.TimerHandle | None = None
         self.writing_paused = False
+        self.asked = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A cast, not an isinstance check: uvloop's transports do not derive from
@@ -293,6 +302,10 @@ class TcpConnection(asyncio.Protocol):
             del self.buffer[: 2 + length]
             self.answerer.answer(wire, self.client, self._send)
             answered = True
+            self.asked += 1
+            if self.asked >= self.limits.max_queries:
+                transport.close()  # after the replies written so far: it may reconnect
+                return
             if transport.is_closing():
                 return
         if answered:
