@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="serve /healthz, /metrics and the API here (default: no HTTP)",
     )
+    dns_role.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the last snapshot read from Redis here, to answer from after a restart "
+        "while Redis is down (default: none)",
+    )
     _api_flags(dns_role)
     _dns_flags(dns_role)
     # How `serve --workers N` starts its workers (not for people).
@@ -523,6 +529,8 @@ def _worker_command(
         argv += ["--log-format", args.log_format, "--log-level", args.log_level]
         for host, port in endpoints:
             argv += ["--dns", format_endpoint(host, port)]
+        if args.data_dir is not None:
+            argv += ["--data-dir", str(args.data_dir)]
         if args.geoip is not None:
             argv += ["--geoip", str(args.geoip)]
         if args.geoip_asn is not None:
@@ -603,6 +611,11 @@ def serve(args: argparse.Namespace) -> int:
         tokens=tokens,
         api_max_body=args.api_max_body,
         query_log_rate=getattr(args, "query_log_rate", 0.0),
+        # With an external Redis a node keeps what it last read on disk (the embedded one
+        # persists itself, beside it).
+        snapshot_file=data_dir / "snapshot.json"
+        if data_dir is not None and args.redis is not None and args.command != "api"
+        else None,
         rrl=rrl,
         node_id=args.node_id,
         region=args.region,

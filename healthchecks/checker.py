@@ -106,6 +106,7 @@ class Vote:
     since: float = 0.0
     rtt: float | None = None
     written: float = 0.0  # when a result was last queued for Redis
+    settle: float = 0.0  # when to decide the member once more after a change (0: no need)
 
     def record(self, outcome: Outcome, rise: int, fall: int, now: float) -> bool:
         """Count an outcome; True when the vote changed."""
@@ -360,6 +361,14 @@ class CheckerNode:
                 if changed:
                     self.undecided.add(target.key)
                     self.flush_now.set()
+                    # Decide once more a probe later: checkers that change their votes at
+                    # the same moment each decide before reading the others' new word, and
+                    # nothing else would make them look again (seen in the netns bed).
+                    vote.settle = now + monitor.interval
+            if vote.settle and now >= vote.settle:
+                vote.settle = 0.0
+                self.undecided.add(target.key)
+                self.flush_now.set()
             # Measured from the start of this probe: when the loop is saturated, cycles
             # stretch (fewer probes) rather than probes timing out (false downs).
             await asyncio.sleep(max(0.0, monitor.interval - (time.monotonic() - started)))

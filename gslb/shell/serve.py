@@ -65,6 +65,7 @@ class NodeConfig:
     wait_for_sync: float = 0.0  # seconds to wait for the first read of Redis before listening
     parent_pid: int | None = None  # a worker stops when this process is gone
     query_log_rate: float = 0.0
+    snapshot_file: Path | None = None  # the last state read from Redis, kept on disk
     rrl: RrlConfig = field(default_factory=RrlConfig)
     tokens: Tokens = field(default_factory=lambda: Tokens([]))
     api_max_body: int = 1 << 20  # bytes of a request body
@@ -255,7 +256,9 @@ class Node:
             take_tally=self.answerer.take_tally,
             cold_start=self.cold_start,
             heartbeat=self.heartbeat,
+            snapshot_file=self.config.snapshot_file,
         )
+        await self.sync.load_persisted()
         self._spawn(self.sync.run())
         if self.config.checker is not None:
             self.checker = CheckerNode(connect(url), self.config.checker)

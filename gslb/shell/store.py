@@ -133,6 +133,19 @@ class Stored:
     version: int
     zones: dict[str, StoredZone]
     state: ClusterState
+    # The configuration and decided health as read, for a copy on disk (see Sync.persist).
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_file(self) -> str:
+        return json.dumps(self.raw)
+
+    @classmethod
+    def from_file(cls, text: str) -> Stored:
+        raw = json.loads(text)
+        zones = {name: StoredZone.from_json(name, value) for name, value in raw["zones"].items()}
+        health = {k.encode(): v.encode() for k, v in raw["health"].items()}
+        paths = {p.encode() for p in raw["paths_down"]}
+        return cls(int(raw["version"]), zones, _state(health, {}, paths, [], time.time()), raw)
 
 
 class Store:
@@ -154,10 +167,17 @@ class Store:
             for b in range(bucket - ANSWER_WINDOW + 1, bucket + 1):
                 pipe.hgetall(f"{ANSWERS}{b}")
             version, zones, health, load, paths, *answers = await pipe.execute()
+        raw = {
+            "version": int(version or 0),
+            "zones": {_s(k): _s(v) for k, v in zones.items()},
+            "health": {_s(k): _s(v) for k, v in health.items()},
+            "paths_down": sorted(_s(p) for p in paths),
+        }
         return Stored(
             int(version or 0),
             {_s(k): StoredZone.from_json(_s(k), v) for k, v in zones.items()},
             _state(health, load, paths, answers, now),
+            raw,
         )
 
     async def put_zones(

@@ -14,8 +14,10 @@ import contextlib
 import dataclasses
 import gc
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import redis.exceptions
@@ -36,6 +38,7 @@ POLL = 1.0  # seconds between version checks when no event arrives
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
 LOAD_REFRESH = 5.0  # seconds between re-reads of load and answer counts, for pools that use them
 BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
+PERSIST_EVERY = 2.0  # seconds between writes of the snapshot kept on disk
 
 
 @contextlib.contextmanager
@@ -112,6 +115,13 @@ class ZoneCompiler:
         return ZoneSet(zones), problems
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)  # a reader sees the old file or the new one, never half
+
+
 class ColdStart:
     """Which pools nobody has decided anything about yet, within their cold-start wait.
 
@@ -160,6 +170,7 @@ class Sync:
         take_tally: Callable[[], dict[str, int]] | None = None,
         cold_start: ColdStart | None = None,
         heartbeat: Callable[[], tuple[str, dict[str, Any]]] | None = None,
+        snapshot_file: Path | None = None,
     ) -> None:
         self.store = store
         self.current = current
@@ -179,6 +190,9 @@ class Sync:
         self.heartbeat = heartbeat
         self._beat = 0.0
         self.synced = asyncio.Event()  # set at the first complete read of Redis
+        self.snapshot_file = snapshot_file
+        self._to_persist: Stored | None = None
+        self._persisted = 0.0
 
     @property
     def staleness(self) -> float:
@@ -204,6 +218,51 @@ class Sync:
         self.stored_version = stored.version
         self.last_sync = time.monotonic()
         self.resyncs += 1
+        if self.snapshot_file is not None and stored.raw:
+            self._to_persist = stored
+
+    async def persist(self) -> None:
+        """Keep the last configuration and health read from Redis on disk (at most every
+        PERSIST_EVERY seconds), so that a node restarting while Redis is down answers from
+        it instead of from nothing."""
+        stored = self._to_persist
+        if stored is None or self.snapshot_file is None:
+            return
+        if time.monotonic() - self._persisted < PERSIST_EVERY:
+            return
+        self._to_persist = None
+        self._persisted = time.monotonic()
+        path = self.snapshot_file
+        try:
+            await asyncio.to_thread(_write_atomically, path, stored.to_file())
+        except OSError as e:
+            log.warning("cannot keep the snapshot on disk", file=str(path), error=str(e))
+
+    async def load_persisted(self) -> bool:
+        """Answer from the snapshot kept on disk until Redis is read (False: there is none)."""
+        if self.snapshot_file is None or not self.snapshot_file.exists():
+            return False
+        try:
+            text = await asyncio.to_thread(self.snapshot_file.read_text, "utf-8")
+            stored = Stored.from_file(text)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            log.warning(
+                "snapshot on disk unreadable, ignored", file=str(self.snapshot_file), error=str(e)
+            )
+            return False
+        zones, problems = await asyncio.to_thread(self.compiler.build, stored)
+        old = self.current()
+        self.install(
+            dataclasses.replace(old, version=old.version + 1, zones=zones, state=stored.state)
+        )
+        log.info(
+            "answering from the snapshot kept on disk until redis is read",
+            file=str(self.snapshot_file),
+            version=stored.version,
+            zones=len(zones.zones),
+            problems=problems,
+        )
+        return True
 
     def _load_differs(self, stored: Stored) -> bool:
         state = self.current().state
@@ -265,6 +324,7 @@ class Sync:
                         await self.resync(refresh_load=refresh)
                     await self.flush_tally()
                     await self.beat()
+                    await self.persist()
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as e:
