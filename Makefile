@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck unit system-deps clean bench bench-checker fuzz
+.PHONY: run test lint typecheck unit system-deps clean bench bench-checker fuzz soak
 
 # The example zone's members are loopback addresses; demo-backends answers their health checks.
 run: $(RUN_STAMP)
@@ -34,10 +34,18 @@ bench: $(TEST_STAMP) system-deps
 	sh bench/deps.sh
 	$(BIN)/python bench/answers.py
 
-# A million mutated queries through the whole answer path (UDP, TCP, the UDP front); a
-# shorter run is part of make test. About ten minutes.
+# A million random mutations of valid queries, then a million coverage-guided ones (atheris),
+# through the whole answer path (UDP, TCP, the UDP front); shorter runs are part of make
+# test. About ten minutes.
 fuzz: $(TEST_STAMP)
 	$(BIN)/python -m tests.fuzz 1000000
+	$(BIN)/python -m tests.fuzz_atheris -runs=1000000 -print_final_stats=1
+
+# Ten minutes of DNS load at half the maximum while members flap and the configuration
+# changes; writes docs/reliability.md.
+soak: $(TEST_STAMP) system-deps
+	sh bench/deps.sh
+	$(BIN)/python bench/soak.py
 
 # Probes per second of one checker, and failover delays with three checkers in quorum;
 # writes docs/performance.md. Takes about two minutes.

@@ -16,3 +16,17 @@ def test_the_fuzz_checks_would_see_a_broken_reply(monkeypatch: pytest.MonkeyPatc
     # The target must be able to fail: a handler that answers garbage is caught.
     monkeypatch.setattr(fuzz, "handle", lambda wire, *a, **k: wire[:2] + b"\x80")
     assert fuzz.run(50, seed=1)
+
+
+def test_a_short_coverage_guided_run_finds_nothing() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.fuzz_atheris", "-runs=3000", "-seed=1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Done 3" in result.stderr

@@ -1,0 +1,60 @@
+"""Coverage-guided fuzzing of the answer path with atheris (libFuzzer for Python).
+
+    python -m tests.fuzz_atheris -runs=1000000 [-seed=N]        (make fuzz)
+
+The core modules are instrumented, so inputs that reach new branches of the scanner, the
+complete parser fallback, the lookup and the encoder are kept and mutated further, starting
+from valid queries. Each input goes through `handle()` over UDP and TCP and through the UDP
+front; the checks are those of tests/fuzz.py (no exception, a well-formed reply, no
+SERVFAIL, no UDP reply larger than the query allowed). A finding stops the run with the input.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import atheris
+
+with atheris.instrument_imports(include=["gslb.core"]):
+    from gslb.core.handler import Client, Front, ReplyCache, answer_udp, handle
+
+from tests.fuzz import CORE_ZONE, POOL_ZONE, check, seeds
+from tests.helpers import snapshot_of, write_zones
+
+SNAPSHOT = snapshot_of(
+    write_zones(
+        Path(tempfile.mkdtemp()) / "zones", {"core.yaml": CORE_ZONE, "pools.yaml": POOL_ZONE}
+    )
+)
+CACHE, UDP_CACHE, FRONT = ReplyCache(), ReplyCache(), Front()
+
+
+def one_input(data: bytes) -> None:
+    for reply, udp in (
+        (handle(data, Client("198.51.100.7", 53, False), SNAPSHOT, CACHE), True),
+        (handle(data, Client("2001:db8::7", 53, True), SNAPSHOT, CACHE), False),
+        (answer_udp(data, "198.51.100.7", SNAPSHOT, UDP_CACHE, FRONT), True),
+    ):
+        problem = check(data, reply, udp)
+        if problem:
+            raise AssertionError(f"{problem}: {data.hex()}")
+
+
+def main() -> None:
+    corpus = Path(tempfile.mkdtemp(prefix="gslb-corpus-"))
+    for i, wire in enumerate(seeds(random.Random(1))):
+        (corpus / f"seed-{i}").write_bytes(wire)
+    argv = (
+        [*sys.argv, str(corpus)]
+        if not any(not a.startswith("-") for a in sys.argv[1:])
+        else sys.argv
+    )
+    atheris.Setup(argv, one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
