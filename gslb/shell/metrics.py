@@ -96,10 +96,7 @@ def _queries(node: Node) -> Iterator[Metric]:
         labels=["transport"],
     )
     for transport, stats in answerer.stats.items():
-        buckets, running = [], 0
-        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), stats.latency, strict=True):
-            running += count
-            buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
+        buckets = _cumulative(LATENCY_BUCKETS, stats.latency)
         latency.add_metric([transport], buckets, sum_value=stats.latency_sum)
     yield latency
     answers = CounterMetricFamily(
@@ -151,12 +148,18 @@ def _probes(checker: CheckerNode) -> Iterator[Metric]:
     rtt = HistogramMetricFamily(
         "gslb_checker_probe_rtt_seconds", "round-trip time of successful probes", labels=["checker"]
     )
-    buckets, running = [], 0
-    for bound, count in zip((*RTT_BUCKETS, float("inf")), stats.rtt_buckets, strict=True):
-        running += count
-        buckets.append((str(bound) if bound != float("inf") else "+Inf", running))
+    buckets = _cumulative(RTT_BUCKETS, stats.rtt_buckets)
     rtt.add_metric([checker.config.id], buckets, sum_value=stats.rtt_sum)
     yield rtt
+
+
+def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts (the last one past every bound) as Prometheus's cumulative buckets."""
+    out, running = [], 0
+    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+        running += count
+        out.append((str(bound) if bound != float("inf") else "+Inf", running))
+    return out
 
 
 POOL_STATES = ("up", "down", "unknown", "drained", "disabled")
