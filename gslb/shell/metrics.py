@@ -155,7 +155,8 @@ def _probes(checker: CheckerNode) -> Iterator[Metric]:
 
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
     """Per-bucket counts (the last one past every bound) as Prometheus's cumulative buckets."""
-    out, running = [], 0
+    out: list[tuple[str, float]] = []
+    running = 0
     for bound, count in zip((*bounds, float("inf")), counts, strict=True):
         running += count
         out.append((str(bound) if bound != float("inf") else "+Inf", running))
