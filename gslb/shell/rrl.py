@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import time
 from dataclasses import dataclass, field
 
 FLAG_QR_AA_TC = 0x8000 | 0x0400 | 0x0200
@@ -52,20 +53,27 @@ class Limiter:
     def __post_init__(self) -> None:
         self._buckets: dict[tuple[bytes, bytes], list[float]] = {}
         self._exempt = [ipaddress.ip_network(n) for n in self.config.exempt]
-        self._exempt_memo: dict[bytes, bool] = {}
+        self._exempt_memo: dict[str, bool] = {}  # by client address, as the socket gives it
         self._slip = 0
 
-    def check(self, wire: bytes, address: str, reply: bytes, now: float) -> bytes | None:
-        """The reply to send instead of `reply` (itself, a truncated one, or None: drop)."""
-        network = _network(address)
-        exempt = self._exempt_memo.get(network)
+    def check(
+        self, wire: bytes, address: str, reply: bytes, now: float | None = None
+    ) -> bytes | None:
+        """The reply to send instead of `reply` (itself, a truncated one, or None: drop).
+
+        An exempt client (the benchmark's, a monitoring host's) costs one dict lookup: no
+        address parsing, no clock."""
+        exempt = self._exempt_memo.get(address)
         if exempt is None:
             exempt = self._is_exempt(address)
-            if len(self._exempt_memo) < 65536:
-                self._exempt_memo[network] = exempt
+            if len(self._exempt_memo) >= 65536:
+                self._exempt_memo = {}
+            self._exempt_memo[address] = exempt
         if exempt:
             return reply
-        key = (network, _identity(wire, reply))
+        if now is None:
+            now = time.monotonic()
+        key = (_network(address), _identity(wire, reply))
         bucket = self._buckets.get(key)
         rate, burst = self.config.rate, self.config.rate * self.config.window
         if bucket is None:

@@ -230,7 +230,7 @@ class UdpThread:
                 )
                 continue
             if limiter is not None:
-                reply = limiter.check(wire, addr[0], reply, time.monotonic())
+                reply = limiter.check(wire, addr[0], reply)
                 if reply is None:
                     continue
             try:  # noqa: SIM105 (a plain try costs less than a context manager per packet)
