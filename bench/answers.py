@@ -32,7 +32,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import struct
 import subprocess
@@ -47,6 +46,7 @@ import dns.edns
 import dns.message
 import dns.query
 import redis
+from benchlib import free_port, rss_mb, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 PERF = ROOT / "docs" / "performance.md"
@@ -62,22 +62,6 @@ MEMBERS = [
     ("127.10.2.20", "nyc"),
 ]
 SERVER_CORE, CLIENT_CORE = "0", "1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- what each server serves -------------------------------------------------------------
@@ -411,13 +395,6 @@ def wait_answer(port: int, name: str, good: object, timeout: float) -> None:
     raise RuntimeError(f"{name}: no such answer within {timeout} s")
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -626,7 +603,9 @@ health change there): split very large deployments into several zones.
             r"<!-- bench-dns:start -->.*<!-- bench-dns:end -->", section, text, flags=re.S
         )
     elif "<!-- bench-checker:start -->" in text:
-        text = text.replace("<!-- bench-checker:start -->", section + "\n\n<!-- bench-checker:start -->")
+        text = text.replace(
+            "<!-- bench-checker:start -->", section + "\n\n<!-- bench-checker:start -->"
+        )
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     PERF.write_text(text)

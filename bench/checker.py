@@ -19,8 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,7 @@ from pathlib import Path
 import dns.message
 import dns.query
 import redis
+from benchlib import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 PERF = ROOT / "docs" / "performance.md"
@@ -39,12 +38,6 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 TARGETS = int(os.environ.get("BENCH_TARGETS", "6000"))  # offered: more than the aim
 RATE_SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 TRIALS = int(os.environ.get("BENCH_TRIALS", "50"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -103,16 +96,6 @@ def gslb(*args: str, cpu: int | None = None, log: Path | None = None) -> subproc
         command = ["taskset", "-c", str(cpu), *command]
     stderr = log.open("w") if log else subprocess.DEVNULL
     return subprocess.Popen(command, cwd=ROOT, stderr=stderr)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def probe_rate(work: Path) -> dict[str, float]:

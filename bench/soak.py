@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchlib import free_port, rss_mb, stop
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "reliability.md"
 GSLB = [sys.executable, "-m", "gslb"]
@@ -39,21 +41,6 @@ MIX = [
     "gslb.example.com SOA",
     "nothing.gslb.example.com A",
 ]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def post(url: str, token: str | None = None, body: object = None, method: str = "POST") -> int:
@@ -130,7 +117,7 @@ def main() -> int:
         stderr=(work / "serve.log").open("wb"),
     )
     api = f"http://127.0.0.1:{http_port}/api/v1"
-    stop = threading.Event()
+    ending = threading.Event()
     changes = {"flaps": 0, "config": 0, "config_failed": 0}
     try:
         deadline = time.monotonic() + 30
@@ -146,51 +133,47 @@ def main() -> int:
 
         def flap() -> None:
             rng = random.Random(1)
-            while not stop.is_set():
+            while not ending.is_set():
                 member = rng.choice(MEMBERS)
                 post(f"http://{member}:8080/demo/fail")
                 changes["flaps"] += 1
-                stop.wait(3)
+                ending.wait(3)
                 post(f"http://{member}:8080/demo/recover")
-                stop.wait(3)
+                ending.wait(3)
 
         def configure() -> None:
             pool = f"{api}/zones/gslb.example.com/pools/www"
             n = 0
-            while not stop.is_set():
+            while not ending.is_set():
                 n += 1
                 codes = [post(pool, token, {"ttl": 20 + n % 2}, "PATCH")]
                 member = f"{pool}/members/{MEMBERS[n % 4]}"
                 codes.append(post(member + "/drain", token))
-                stop.wait(2)
+                ending.wait(2)
                 codes.append(post(member + "/enable", token))
                 changes["config"] += len(codes)
                 changes["config_failed"] += sum(c != 200 for c in codes)
-                stop.wait(2)
+                ending.wait(2)
 
         memory: list[tuple[float, float]] = []
 
         def watch() -> None:
             started = time.monotonic()
-            while not stop.is_set():
+            while not ending.is_set():
                 memory.append((time.monotonic() - started, rss_mb(server.pid)))
-                stop.wait(5)
+                ending.wait(5)
 
         threads = [threading.Thread(target=f, daemon=True) for f in (flap, configure, watch)]
         for t in threads:
             t.start()
         out = dnsperf(dns_port, queries, SECONDS, rate)
-        stop.set()
+        ending.set()
         for t in threads:
             t.join(10)
     finally:
-        stop.set()
+        ending.set()
         for proc in (server, backends):
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     codes = dict(re.findall(r"(\w+) (\d+) \(", re.search(r"Response codes:\s+(.*)", out).group(1)))  # type: ignore[union-attr]
     sent = int(re.search(r"Queries sent:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
     lost = int(re.search(r"Queries lost:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
