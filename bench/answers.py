@@ -245,7 +245,13 @@ def full_load(port: int, queries: Path) -> Run:
 def timed_load(port: int, queries: Path, rate: float) -> tuple[float, float, int]:
     """(average, p99) latency in seconds of every reply at `rate` queries per second."""
     out = dnsperf(port, queries, 5, ["-Q", str(int(rate)), "-v"])
-    times = sorted(float(line.split()[-1]) for line in out.splitlines() if line.startswith("> "))
+    # "> NOERROR name type 0.000123"; a query that timed out has no time (it is lost, and
+    # counted as such by the full-load runs).
+    times = sorted(
+        float(fields[-1])
+        for fields in (line.split() for line in out.splitlines() if line.startswith("> "))
+        if fields[-1].replace(".", "", 1).isdigit()
+    )
     if not times:
         return float("nan"), float("nan"), 0
     return statistics.fmean(times), times[int(0.99 * (len(times) - 1))], len(times)

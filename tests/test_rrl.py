@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import socket
-import urllib.request
 from pathlib import Path
 
 import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
-from prometheus_client.parser import text_string_to_metric_families
 
 from gslb.shell.rrl import Limiter, RrlConfig, truncated
 from tests.helpers import query, write_zones
 from tests.server import ServerProcess
+from tests.test_metrics import scrape, value
 
 ZONE = """\
 zone: rrl.example
@@ -108,16 +107,9 @@ def test_a_flood_from_one_network_is_limited_over_the_wire(tmp_path: Path) -> No
                 pass
         assert 10 <= full <= 20, full  # the burst, and what the rate refilled meanwhile
         assert 80 <= truncated_replies <= 100, truncated_replies  # every other one slipped
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{server.http[0][1]}/metrics", timeout=5
-        ) as r:
-            samples = {
-                s.name: s.value
-                for family in text_string_to_metric_families(r.read().decode())
-                for s in family.samples
-            }
-        assert samples["gslb_rrl_limited_total"] == 200 - full
-        assert samples["gslb_rrl_slipped_total"] == truncated_replies
+        samples = scrape(server)
+        assert value(samples, "gslb_rrl_limited_total") == 200 - full
+        assert value(samples, "gslb_rrl_slipped_total") == truncated_replies
         # TCP is never limited: the client the slip sent there gets its answer.
         tcp = dns.query.tcp(
             query("big.rrl.example", "TXT"), server.host, port=server.port, timeout=2
