@@ -145,10 +145,9 @@ def compile_zone(
 
     grouped: dict[tuple[bytes, int], list[masterfile.SourceRecord]] = {}
     for rec in records:
-        owner = names.wire_of(rec.owner)
-        if rec.rdata.rdtype == SOA and owner != apex:
+        if rec.rdtype == SOA and rec.wire != apex:
             raise ZoneError("an SOA record is allowed only at the apex", rec.line, True)
-        grouped.setdefault((owner, int(rec.rdata.rdtype)), []).append(rec)
+        grouped.setdefault((rec.wire, rec.rdtype), []).append(rec)
 
     soa_records = grouped.pop((apex, SOA), [])
     if doc.soa is not None and soa_records:
@@ -171,7 +170,7 @@ def compile_zone(
         else ""
     )
     if soa_records:
-        soa_rdata = soa_records[0].rdata
+        parts = soa_records[0].parts
         soa_ttl = soa_records[0].ttl
     else:
         assert doc.soa is not None
@@ -187,7 +186,7 @@ def compile_zone(
             dns.rdataclass.IN, dns.rdatatype.SOA, text, origin, relativize=False
         )
         soa_ttl = soa.ttl if soa.ttl is not None else doc.ttl
-    parts, _ = rdata_parts(soa_rdata)
+        parts, _ = rdata_parts(soa_rdata)
     rrsets.append(RRset(apex, SOA, soa_ttl, (parts,)))
     try:
         reuse = None
@@ -227,14 +226,13 @@ def _rrset(owner: bytes, rtype: int, recs: list[masterfile.SourceRecord]) -> RRs
     targets = []
     seen = set()
     for rec in recs:
-        parts, target = rdata_parts(rec.rdata)
-        wire = rdata_wire(parts)
+        wire = rdata_wire(rec.parts)
         if wire in seen:  # duplicate records are one record (RFC 2181 §5)
             continue
         seen.add(wire)
-        rdatas.append(parts)
-        if target is not None:
-            targets.append(target)
+        rdatas.append(rec.parts)
+        if rec.target is not None:
+            targets.append(rec.target)
     # One TTL per RRset (RFC 2181 §5.2): where the lines disagree, the smallest wins.
     ttl = min(rec.ttl for rec in recs)
     return RRset(owner, rtype, ttl, tuple(rdatas), tuple(targets))
@@ -249,7 +247,7 @@ def _fingerprint(
         for parts in sorted(rdata_wire(p) for p in rrset.rdatas):
             digest.update(len(parts).to_bytes(2, "big") + parts)
     soa = doc.soa.model_dump(exclude={"serial"}) if doc.soa else None
-    digest.update(repr((soa, [r.rdata.to_text() for r in soa_records])).encode())
+    digest.update(repr((soa, [rdata_wire(r.parts).hex() for r in soa_records])).encode())
     gslb = doc.model_dump(include=set(GslbDoc.model_fields), mode="json")
     digest.update(repr(sorted(gslb.items())).encode())
     return digest.hexdigest()
