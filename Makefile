@@ -18,6 +18,7 @@ test: $(TEST_STAMP) system-deps lint typecheck unit
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy

@@ -291,8 +291,9 @@ def snapshot_figures(work: Path, pools: int) -> dict[str, float]:
     import asyncio
 
     from gslb.api import documents
+    from gslb.common.redis import connect
     from gslb.core.state import MemberState
-    from gslb.shell.store import Store, connect
+    from gslb.state.store import Store
 
     port = free_port()
     data = work / f"redis-{pools}"

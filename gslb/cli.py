@@ -15,8 +15,9 @@ from typing import Any
 
 from gslb import __version__, zonefiles, zonesync
 from gslb.api import auth
+from gslb.common import logs
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
-from gslb.shell import logs, loop
+from gslb.shell import loop
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
 from gslb.shell.rrl import RrlConfig
 from gslb.shell.transport import TcpLimits, format_endpoint, parse_endpoint

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gslb import zonefiles
-from gslb.shell import logs
+from gslb.common import logs
 
 log = logs.get("gslb.demo")
 

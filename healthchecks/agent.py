@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gslb.common import logs
+from gslb.common.redis import connect
 from gslb.schema import LOAD, Load
-from gslb.shell import logs
-from gslb.shell.store import connect
 
 log = logs.get("gslb.agent")
 

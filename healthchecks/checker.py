@@ -25,8 +25,9 @@ import time
 from dataclasses import dataclass, replace
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
+from gslb.common import logs
+from gslb.common.redis import REDIS_ERRORS
 from gslb.schema import (
     CHECKERS,
     EVENTS,
@@ -45,7 +46,6 @@ from gslb.schema import (
     Target,
     dumps,
 )
-from gslb.shell import logs
 from healthchecks.assign import owners
 from healthchecks.probes import Outcome, Probe, Resources, registry
 from healthchecks.probes import icmp as icmp_probe
@@ -71,7 +71,7 @@ class ProbeStats:
             self.rtt_buckets[bisect.bisect_left(RTT_BUCKETS, rtt)] += 1
             self.rtt_sum += rtt
 
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
+
 FLUSH_EVERY = 0.25  # seconds between batched result writes when no vote changed
 DEAD_AFTER = 2.5  # heartbeats without news before a checker's share moves
 FORGET_AFTER = 60.0  # seconds before a dead checker leaves the list entirely

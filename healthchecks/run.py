@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import signal
 
-from gslb.shell import logs
-from gslb.shell.store import connect
+from gslb.common import logs
+from gslb.common.redis import connect
 from healthchecks.checker import CheckerConfig, CheckerNode
 
 log = logs.get("gslb.checker")

@@ -7,8 +7,8 @@ import copy
 from typing import Any
 
 from gslb.core.state import EMPTY
-from gslb.shell.store import Stored, StoredZone
 from gslb.shell.sync import ZoneCompiler
+from gslb.state.store import Stored, StoredZone
 
 
 def document(pools: int = 40) -> dict[str, Any]:

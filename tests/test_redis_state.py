@@ -20,8 +20,9 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from gslb.common.redis import connect
 from gslb.core.state import MemberState
-from gslb.shell.store import Store, StoredZone, connect
+from gslb.state.store import Store, StoredZone
 from tests.helpers import query, write_zones
 from tests.server import ServerProcess
 

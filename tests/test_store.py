@@ -1,10 +1,10 @@
-"""Reading the shared state back from Redis's raw values (gslb.shell.store)."""
+"""Reading the shared state back from Redis's raw values (gslb.state.store)."""
 
 from __future__ import annotations
 
 import json
 
-from gslb.shell.store import LOAD_FRESH, _state
+from gslb.state.store import LOAD_FRESH, _state
 
 
 def test_state_is_read_back_with_stale_and_broken_entries_left_out() -> None:

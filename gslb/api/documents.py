@@ -7,7 +7,7 @@ document, and the result is checked whole — schema, references and compilation
 anything is stored: a document that would not serve is refused with every fault's field path.
 
 Everything here is a plain function over JSON values; the HTTP handlers and the Redis
-transaction around them are in gslb.api.routes and gslb.shell.store.
+transaction around them are in gslb.api.routes and gslb.state.store.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Any
 import pydantic
 import yaml
 
+from gslb.common.gcpause import gc_paused
 from gslb.core.targets import targets_of
 from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone, format_loc
-from gslb.shell.store import StoredZone
-from gslb.shell.sync import gc_paused
+from gslb.state.store import StoredZone
 from gslb.zonefiles import LoadedZone
 
 KEY_ORDER = (

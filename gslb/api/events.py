@@ -19,9 +19,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gslb.common import logs
+from gslb.common.redis import REDIS_ERRORS
 from gslb.schema import EVENTS
-from gslb.shell import logs
-from gslb.shell.sync import REDIS_ERRORS
 
 log = logs.get("gslb.api")
 

@@ -6,7 +6,6 @@ emit JSON Schema 2020-12, the dialect of OpenAPI 3.1.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -14,7 +13,7 @@ from pydantic.json_schema import models_json_schema
 
 from gslb import __version__
 from gslb.api.models import SCHEMAS
-from gslb.api.routes import OPERATIONS, PREFIX, Operation, ref
+from gslb.api.table import PREFIX, Operation, ref
 
 ERRORS = {
     400: "The request or the document is invalid; `field` names the place",
@@ -108,14 +107,25 @@ def _operation(op: Operation) -> dict[str, Any]:
     return out
 
 
-@functools.cache
-def document() -> dict[str, Any]:
+_built: dict[int, dict[str, Any]] = {}
+
+
+def document(operations: tuple[Operation, ...]) -> dict[str, Any]:
+    """The OpenAPI document of `operations`, built once per table (the table never changes;
+    its operations hold dicts, so it is remembered by identity, not by hash)."""
+    built = _built.get(id(operations))
+    if built is None:
+        built = _built[id(operations)] = _document(operations)
+    return built
+
+
+def _document(operations: tuple[Operation, ...]) -> dict[str, Any]:
     _, defs = models_json_schema(
         [(model, "validation") for model in SCHEMAS],
         ref_template="#/components/schemas/{model}",
     )
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         paths.setdefault(PREFIX + op.path, {})[op.method.lower()] = _operation(op)
     return {
         "openapi": "3.1.0",

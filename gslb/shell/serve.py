@@ -27,18 +27,20 @@ from gslb import zonefiles
 from gslb.api import documents
 from gslb.api.auth import Tokens
 from gslb.api.routes import Api
+from gslb.common import logs
+from gslb.common.redis import REDIS_ERRORS, connect, redacted
 from gslb.core.location import Locator
 from gslb.core.snapshot import Settings, Snapshot
 from gslb.core.state import EMPTY
 from gslb.core.zone import ZoneSet
 from gslb.schema import NODES
-from gslb.shell import http, logs
+from gslb.shell import http
 from gslb.shell.embedded_redis import EmbeddedRedis
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
 from gslb.shell.rrl import Limiter, RrlConfig
-from gslb.shell.store import Store, StoredZone, connect
-from gslb.shell.sync import REDIS_ERRORS, ColdStart, Sync
+from gslb.shell.sync import ColdStart, Sync
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
+from gslb.state.store import Store, StoredZone
 from healthchecks.checker import CheckerConfig, CheckerNode
 
 log = logs.get("gslb")
@@ -281,7 +283,7 @@ class Node:
             "started",
             dns=[format_endpoint(h, p) for h, p in self.listeners.addresses()],
             http=[format_endpoint(h, p) for h, p in self.http_addresses()],
-            redis="embedded" if self.embedded else _redacted(url),
+            redis="embedded" if self.embedded else redacted(url),
             zones=zonefiles.describe(self.zones),
         )
 
@@ -447,13 +449,3 @@ def _gone(stored: dict[str, StoredZone], names: set[str], directory: Path) -> tu
         and os.path.dirname(os.path.abspath(zone.file)) == where
         and name not in names
     )
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.partition(":")[0]
-    return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"

@@ -10,49 +10,32 @@ from the last snapshot: nothing on the answer path waits for Redis.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import gc
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import redis.exceptions
-
+from gslb.common import logs
+from gslb.common.gcpause import gc_paused
+from gslb.common.redis import REDIS_ERRORS
 from gslb.core.pooldoc import PoolDoc
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState
 from gslb.core.zone import Zone, ZoneSet
 from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone
 from gslb.schema import EVENTS, NODES
-from gslb.shell import logs
-from gslb.shell.store import Store, Stored, StoredZone
+from gslb.state.store import Store, Stored, StoredZone
 
 log = logs.get("gslb.sync")
 
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 POLL = 1.0  # seconds between version checks when no event arrives
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
 LOAD_REFRESH = 5.0  # seconds between re-reads of load and answer counts, for pools that use them
 BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
 PERSIST_EVERY = 2.0  # seconds between writes of the snapshot kept on disk
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a zone is compiled: building a zone creates hundreds
-    of thousands of objects and no cycles, and the collector would otherwise scan the growing
-    heap again and again (a 10 000-pool zone compiles in half the time)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

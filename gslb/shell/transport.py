@@ -29,11 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from gslb.common import logs
 from gslb.core import names
 from gslb.core.handler import DEFER, Client, Front, ReplyCache, answer_udp, handle
 from gslb.core.query import scan
 from gslb.core.snapshot import Snapshot
-from gslb.shell import logs
 from gslb.shell.rrl import Limiter
 
 log = logs.get("gslb.dns")

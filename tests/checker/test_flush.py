@@ -10,8 +10,8 @@ from pathlib import Path
 
 import redis
 
+from gslb.common.redis import connect
 from gslb.schema import HEALTH, Health, Result
-from gslb.shell.store import connect
 from healthchecks.checker import CheckerConfig, CheckerNode, Vote
 from tests.test_redis_connections import REDIS
 from tests.test_redis_state import free_port, redis_ready, until

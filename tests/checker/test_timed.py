@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import asyncio
 
+from gslb.common.redis import connect
 from gslb.schema import Monitor, Target
-from gslb.shell.store import connect
 from healthchecks.checker import CheckerConfig, CheckerNode
 from healthchecks.probes import Outcome, Resources
 

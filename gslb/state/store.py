@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from redis.asyncio.sentinel import Sentinel
 
 from gslb.core.state import ClusterState, Load, MemberState
 from gslb.core.targets import targets_of
@@ -50,33 +48,6 @@ ANSWER_WINDOW = 3  # buckets that make "recently" (30 s)
 LOAD_FRESH = 30.0  # seconds an agent report stays fresh
 AUDIT_KEEP = 10000  # audit records kept (the oldest go first)
 NODE_ALIVE = 6.0  # seconds since its last heartbeat that a node counts as alive (3 beats)
-
-
-def connect(url: str, **options: Any) -> aioredis.Redis:
-    """A client for `redis://`, `rediss://` (TLS), `unix://` or `redis+sentinel://` URLs.
-
-    Sentinel: `redis+sentinel://[:password@]host:port[,host:port...]/service[/db]`; the
-    client follows the master that the sentinels name, across failovers.
-    """
-    defaults: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 3}
-    defaults.update(options)
-    if url.startswith("redis+sentinel://"):
-        parsed = urllib.parse.urlsplit(url)
-        hosts = []
-        for item in parsed.netloc.rpartition("@")[2].split(","):
-            host, _, port = item.rpartition(":")
-            hosts.append((host.strip("[]") or "localhost", int(port or 26379)))
-        parts = [p for p in parsed.path.split("/") if p]
-        if not parts:
-            raise ValueError(f"{url}: a Sentinel URL names the service: .../SERVICE[/DB]")
-        service = parts[0]
-        db = int(parts[1]) if len(parts) > 1 else 0
-        password = urllib.parse.unquote(parsed.password) if parsed.password else None
-        sentinel = Sentinel(hosts, sentinel_kwargs={"password": password}, **defaults)  # type: ignore[no-untyped-call]
-        master: aioredis.Redis = sentinel.master_for(service, db=db, password=password)
-        return master
-    client: aioredis.Redis = aioredis.Redis.from_url(url, **defaults)
-    return client
 
 
 @dataclass(frozen=True, slots=True)
