@@ -16,6 +16,7 @@ from typing import Any
 from gslb import __version__, zonefiles, zonesync
 from gslb.api import auth
 from gslb.common import logs
+from gslb.core.masterfile import DEFAULT_MAX_RECORDS, Limits
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
 from gslb.shell import loop
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
@@ -167,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-zones", help="validate a zone directory")
     check.add_argument("directory", type=Path)
+    _limit_flags(check)
 
     explain = sub.add_parser("explain", help="show the answer a client would get, and why")
     explain.add_argument("name", help="the name to ask for, e.g. www.gslb.example.com")
@@ -315,6 +317,7 @@ def _api_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api-read-open", action="store_true", help="let anyone read the API without a token"
     )
+    _limit_flags(parser)
     parser.add_argument(
         "--api-max-body",
         type=int,
@@ -322,6 +325,20 @@ def _api_flags(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="largest request body the API accepts (default 1 MiB)",
     )
+
+
+def _limit_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-zone-records",
+        type=int,
+        default=DEFAULT_MAX_RECORDS,
+        metavar="N",
+        help=f"records one zone may hold; more is refused (default {DEFAULT_MAX_RECORDS})",
+    )
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(records=max(1, args.max_zone_records))
 
 
 def _log_flags(parser: argparse.ArgumentParser) -> None:
@@ -374,7 +391,7 @@ def _geoip_flags(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-zones":
-        return check_zones(args.directory)
+        return check_zones(args.directory, _limits(args))
     if args.command in ("serve", "dns", "api"):
         return serve(args)
     if args.command == "zones":
@@ -483,8 +500,8 @@ def render_explanation(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def check_zones(directory: Path) -> int:
-    loaded = zonefiles.load_or_report(directory)
+def check_zones(directory: Path, limits: Limits) -> int:
+    loaded = zonefiles.load_or_report(directory, limits)
     if loaded is None:
         return 1
     for zone in zonefiles.describe(loaded):
@@ -543,6 +560,7 @@ def _worker_command(
 
 def serve(args: argparse.Namespace) -> int:
     from gslb.shell.serve import Node, NodeConfig
+    from gslb.shell.sync import mirror_path
 
     logs.configure(args.log_format, args.log_level)
     log = logs.get("gslb")
@@ -559,7 +577,7 @@ def serve(args: argparse.Namespace) -> int:
     zones_dir = getattr(args, "zones", None)
     if zones_dir is not None:
         try:
-            zones = zonefiles.load_directory(zones_dir)
+            zones = zonefiles.load_directory(zones_dir, limits=_limits(args))
         except zonefiles.ZoneLoadError as e:
             for error in e.errors:
                 log.error("zone refused", error=str(error))
@@ -611,10 +629,11 @@ def serve(args: argparse.Namespace) -> int:
         ),
         tokens=tokens,
         api_max_body=args.api_max_body,
+        limits=_limits(args),
         query_log_rate=getattr(args, "query_log_rate", 0.0),
         # With an external Redis a node keeps what it last read on disk (the embedded one
         # persists itself, beside it).
-        snapshot_file=data_dir / "snapshot.json"
+        snapshot_file=mirror_path(data_dir)
         if data_dir is not None and args.redis is not None and args.command != "api"
         else None,
         rrl=rrl,

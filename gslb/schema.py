@@ -14,19 +14,135 @@ from typing import Any, Literal
 
 PREFIX = "gslb:"
 VERSION = PREFIX + "version"  # integer, INCR'd by every change of configuration or state
-ZONES = PREFIX + "zones"  # hash zone -> StoredZone JSON
-TARGETS = PREFIX + "targets"  # hash zone -> JSON list of Target: what checkers probe
+# The layout of the keys below: 2 since configuration is kept per resource (layout 1 kept one
+# JSON document per zone in gslb:zones); gslb.state.migrate moves older layouts forward.
+LAYOUT = PREFIX + "layout"
+LAYOUT_VERSION = 2
+LAYOUT1_ZONES = PREFIX + "zones"  # layout 1: hash zone -> whole stored document
+LAYOUT1_TARGETS = PREFIX + "targets"  # layout 1: hash zone -> every target of the zone
+ZONE_LIST = PREFIX + "zone-list"  # set of every zone's name (each zone's keys: zone_key)
 HEALTH = PREFIX + "health"  # hash member key -> Health JSON (the decided state)
 RESULTS = PREFIX + "results:"  # + member key: hash "checker|path" -> Result JSON
 CHECKERS = PREFIX + "checkers"  # hash checker id -> Checker JSON (heartbeat)
 LOAD = PREFIX + "load"  # hash member address -> Load JSON (agents)
 PATHS_DOWN = PREFIX + "paths_down"  # set "isp|site" ("isp|*": everywhere)
 ANSWERS = PREFIX + "answers:"  # + bucket: hash member key -> answers handed out
-EVENTS = PREFIX + "events"  # pub/sub channel: Event JSON after every change
+EVENTS = PREFIX + "events"  # pub/sub channel: Event JSON after every change (for people)
 AUDIT = PREFIX + "audit"  # list of AuditRecord JSON, newest first, capped
 HISTORY = PREFIX + "history"  # list of health changes {at, member, health, was, ...}, newest first
 HISTORY_KEEP = 10000
 NODES = PREFIX + "nodes"  # hash node id -> Node JSON (DNS and API processes' heartbeat)
+
+# The change logs (Redis Streams): every write appends what it changed, in the transaction
+# that changes it, numbered without gaps by its lane's sequence. Configuration and health
+# travel in lanes of their own, so a health change never waits behind a configuration one.
+CONFIG_LOG = PREFIX + "log:config"
+CONFIG_SEQ = PREFIX + "seq:config"
+HEALTH_LOG = PREFIX + "log:health"
+HEALTH_SEQ = PREFIX + "seq:health"
+LOG_KEEP = 100_000  # entries kept per log (approximately: MAXLEN ~); older ones are trimmed
+
+# Appends one entry to a log, numbered by the lane's sequence, and bumps the version: a
+# script, because the entry must carry the number its own transaction draws.
+# KEYS: log, sequence, version; ARGV: MAXLEN, then field, value, ...; returns {seq, version}.
+APPEND_LOG = """
+local seq = redis.call('INCR', KEYS[2])
+local entry = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq}
+for i = 2, #ARGV do entry[#entry + 1] = ARGV[i] end
+redis.call(unpack(entry))
+return {seq, redis.call('INCR', KEYS[3])}
+"""
+
+
+def append_args(fields: dict[str, str]) -> list[str]:
+    """The ARGV of APPEND_LOG for an entry with `fields`."""
+    return [str(LOG_KEEP), *(x for item in fields.items() for x in item)]
+
+
+def zone_key(zone: str, part: str) -> str:
+    """The key of one part of a zone, e.g. `gslb:zone:gslb.example.com:pools`.
+
+    Parts: `head` (string: the zone document without records and pools), `records` (string:
+    the master-file text), `rrsets` (hash: owner -> its static RRsets), `pools` (hash: name
+    -> pool document), `owners` (hash: "owner TYPE" -> the pool answering it), `targets`
+    (hash: pool -> PoolTargets JSON), `monitors` (hash: name -> Monitor JSON), and
+    `refs:KIND:NAME` (set: the pools that refer to a monitor, site, ISP or fallback pool).
+    """
+    return f"{PREFIX}zone:{zone}:{part}"
+
+
+ZONE_PARTS = ("head", "records", "rrsets", "pools", "owners", "targets", "monitors")
+EVERYTHING = "*"  # in a change entry: every item of that kind changed
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """One entry of the configuration log: which parts of one zone a write changed.
+
+    `pools` / `records` name the pools / owners changed, or are None when every one of them
+    may have (a whole document was written); `head` says the zone's head changed (sites,
+    ISPs, monitors, topology, SOA settings); `deleted` that the zone is gone.
+    """
+
+    seq: int
+    zone: str
+    pools: tuple[str, ...] | None = ()
+    records: tuple[str, ...] | None = ()
+    head: bool = False
+    deleted: bool = False
+
+    def to_fields(self) -> dict[str, str]:
+        """The entry's fields but its number (APPEND_LOG adds it)."""
+        return {
+            "zone": self.zone,
+            "change": dumps(
+                {
+                    "pools": EVERYTHING if self.pools is None else list(self.pools),
+                    "records": EVERYTHING if self.records is None else list(self.records),
+                    "head": self.head,
+                    "deleted": self.deleted,
+                }
+            ),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[Any, Any]) -> ConfigChange:
+        text = {_text(k): _text(v) for k, v in fields.items()}
+        change = json.loads(text["change"])
+        pools, records = change.get("pools", ()), change.get("records", ())
+        return cls(
+            int(text["seq"]),
+            text["zone"],
+            None if pools == EVERYTHING else tuple(pools),
+            None if records == EVERYTHING else tuple(records),
+            bool(change.get("head")),
+            bool(change.get("deleted")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    """One entry of the health log: decided states that changed, with their new value."""
+
+    seq: int
+    changes: dict[str, Health]
+
+    def to_fields(self) -> dict[str, str]:
+        """The entry's fields but its number (APPEND_LOG adds it)."""
+        return {
+            "changes": dumps({k: json.loads(h.to_json()) for k, h in self.changes.items()}),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[Any, Any]) -> HealthChange:
+        text = {_text(k): _text(v) for k, v in fields.items()}
+        changes = json.loads(text["changes"])
+        return cls(int(text["seq"]), {k: Health.from_json(dumps(v)) for k, v in changes.items()})
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
 
 HealthWord = Literal["up", "down", "unknown"]
 
@@ -83,6 +199,40 @@ class Target:
         return cls(
             data["key"], data["address"], Monitor(**monitor), data.get("isp"), data.get("site")
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolTargets:
+    """What the checkers probe in one pool: its monitor's name (the monitor itself is in the
+    zone's `monitors` hash, so editing a monitor rewrites one key, not every pool) and its
+    probed members as (address, ISP, site)."""
+
+    monitor: str
+    members: tuple[tuple[str, str | None, str | None], ...]
+
+    def to_json(self) -> str:
+        return dumps({"monitor": self.monitor, "members": [list(m) for m in self.members]})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> PoolTargets:
+        data = json.loads(raw)
+        return cls(data["monitor"], tuple((a, i, s) for a, i, s in data["members"]))
+
+    def targets(self, zone: str, pool: str, monitor: Monitor) -> list[Target]:
+        return [
+            Target(f"{zone}/{pool}/{address}", address, monitor, isp, site)
+            for address, isp, site in self.members
+        ]
+
+
+def monitor_to_json(monitor: Monitor) -> str:
+    return dumps(_monitor_dict(monitor))
+
+
+def monitor_from_json(raw: str | bytes) -> Monitor:
+    data = dict(json.loads(raw))
+    data["expect_status"] = tuple(data.get("expect_status") or (200,))
+    return Monitor(**data)
 
 
 @functools.lru_cache(maxsize=1024)

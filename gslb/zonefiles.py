@@ -17,9 +17,12 @@ from typing import Any
 import pydantic
 import yaml
 
+from gslb.common.gcpause import gc_paused
 from gslb.core import names
+from gslb.core.masterfile import Limits
+from gslb.core.stored import digest, normal_document
 from gslb.core.zone import Zone, ZoneSet
-from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone, format_loc
+from gslb.core.zonedoc import Static, ZoneDoc, ZoneError, compile_document, format_loc
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -44,15 +47,25 @@ class ZoneLoadError(Exception):
 @dataclass(frozen=True, slots=True)
 class LoadedZone:
     zone: Zone
-    doc: ZoneDoc
+    doc: ZoneDoc  # with the records inline (a `records_file` read in)
     path: Path
     serial: int
-    fingerprint: str
-    records: str  # the master-file text, from `records:` or the `records_file`
+    digest: str  # of the normalized document: what the file says
+    static: Static  # the records, read (so storing the zone does not read them again)
+
+    @property
+    def records(self) -> str:
+        return self.doc.records
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return normal_document(self.doc)
 
 
 def load_directory(
-    directory: Path, previous: dict[bytes, LoadedZone] | None = None
+    directory: Path,
+    previous: dict[bytes, LoadedZone] | None = None,
+    limits: Limits | None = None,
 ) -> dict[bytes, LoadedZone]:
     """Every zone file of `directory`, or ZoneLoadError listing every refused one.
 
@@ -66,7 +79,7 @@ def load_directory(
     loaded: dict[bytes, LoadedZone] = {}
     for path in paths:
         try:
-            zone = load_file(path, previous or {})
+            zone = load_file(path, previous or {}, limits)
         except ZoneFileError as e:
             errors.append(e)
             continue
@@ -84,11 +97,11 @@ def load_directory(
     return loaded
 
 
-def load_or_report(directory: Path) -> dict[bytes, LoadedZone] | None:
+def load_or_report(directory: Path, limits: Limits | None = None) -> dict[bytes, LoadedZone] | None:
     """The directory's zones, or None after printing every refusal (`file:line: message`)
     to stderr: for commands that check or send files."""
     try:
-        return load_directory(directory)
+        return load_directory(directory, limits=limits)
     except ZoneLoadError as e:
         for error in e.errors:
             print(error, file=sys.stderr)
@@ -99,7 +112,9 @@ def zone_set(loaded: dict[bytes, LoadedZone]) -> ZoneSet:
     return ZoneSet({apex: z.zone for apex, z in loaded.items()})
 
 
-def load_file(path: Path, previous: dict[bytes, LoadedZone]) -> LoadedZone:
+def load_file(
+    path: Path, previous: dict[bytes, LoadedZone], limits: Limits | None = None
+) -> LoadedZone:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -131,21 +146,19 @@ def load_file(path: Path, previous: dict[bytes, LoadedZone]) -> LoadedZone:
             ) from None
         sources.append(records_path)
 
-    apex = doc.apex
-    before = previous.get(apex)
-    changed_at = int(max(p.stat().st_mtime for p in sources))
-    fingerprint_seen: list[str] = []
-
-    def automatic_serial(fingerprint: str) -> int:
-        fingerprint_seen.append(fingerprint)
-        if before is None:
-            return min(changed_at, 2**32 - 1)
-        if before.fingerprint == fingerprint:
-            return before.serial
-        return min(max(changed_at, before.serial + 1, int(time.time())), 2**32 - 1)
-
+    doc = doc.model_copy(update={"records": records_text, "records_file": None})
+    before = previous.get(doc.apex)
     try:
-        zone = compile_zone(doc, records_text, automatic_serial)
+        with gc_paused():
+            text_digest = digest(normal_document(doc))
+            if before is not None and before.digest == text_digest:
+                serial = before.serial
+            elif before is None:
+                serial = min(int(max(p.stat().st_mtime for p in sources)), 2**32 - 1)
+            else:
+                changed_at = int(max(p.stat().st_mtime for p in sources))
+                serial = min(max(changed_at, before.serial + 1, int(time.time())), 2**32 - 1)
+            zone, static = compile_document(doc, records_text, serial, limits)
     except ZoneError as e:
         if e.in_records and e.line is not None:
             if records_path is not path:
@@ -153,8 +166,7 @@ def load_file(path: Path, previous: dict[bytes, LoadedZone]) -> LoadedZone:
             raise ZoneFileError(path, _records_line(records_node, e.line), e.message) from None
         raise ZoneFileError(path, _line_of(root, e.path or ("zone",)), e.message) from None
     serial = int.from_bytes(zone.soa.rdatas[0][-1][:4], "big")  # type: ignore[index]
-    fingerprint = fingerprint_seen[0] if fingerprint_seen else ""
-    return LoadedZone(zone, doc, path, serial, fingerprint, records_text)
+    return LoadedZone(zone, doc, path, serial, text_digest, static)
 
 
 def describe(loaded: dict[bytes, LoadedZone]) -> list[dict[str, Any]]:

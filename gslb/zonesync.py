@@ -74,10 +74,10 @@ def apply(client: Client, directory: Path, prune: bool) -> int:
         return 1
     names = set()
     for zone in sorted(loaded.values(), key=lambda z: z.path):
-        stored = documents.from_file(zone)
-        names.add(stored.name)
-        status, _ = client.call("PUT", zone_path(stored.name), stored.document)
-        print(f"{stored.name}: {'created' if status == 201 else 'applied'} from {zone.path}")
+        name = documents.zone_key(zone.doc.zone)
+        names.add(name)
+        status, _ = client.call("PUT", zone_path(name), zone.document)
+        print(f"{name}: {'created' if status == 201 else 'applied'} from {zone.path}")
     if prune:
         _, raw = client.call("GET", "/zones")
         for item in json.loads(raw)["zones"]:

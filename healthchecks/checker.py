@@ -23,28 +23,43 @@ import ipaddress
 import json
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from gslb.common import logs
 from gslb.common.redis import REDIS_ERRORS
 from gslb.schema import (
+    APPEND_LOG,
     CHECKERS,
+    CONFIG_LOG,
+    CONFIG_SEQ,
     EVENTS,
     HEALTH,
+    HEALTH_LOG,
+    HEALTH_SEQ,
     HISTORY,
     HISTORY_KEEP,
+    LAYOUT,
+    LAYOUT_VERSION,
     LOAD,
     RESULTS,
-    TARGETS,
     VERSION,
+    ZONE_LIST,
     Checker,
+    ConfigChange,
     Health,
+    HealthChange,
     HealthWord,
     Load,
+    Monitor,
+    PoolTargets,
     Result,
     Target,
+    append_args,
     dumps,
+    monitor_from_json,
+    zone_key,
 )
 from healthchecks.assign import owners
 from healthchecks.probes import Outcome, Probe, Resources, registry
@@ -139,8 +154,13 @@ class CheckerNode:
     def __init__(self, redis: aioredis.Redis, config: CheckerConfig) -> None:
         self.redis = redis
         self.config = config
+        self._append_log = redis.register_script(APPEND_LOG)
         self.targets: dict[str, Target] = {}
-        self.targets_version: int | None = None
+        # Per zone: pool -> its PoolTargets JSON, and monitor name -> Monitor JSON.
+        self.zone_targets: dict[str, dict[str, str]] = {}
+        self.zone_monitors: dict[str, dict[str, str]] = {}
+        self.position: tuple[int, str] | None = None  # in the configuration log
+        self._layout_warned = False
         self.live: list[Checker] = []
         self.tasks: dict[tuple[str, str], tuple[Target, asyncio.Task[None]]] = {}
         self.pending: dict[tuple[str, str], Result] = {}
@@ -227,8 +247,7 @@ class CheckerNode:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(CHECKERS, self.config.id, me.to_json())
             pipe.hgetall(CHECKERS)
-            pipe.get(VERSION)
-            _, checkers, version = await pipe.execute()
+            _, checkers = await pipe.execute()
         live = []
         for raw in checkers.values():
             try:
@@ -248,23 +267,113 @@ class CheckerNode:
             self._live_ids = live_ids
             self._swept = time.monotonic()
             self.undecided.update(key for key, _ in self.tasks)
-        version = int(version or 0)
-        if version != self.targets_version:
-            self.targets = await self._read_targets()
-            self.targets_version = version
+        await self.follow_targets()
         self.reassign()
 
-    async def _read_targets(self) -> dict[str, Target]:
+    # --- what to probe: every monitored pool's members, followed through the config log ---
+
+    async def follow_targets(self) -> None:
+        """Bring the targets up to date: read whole at first (and after a gap in the log),
+        then only the pools and monitors the configuration log says changed."""
+        if self.position is None:
+            if not await self._layout_ready():
+                return
+            await self._read_all_targets()
+            return
+        seq, entry_id = self.position
+        reply: Any = await self.redis.xread({CONFIG_LOG: entry_id}, count=10_000)
+        changed: dict[str, ConfigChange] = {}
+        for _stream, entries in reply or []:
+            for raw_id, fields in entries:
+                change = ConfigChange.from_fields(fields)
+                if change.seq <= seq:
+                    continue
+                if change.seq != seq + 1:  # entries were trimmed past us: read everything
+                    self.position = None
+                    await self.follow_targets()
+                    return
+                seq, entry_id = change.seq, _text(raw_id)
+                old = changed.get(change.zone)
+                changed[change.zone] = _merged(old, change)
+        for zone, change in changed.items():
+            await self._read_zone_targets(zone, change)
+        self.position = (seq, entry_id)
+        if changed:
+            self._rebuild_targets()
+
+    async def _layout_ready(self) -> bool:
+        layout = await self.redis.get(LAYOUT)
+        if layout is not None and int(layout) == LAYOUT_VERSION:
+            return True
+        if not self._layout_warned:
+            self._layout_warned = True
+            log.warning(
+                "the shared state is not in layout 2 yet: probing nothing until a gslb node "
+                "of this release has moved it",
+                layout=None if layout is None else int(layout),
+            )
+        return False
+
+    async def _read_all_targets(self) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(CONFIG_SEQ)
+            pipe.xrevrange(CONFIG_LOG, count=1)
+            pipe.smembers(ZONE_LIST)
+            seq, last, zones = await pipe.execute()
+        self.zone_targets = {}
+        self.zone_monitors = {}
+        for zone in sorted(_text(z) for z in zones):
+            await self._read_zone_targets(zone, None)
+        self.position = (int(seq or 0), _text(last[0][0]) if last else "0-0")
+        self._rebuild_targets()
+
+    async def _read_zone_targets(self, zone: str, change: ConfigChange | None) -> None:
+        """Read a zone's targets again: the pools `change` names (None: all of them), and
+        its monitors when its head changed."""
+        targets_key, monitors_key = zone_key(zone, "targets"), zone_key(zone, "monitors")
+        if change is not None and change.deleted:
+            self.zone_targets.pop(zone, None)
+            self.zone_monitors.pop(zone, None)
+        whole = change is None or change.pools is None or change.deleted
+        pools = self.zone_targets.setdefault(zone, {})
+        if whole or change is None:
+            raw = await _hash(self.redis, targets_key)
+            pools.clear()
+            pools.update({k: v for k, v in raw.items()})
+        elif change.pools:
+            values: list[Any] = await self.redis.hmget(targets_key, list(change.pools))
+            for name, value in zip(change.pools, values, strict=True):
+                if value is None:
+                    pools.pop(name, None)
+                else:
+                    pools[name] = _text(value)
+        if whole or change is None or change.head:
+            self.zone_monitors[zone] = await _hash(self.redis, monitors_key)
+        if not pools and not self.zone_monitors.get(zone):
+            self.zone_targets.pop(zone, None)
+            self.zone_monitors.pop(zone, None)
+
+    def _rebuild_targets(self) -> None:
         targets: dict[str, Target] = {}
-        for raw in (await self.redis.hgetall(TARGETS)).values():
-            try:
-                for item in json.loads(raw):
-                    target = Target.from_dict(item)
+        for zone, pools in self.zone_targets.items():
+            monitors: dict[str, Monitor] = {}
+            for name, raw in self.zone_monitors.get(zone, {}).items():
+                try:
+                    monitors[name] = monitor_from_json(raw)
+                except (ValueError, TypeError):
+                    continue
+            for pool, raw in pools.items():
+                try:
+                    found = PoolTargets.from_json(raw)
+                except (ValueError, TypeError, KeyError):
+                    continue
+                monitor = monitors.get(found.monitor)
+                if monitor is None:
+                    continue
+                for target in found.targets(zone, pool, monitor):
                     if self._allowed(target):
                         targets[target.key] = target
-            except (ValueError, TypeError, KeyError):
-                continue
-        return targets
+        self.targets = targets
 
     def _allowed(self, target: Target) -> bool:
         if not self.config.allow:
@@ -501,8 +610,12 @@ class CheckerNode:
                     ),
                 )
             pipe.ltrim(HISTORY, 0, HISTORY_KEEP - 1)
-            pipe.incr(VERSION)
-            *_, version = await pipe.execute()
+            await self._append_log(
+                keys=[HEALTH_LOG, HEALTH_SEQ, VERSION],
+                args=append_args(HealthChange(0, changes).to_fields()),
+                client=pipe,
+            )
+            *_, (_seq, version) = await pipe.execute()
         await self.redis.publish(
             EVENTS,
             json.dumps(
@@ -525,3 +638,28 @@ class CheckerNode:
                 paths_down=list(health.paths_down),
                 votes=health.votes,
             )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _hash(redis: aioredis.Redis, key: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    cursor = 0
+    while True:
+        found: Any = await redis.hscan(key, cursor, count=5000)
+        cursor, batch = found
+        out.update({_text(k): _text(v) for k, v in batch.items()})
+        if not cursor:
+            return out
+
+
+def _merged(old: ConfigChange | None, new: ConfigChange) -> ConfigChange:
+    """Two changes of one zone as one: every pool either names (None: all)."""
+    if old is None:
+        return new
+    pools = None if old.pools is None or new.pools is None else (*old.pools, *new.pools)
+    return ConfigChange(
+        new.seq, new.zone, pools, (), old.head or new.head, old.deleted or new.deleted
+    )

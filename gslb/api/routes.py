@@ -11,7 +11,6 @@ document, and stores it with its audit record in one MULTI/EXEC — or changes n
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -28,9 +27,19 @@ from gslb.api.table import PREFIX, Handler, Operation, Param, ref
 from gslb.common import logs
 from gslb.common.redis import REDIS_ERRORS
 from gslb.core.explain import explain as run_explain
+from gslb.core.masterfile import Limits
 from gslb.schema import LOAD
 from gslb.schema import Load as LoadReport
-from gslb.state.store import ANSWER_BUCKET, LOAD_FRESH, Store, StoredZone
+from gslb.state.store import ANSWER_BUCKET, LOAD_FRESH, Edit, Store
+from gslb.state.zones import (
+    Outcome,
+    Precondition,
+    Who,
+    write_document,
+    write_head,
+    write_pool,
+    zone_etag,
+)
 
 if TYPE_CHECKING:
     from gslb.core.snapshot import Snapshot
@@ -49,9 +58,11 @@ class Api:
         snapshot: Callable[[], Snapshot],
         tokens: Tokens,
         redis_up: Callable[[], bool] = lambda: True,
+        limits: Limits | None = None,
     ) -> None:
         self._store = store
         self.redis_up = redis_up
+        self.limits = limits or Limits()
         self.snapshot = snapshot
         self.tokens = tokens
         self.hub: EventHub | None = None
@@ -150,12 +161,23 @@ def _zone(request: web.Request) -> str:
     return zone_key(request.match_info["zone"])
 
 
-async def _stored(request: web.Request) -> StoredZone:
+async def _head(request: web.Request) -> dict[str, Json]:
     name = _zone(request)
-    stored = await _api(request).store.zone(name)
-    if stored is None:
+    head = await _api(request).store.head(name)
+    if head is None:
         raise NotFound(f"zone {name!r}")
-    return stored
+    return head
+
+
+async def _pool(request: web.Request, name: str) -> dict[str, Json]:
+    zone = _zone(request)
+    store = _api(request).store
+    pool = await store.pool(zone, name)
+    if pool is None:
+        if await store.meta(zone) is None:
+            raise NotFound(f"zone {zone!r}")
+        raise NotFound(f"pool {name!r}", f"pools.{name}")
+    return _object(pool, f"pools.{name}")
 
 
 async def _body(request: web.Request) -> Json:
@@ -172,72 +194,54 @@ async def _body(request: web.Request) -> Json:
         raise ApiError(400, f"body: not JSON: {e}", "body") from None
 
 
-def _json(value: Json, status: int = 200, tag: bool = True) -> web.Response:
-    headers = {"ETag": etag(value)} if tag else None
-    return web.json_response(value, status=status, headers=headers)
+def _json(value: Json, status: int = 200, tag: str | None = None) -> web.Response:
+    return web.json_response(value, status=status, headers={"ETag": tag or etag(value)})
 
 
 def _tags(header: str) -> list[str]:
     return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
 
 
-def _preconditions(request: web.Request, current: Json) -> None:
-    if_match = request.headers.get("If-Match")
-    if if_match is not None:
-        tags = _tags(if_match)
-        if current is None:
-            raise Conflict("the resource does not exist (If-Match)")
-        if "*" not in tags and etag(current) not in tags:
-            raise Conflict(
-                f"the resource has changed since it was read: its ETag is now {etag(current)}"
-            )
-    if_none = request.headers.get("If-None-Match")
-    if (
-        if_none is not None
-        and current is not None
-        and ("*" in _tags(if_none) or etag(current) in _tags(if_none))
-    ):
-        raise Conflict("the resource already exists (If-None-Match)")
+def _precondition(request: web.Request) -> Precondition:
+    """If-Match / If-None-Match of the request, checked against the resource's tag as it is
+    inside the write's transaction (None: it does not exist)."""
+
+    def check(current: str | None) -> None:
+        if_match = request.headers.get("If-Match")
+        if if_match is not None:
+            tags = _tags(if_match)
+            if current is None:
+                raise Conflict("the resource does not exist (If-Match)")
+            if "*" not in tags and current not in tags:
+                raise Conflict(
+                    f"the resource has changed since it was read: its ETag is now {current}"
+                )
+        if_none = request.headers.get("If-None-Match")
+        if (
+            if_none is not None
+            and current is not None
+            and ("*" in _tags(if_none) or current in _tags(if_none))
+        ):
+            raise Conflict("the resource already exists (If-None-Match)")
+
+    return check
 
 
-Pick = Callable[[dict[str, Json]], Json]  # the resource in a document, None when absent
-Change = Callable[[dict[str, Json] | None], dict[str, Json] | None]  # the new document
+def _who(request: web.Request, action: str, resource: str) -> Who:
+    return Who(f"api:{request['principal'].name}", action, resource, _api(request).limits)
 
 
-async def _write(
-    request: web.Request,
-    action: str,
-    resource: str,
-    pick: Pick,
-    change: Change,
-    create_zone: bool = False,
-) -> web.Response:
-    """Apply one edit to the request's zone (see the module docstring)."""
-    api = _api(request)
-    who = f"api:{request['principal'].name}"
-    zone = _zone(request)
-    seen: dict[str, Json] = {}
-
-    async def edit(before: StoredZone | None) -> tuple[StoredZone | None, dict[str, Json]]:
-        if before is None and not create_zone:
-            raise NotFound(f"zone {zone!r}")
-        old = pick(before.document) if before is not None else None
-        _preconditions(request, old)
-        document = change(before.document if before is not None else None)
-        after = None
-        if document is not None:
-            after = await asyncio.to_thread(documents.check, document, before, who)
-        new = pick(after.document) if after is not None else None
-        seen.update(old=old, new=new)
-        return after, documents.audit_record(who, action, zone, resource, old, new)
-
-    _, changed = await api.store.change_zone(zone, edit)
+async def _write(request: web.Request, edit: Edit[Outcome], who: Who) -> Outcome:
+    outcome, changed = await _api(request).store.change(_zone(request), edit)
     if changed:
-        log.info("config changed", who=who, action=action, resource=resource)
-    old, new = seen["old"], seen["new"]
-    if new is None:
+        log.info("config changed", who=who.source, action=who.action, resource=who.resource)
+    return outcome
+
+
+def _reply(outcome: Outcome) -> web.Response:
+    if outcome.after is None:
         return web.Response(status=204)
-    return _json(new, status=201 if old is None else 200)
+    return _json(outcome.after, status=201 if outcome.before is None else 200)
 
 
 def _object(value: Json, field: str = "body") -> dict[str, Json]:
@@ -246,34 +250,40 @@ def _object(value: Json, field: str = "body") -> dict[str, Json]:
     return value
 
 
-def _collection_get(document: dict[str, Json] | None, collection: str, name: str) -> Json:
-    return ((document or {}).get(collection) or {}).get(name)
-
-
 # --- zones -------------------------------------------------------------------------------
 
 
 async def list_zones(request: web.Request) -> web.Response:
-    zones = await _api(request).store.zones()
-    return web.json_response(
-        {
-            "zones": [
-                {
-                    "zone": z.name,
-                    "serial": z.serial,
-                    "source": z.source,
-                    "file": z.file,
-                    "etag": etag(z.document),
-                    "pools": len(z.document.get("pools") or {}),
-                }
-                for z in sorted(zones.values(), key=lambda z: z.name)
-            ]
-        }
-    )
+    store = _api(request).store
+    metas = await store.metas()
+    zones = []
+    for name, meta in sorted(metas.items()):
+        zones.append(
+            {
+                "zone": name,
+                "serial": meta.serial,
+                "source": meta.source,
+                "file": meta.file,
+                "etag": zone_etag(name, meta),
+                "pools": await store.pool_count(name),
+            }
+        )
+    return web.json_response({"zones": zones})
+
+
+async def _document(request: web.Request) -> tuple[dict[str, Json], str | None]:
+    zone = _zone(request)
+    store = _api(request).store
+    meta = await store.meta(zone)
+    document = await store.document(zone)
+    if document is None:
+        raise NotFound(f"zone {zone!r}")
+    return document, zone_etag(zone, meta)
 
 
 async def get_zone(request: web.Request) -> web.Response:
-    return _json((await _stored(request)).document)
+    document, tag = await _document(request)
+    return _json(document, tag=tag)
 
 
 async def put_zone(request: web.Request) -> web.Response:
@@ -285,111 +295,161 @@ async def put_zone(request: web.Request) -> web.Response:
         raise ApiError(
             400, f"zone: the document is for {body['zone']!r}, the URL for {zone!r}", "zone"
         )
-    return await _write(
-        request, "put", f"zones/{zone}", lambda d: d, lambda _d: body, create_zone=True
+    who = _who(request, "put", f"zones/{zone}")
+    precondition = _precondition(request)
+    outcome = await _write(
+        request, lambda view: write_document(view, zone, body, who, precondition), who
     )
+    meta = await _api(request).store.meta(zone)
+    return _json(outcome.after, 201 if outcome.before is None else 200, zone_etag(zone, meta))
 
 
 async def delete_zone(request: web.Request) -> web.Response:
     zone = _zone(request)
-    return await _write(request, "delete", f"zones/{zone}", lambda d: d, lambda _d: None)
+    who = _who(request, "delete", f"zones/{zone}")
+    precondition = _precondition(request)
+    await _write(request, lambda view: write_document(view, zone, None, who, precondition), who)
+    return web.Response(status=204)
 
 
 async def export_zone(request: web.Request) -> web.Response:
-    stored = await _stored(request)
+    document, tag = await _document(request)
     return web.Response(
-        text=documents.to_yaml(stored.document),
+        text=documents.to_yaml(document),
         content_type="application/yaml",
         headers={
-            "ETag": etag(stored.document),
-            "Content-Disposition": f'attachment; filename="{stored.name}.yaml"',
+            "ETag": tag or "",
+            "Content-Disposition": f'attachment; filename="{_zone(request)}.yaml"',
         },
     )
 
 
-# --- named parts of a zone: pools, monitors, sites, ISPs -----------------------------------
+# --- pools, and the named parts of a zone's head: monitors, sites, ISPs ---------------------
 
 
-def _collection_handlers(collection: str) -> dict[str, Handler]:
-    singular = documents.COLLECTIONS[collection]
-    param = {"pools": "pool", "monitors": "monitor", "sites": "site", "isps": "isp"}[collection]
-
-    def pick_for(name: str) -> Pick:
-        return lambda d: _collection_get(d, collection, name)
-
+def _pool_handlers() -> dict[str, Handler]:
     async def list_all(request: web.Request) -> web.Response:
-        document = (await _stored(request)).document
-        return _json({collection: document.get(collection) or {}})
+        await _head(request)
+        return _json({"pools": await _api(request).store.pools(_zone(request))})
 
     async def get_one(request: web.Request) -> web.Response:
-        name = request.match_info[param]
-        value = _collection_get((await _stored(request)).document, collection, name)
-        if value is None:
-            raise NotFound(f"{singular} {name!r}", f"{collection}.{name}")
-        return _json(value)
+        return _json(await _pool(request, request.match_info["pool"]))
 
-    async def put_one(request: web.Request) -> web.Response:
-        name = request.match_info[param]
-        body = await _body(request)
-        if body is None:  # with_item() reads None as "remove": a PUT never removes
-            raise ApiError(400, "body: null is not a value; to remove, use DELETE", "body")
-        return await _write(
-            request,
-            "put",
-            f"zones/{_zone(request)}/{collection}/{name}",
-            pick_for(name),
-            lambda d: documents.with_item(d or {}, collection, name, body),
-        )
-
-    async def patch_one(request: web.Request) -> web.Response:
-        name = request.match_info[param]
-        patch = _object(await _body(request))
-
-        def change(d: dict[str, Json] | None) -> dict[str, Json]:
-            current = documents.get_item(d or {}, collection, name)
-            return documents.with_item(
-                d or {}, collection, name, documents.merge_patch(current, patch)
+    def handler(action: str, new: Callable[[Json | None, Json, str], Json | None]) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            name = request.match_info["pool"]
+            zone = _zone(request)
+            body = await _body(request) if action != "delete" else None
+            if action == "put" and body is None:
+                raise ApiError(400, "body: null is not a value; to remove, use DELETE", "body")
+            if action == "patch":
+                body = _object(body)
+            who = _who(request, action, f"zones/{zone}/pools/{name}")
+            precondition = _precondition(request)
+            outcome = await _write(
+                request,
+                lambda view: write_pool(
+                    view, zone, name, lambda old: new(old, body, name), _same, who, precondition
+                ),
+                who,
             )
+            return _reply(outcome)
 
-        return await _write(
-            request, "patch", f"zones/{_zone(request)}/{collection}/{name}", pick_for(name), change
-        )
-
-    async def delete_one(request: web.Request) -> web.Response:
-        name = request.match_info[param]
-        return await _write(
-            request,
-            "delete",
-            f"zones/{_zone(request)}/{collection}/{name}",
-            pick_for(name),
-            lambda d: documents.with_item(d or {}, collection, name, None),
-        )
+        return handle
 
     return {
         "list": list_all,
         "get": get_one,
-        "put": put_one,
-        "patch": patch_one,
-        "delete": delete_one,
+        "put": handler("put", lambda _old, body, _name: body),
+        "patch": handler("patch", _patch_pool),
+        "delete": handler("delete", _remove_pool),
     }
 
 
-POOLS = _collection_handlers("pools")
-MONITORS = _collection_handlers("monitors")
-SITES = _collection_handlers("sites")
-ISPS = _collection_handlers("isps")
+def _same(value: Json) -> Json:
+    return value
+
+
+def _patch_pool(old: Json | None, patch: Json, name: str) -> Json:
+    return documents.merge_patch(_pool_of(old, name), patch)
+
+
+def _remove_pool(old: Json | None, _body: Json, name: str) -> Json | None:
+    _pool_of(old, name)
+    return None
+
+
+def _head_handlers(collection: str) -> dict[str, Handler]:
+    singular = documents.COLLECTIONS[collection]
+    param = {"monitors": "monitor", "sites": "site", "isps": "isp"}[collection]
+
+    def pick_for(name: str) -> Callable[[dict[str, Json]], Json]:
+        return lambda head: (head.get(collection) or {}).get(name)
+
+    async def list_all(request: web.Request) -> web.Response:
+        return _json({collection: (await _head(request)).get(collection) or {}})
+
+    async def get_one(request: web.Request) -> web.Response:
+        name = request.match_info[param]
+        value = pick_for(name)(await _head(request))
+        if value is None:
+            raise NotFound(f"{singular} {name!r}", f"{collection}.{name}")
+        return _json(value)
+
+    def handler(action: str) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            name = request.match_info[param]
+            zone = _zone(request)
+            body = await _body(request) if action != "delete" else None
+            if action == "put" and body is None:  # null would read as "remove"
+                raise ApiError(400, "body: null is not a value; to remove, use DELETE", "body")
+
+            def change(head: dict[str, Json]) -> dict[str, Json]:
+                value = body
+                if action == "patch":
+                    value = documents.merge_patch(
+                        documents.get_item(head, collection, name), _object(body)
+                    )
+                return documents.with_item(head, collection, name, value)
+
+            who = _who(request, action, f"zones/{zone}/{collection}/{name}")
+            precondition = _precondition(request)
+            outcome = await _write(
+                request,
+                lambda view: write_head(view, zone, change, pick_for(name), who, precondition),
+                who,
+            )
+            return _reply(outcome)
+
+        return handle
+
+    return {
+        "list": list_all,
+        "get": get_one,
+        "put": handler("put"),
+        "patch": handler("patch"),
+        "delete": handler("delete"),
+    }
+
+
+POOLS = _pool_handlers()
+MONITORS = _head_handlers("monitors")
+SITES = _head_handlers("sites")
+ISPS = _head_handlers("isps")
 
 
 # --- members -----------------------------------------------------------------------------
 
 
-def _pool_of(document: dict[str, Json] | None, pool: str) -> dict[str, Json]:
-    return _object(documents.get_item(document or {}, "pools", pool), f"pools.{pool}")
+def _pool_of(pool: Json | None, name: str) -> dict[str, Json]:
+    if pool is None:
+        raise NotFound(f"pool {name!r}", f"pools.{name}")
+    return _object(pool, f"pools.{name}")
 
 
-def _member_pick(pool: str, address: str) -> Pick:
-    def pick(document: dict[str, Json]) -> Json:
-        members = _pool_of(document, pool).get("members") or []
+def _member_pick(address: str) -> Callable[[Json | None], Json]:
+    def pick(pool: Json | None) -> Json:
+        members = (pool or {}).get("members") or []
         try:
             return members[documents.member_index({"members": members}, address)]
         except NotFound:
@@ -398,41 +458,55 @@ def _member_pick(pool: str, address: str) -> Pick:
     return pick
 
 
-def _member_resource(request: web.Request) -> tuple[str, str, str]:
+async def _member_edit(
+    request: web.Request, action: str, change: Callable[[dict[str, Json]], Json]
+) -> web.Response:
     pool = request.match_info["pool"]
-    address = request.match_info["address"]
-    return pool, address, f"zones/{_zone(request)}/pools/{pool}/members/{address}"
+    address = request.match_info.get("address", "")
+    zone = _zone(request)
+    resource = f"zones/{zone}/pools/{pool}/members/{address}"
+    who = _who(request, action, resource)
+    precondition = _precondition(request)
+    outcome = await _write(
+        request,
+        lambda view: write_pool(
+            view,
+            zone,
+            pool,
+            lambda old: change(_pool_of(old, pool)),
+            _member_pick(address),
+            who,
+            precondition,
+        ),
+        who,
+    )
+    return _reply(outcome)
 
 
 async def list_members(request: web.Request) -> web.Response:
-    pool = _pool_of((await _stored(request)).document, request.match_info["pool"])
+    pool = await _pool(request, request.match_info["pool"])
     return _json({"members": pool.get("members") or []})
 
 
 async def add_member(request: web.Request) -> web.Response:
-    pool = request.match_info["pool"]
+    pool_name = request.match_info["pool"]
     body = _object(await _body(request))
     address = str(body.get("address", ""))
+    request.match_info["address"] = address
 
-    def change(d: dict[str, Json] | None) -> dict[str, Json]:
-        current = _pool_of(d, pool)
-        if _member_pick(pool, address)(d or {}) is not None:
-            raise Conflict(f"member {address} is already in pool {pool!r}", f"pools.{pool}.members")
-        members = [*(current.get("members") or []), body]
-        return documents.with_item(d or {}, "pools", pool, {**current, "members": members})
+    def change(pool: dict[str, Json]) -> Json:
+        if _member_pick(address)(pool) is not None:
+            raise Conflict(
+                f"member {address} is already in pool {pool_name!r}", f"pools.{pool_name}.members"
+            )
+        return {**pool, "members": [*(pool.get("members") or []), body]}
 
-    return await _write(
-        request,
-        "add",
-        f"zones/{_zone(request)}/pools/{pool}/members/{address}",
-        _member_pick(pool, address),
-        change,
-    )
+    return await _member_edit(request, "add", change)
 
 
 async def get_member(request: web.Request) -> web.Response:
-    pool, address, _ = _member_resource(request)
-    member = _member_pick(pool, address)((await _stored(request)).document)
+    pool, address = request.match_info["pool"], request.match_info["address"]
+    member = _member_pick(address)(await _pool(request, pool))
     if member is None:
         raise NotFound(f"member {address!r} of pool {pool!r}")
     return _json(member)
@@ -442,16 +516,16 @@ def _member_write(action: str, update: Callable[[Json, Json], Json | None]) -> H
     """A handler that replaces one member by `update(member, body)` (None: removes it)."""
 
     async def handle(request: web.Request) -> web.Response:
-        pool, address, resource = _member_resource(request)
+        address = request.match_info["address"]
         body = await _body(request) if action in ("put", "patch") else None
 
-        def change(d: dict[str, Json] | None) -> dict[str, Json]:
+        def change(pool: dict[str, Json]) -> Json:
             document, _, _ = documents.edit_member(
-                d or {}, pool, address, lambda member: update(member, body)
+                {"pools": {"p": pool}}, "p", address, lambda member: update(member, body)
             )
-            return document
+            return document["pools"]["p"]
 
-        return await _write(request, action, resource, _member_pick(pool, address), change)
+        return await _member_edit(request, action, change)
 
     return handle
 
@@ -493,8 +567,12 @@ DISABLE = _member_write("disable", _admin("disabled"))
 # --- topology ----------------------------------------------------------------------------
 
 
+def _topology(head: dict[str, Json]) -> Json:
+    return {"topology": head.get("topology") or []}
+
+
 async def get_topology(request: web.Request) -> web.Response:
-    return _json({"topology": (await _stored(request)).document.get("topology") or []})
+    return _json(_topology(await _head(request)))
 
 
 async def put_topology(request: web.Request) -> web.Response:
@@ -502,20 +580,20 @@ async def put_topology(request: web.Request) -> web.Response:
     if set(body) != {"topology"}:
         raise ApiError(400, 'body: give {"topology": [rules]}', "topology")
     rules = body["topology"]
+    zone = _zone(request)
 
-    def change(d: dict[str, Json] | None) -> dict[str, Json]:
-        out = {k: v for k, v in (d or {}).items() if k != "topology"}
+    def change(head: dict[str, Json]) -> dict[str, Json]:
+        out = {k: v for k, v in head.items() if k != "topology"}
         if rules != []:
             out["topology"] = rules
         return out
 
-    return await _write(
-        request,
-        "put",
-        f"zones/{_zone(request)}/topology",
-        lambda d: {"topology": d.get("topology") or []},
-        change,
+    who = _who(request, "put", f"zones/{zone}/topology")
+    precondition = _precondition(request)
+    outcome = await _write(
+        request, lambda view: write_head(view, zone, change, _topology, who, precondition), who
     )
+    return _reply(outcome)
 
 
 # --- state -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -161,41 +162,89 @@ Fault = tuple[tuple[int | str, ...], str]
 
 def references(doc: GslbDoc) -> list[Fault]:
     """Faults in how the parts refer to each other, each with its field path."""
+    faults = head_faults(doc)
+    for name, pool in doc.pools.items():
+        faults.extend(pool_faults(doc, name, pool, doc.pools.get))
+    for name in doc.pools:
+        cycle = fallback_cycle(name, doc.pools.get)
+        if cycle is not None:
+            faults.append(cycle)
+    return faults
+
+
+def head_faults(doc: GslbDoc) -> list[Fault]:
+    """Faults inside the zone's head (its topology naming sites that do not exist)."""
     faults: list[Fault] = []
     for i, rule in enumerate(doc.topology):
         for j, site in enumerate(rule.prefer):
             if site not in doc.sites:
                 faults.append((("topology", i, "prefer", j), f"unknown site {site!r}"))
-    for name, pool in doc.pools.items():
-        where: tuple[int | str, ...] = ("pools", name)
-        if pool.monitor is not None and pool.monitor not in doc.monitors:
-            faults.append(((*where, "monitor"), f"unknown monitor {pool.monitor!r}"))
-        if isinstance(pool.fallback, str) and pool.fallback not in ("all", "none"):
-            target = pool.fallback.removeprefix("pool:")
-            if not pool.fallback.startswith("pool:"):
-                faults.append(((*where, "fallback"), "all, none, pool:NAME or a list of addresses"))
-            elif target not in doc.pools:
-                faults.append(((*where, "fallback"), f"unknown pool {target!r}"))
-            elif doc.pools[target].type != pool.type:
-                faults.append(((*where, "fallback"), f"pool {target!r} is not of type {pool.type}"))
-        if isinstance(pool.fallback, list):
-            for j, address in enumerate(pool.fallback):
-                if not _fits(address, pool.type):
-                    faults.append(((*where, "fallback", j), f"not an {_family(pool.type)} address"))
-        seen: set[str] = set()
-        for j, member in enumerate(pool.members):
-            at = (*where, "members", j)
-            if not _fits(member.address, pool.type):
-                faults.append(((*at, "address"), f"not an {_family(pool.type)} address"))
-            if member.address in seen:
-                faults.append(((*at, "address"), f"{member.address} is listed twice"))
-            seen.add(member.address)
-            if member.site is not None and member.site not in doc.sites:
-                faults.append(((*at, "site"), f"unknown site {member.site!r}"))
-            if member.isp is not None and member.isp not in doc.isps:
-                faults.append(((*at, "isp"), f"unknown ISP {member.isp!r}"))
-    faults.extend(_fallback_cycles(doc))
     return faults
+
+
+def pool_faults(
+    head: GslbDoc, name: str, pool: PoolDoc, pools: Callable[[str], PoolDoc | None]
+) -> list[Fault]:
+    """Faults in what one pool refers to: the head's monitors, sites and ISPs, and (through
+    `pools`, which finds another pool of the zone) its fallback pool. Checking one pool costs
+    that pool, whatever the size of the zone."""
+    faults: list[Fault] = []
+    where: tuple[int | str, ...] = ("pools", name)
+    if pool.monitor is not None and pool.monitor not in head.monitors:
+        faults.append(((*where, "monitor"), f"unknown monitor {pool.monitor!r}"))
+    if isinstance(pool.fallback, str) and pool.fallback not in ("all", "none"):
+        target_name = pool.fallback.removeprefix("pool:")
+        target = pools(target_name) if target_name != name else pool
+        if not pool.fallback.startswith("pool:"):
+            faults.append(((*where, "fallback"), "all, none, pool:NAME or a list of addresses"))
+        elif target is None:
+            faults.append(((*where, "fallback"), f"unknown pool {target_name!r}"))
+        elif target.type != pool.type:
+            faults.append(
+                ((*where, "fallback"), f"pool {target_name!r} is not of type {pool.type}")
+            )
+    if isinstance(pool.fallback, list):
+        for j, address in enumerate(pool.fallback):
+            if not _fits(address, pool.type):
+                faults.append(((*where, "fallback", j), f"not an {_family(pool.type)} address"))
+    seen: set[str] = set()
+    for j, member in enumerate(pool.members):
+        at = (*where, "members", j)
+        if not _fits(member.address, pool.type):
+            faults.append(((*at, "address"), f"not an {_family(pool.type)} address"))
+        if member.address in seen:
+            faults.append(((*at, "address"), f"{member.address} is listed twice"))
+        seen.add(member.address)
+        if member.site is not None and member.site not in head.sites:
+            faults.append(((*at, "site"), f"unknown site {member.site!r}"))
+        if member.isp is not None and member.isp not in head.isps:
+            faults.append(((*at, "isp"), f"unknown ISP {member.isp!r}"))
+    return faults
+
+
+def fallback_target(pool: PoolDoc) -> str | None:
+    """The pool `pool` falls back to, if it falls back to a pool."""
+    if isinstance(pool.fallback, str) and pool.fallback.startswith("pool:"):
+        return pool.fallback.removeprefix("pool:")
+    return None
+
+
+def fallback_cycle(start: str, pools: Callable[[str], PoolDoc | None]) -> Fault | None:
+    """The fault of a chain of pool fallbacks from `start` that comes back to it."""
+    seen = [start]
+    current = pools(start)
+    while current is not None:
+        nxt = fallback_target(current)
+        if nxt is None:
+            return None
+        if nxt in seen:
+            if nxt == start:
+                chain = " -> ".join([*seen, nxt])
+                return (("pools", start, "fallback"), f"fallback cycle: {chain}")
+            return None
+        seen.append(nxt)
+        current = pools(nxt)
+    return None
 
 
 def _family(rtype: str) -> str:
@@ -205,22 +254,3 @@ def _family(rtype: str) -> str:
 def _fits(address: str, rtype: str) -> bool:
     # Addresses are normalized by the schema: IPv6 ones, and only they, have colons.
     return (":" in address) == (rtype == "AAAA")
-
-
-def _fallback_cycles(doc: GslbDoc) -> list[Fault]:
-    faults: list[Fault] = []
-    for start in doc.pools:
-        seen = [start]
-        current = doc.pools[start]
-        while isinstance(current.fallback, str) and current.fallback.startswith("pool:"):
-            nxt = current.fallback.removeprefix("pool:")
-            if nxt not in doc.pools:
-                break
-            if nxt in seen:
-                if nxt == start:
-                    chain = " -> ".join([*seen, nxt])
-                    faults.append((("pools", start, "fallback"), f"fallback cycle: {chain}"))
-                break
-            seen.append(nxt)
-            current = doc.pools[nxt]
-    return faults

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -30,7 +31,6 @@ class Site:
 @dataclass(frozen=True, slots=True)
 class Member:
     key: str  # "zone/pool/address": where its health and answer counts are kept
-    address: str
     rdata: bytes  # the address in wire form
     site: Site | None = None
     isp: str | None = None
@@ -38,6 +38,12 @@ class Member:
     priority: int = 1
     capacity: float | None = None
     admin: Admin = "enabled"
+
+    @property
+    def address(self) -> str:
+        # Kept inside the key rather than beside it: a million pools have four million
+        # members, and every string counts.
+        return self.key[self.key.rfind("/") + 1 :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,75 +95,107 @@ class Pool:
         )
 
 
-def compile_pools(
-    apex: bytes,
-    doc: GslbDoc,
-    previous: tuple[GslbDoc, bytes, Mapping[str, Pool]] | None = None,
-) -> dict[str, Pool]:
-    """Every pool of a validated document, by name.
+@dataclass(frozen=True, slots=True)
+class PoolContext:
+    """What compiling a pool needs from the rest of its zone: the zone's sites, ISP table,
+    topology and monitors. Pools compiled with one context share its objects (one `Site` per
+    site, one topology tuple), so a pool costs its own members and little else."""
 
-    `previous` (the document, apex and pools of the last compile of this zone) lets a large
-    zone be recompiled in a blink when one pool changed: a pool whose document is the very
-    same object as last time, in a zone whose sites, ISPs, monitors and topology are equal,
-    is the same compiled pool.
-    """
-    reusable: Mapping[str, Pool] = {}
-    if previous is not None:
-        old_doc, old_apex, old_pools = previous
-        if old_apex == apex and _context(old_doc) == _context(doc):
-            reusable = old_pools
-    zone = names.to_text(apex).rstrip(".")
-    sites = {
-        name: Site(name, s.lat, s.lon, s.country, s.continent, s.capacity)
-        for name, s in doc.sites.items()
-    }
-    isps = isp_table(doc.isps)
-    topology = tuple(
-        TopologyRule(
-            frozenset(c.upper() for c in rule.match.country),
-            frozenset(c.upper() for c in rule.match.continent),
-            frozenset(rule.match.asn),
-            tuple(ipaddress.ip_network(n) for n in rule.match.cidr),
-            tuple(rule.prefer),
-        )
-        for rule in doc.topology
+    apex: bytes
+    zone: str  # apex, presentation form without the trailing dot
+    sites: Mapping[str, Site]
+    isps: IspTable
+    topology: tuple[TopologyRule, ...]
+    timeouts: Mapping[str, float]  # monitor name -> its timeout (the default cold-start wait)
+    # One tuple per distinct policy: a million pools mostly repeat a few.
+    policies: dict[tuple[str, ...], tuple[str, ...]] = field(
+        default_factory=dict, compare=False, repr=False
     )
-    pools = {}
-    old_docs = previous[0].pools if previous is not None else {}
-    for name, pool in doc.pools.items():
-        if old_docs.get(name) is pool and name in reusable:
-            pools[name] = reusable[name]
-            continue
-        members = tuple(_member(zone, name, m, sites, isps) for m in pool.members)
-        pools[name] = Pool(
-            zone=zone,
+
+    @classmethod
+    def of(cls, apex: bytes, doc: GslbDoc) -> PoolContext:
+        sites = {
+            name: Site(name, s.lat, s.lon, s.country, s.continent, s.capacity)
+            for name, s in doc.sites.items()
+        }
+        topology = tuple(
+            TopologyRule(
+                frozenset(c.upper() for c in rule.match.country),
+                frozenset(c.upper() for c in rule.match.continent),
+                frozenset(rule.match.asn),
+                tuple(ipaddress.ip_network(n) for n in rule.match.cidr),
+                tuple(rule.prefer),
+            )
+            for rule in doc.topology
+        )
+        timeouts = {name: m.timeout for name, m in doc.monitors.items()}
+        zone = names.to_text(apex).rstrip(".")
+        return cls(apex, zone, sites, tuple(isp_table(doc.isps)), topology, timeouts)
+
+    def compile(self, name: str, pool: PoolDoc) -> Pool:
+        """The pool as the answer path reads it (raises names.BadName for a bad name)."""
+        members = tuple(self._member(name, m) for m in pool.members)
+        wait = 0.0
+        if pool.monitor is not None and pool.monitor in self.timeouts:
+            wait = (
+                self.timeouts[pool.monitor]
+                if pool.cold_start_wait is None
+                else pool.cold_start_wait
+            )
+        return Pool(
+            zone=self.zone,
             name=name,
-            owner=pool_owner(pool.name or name, apex),
+            owner=pool_owner(pool.name or name, self.apex),
             rtype=A if pool.type == "A" else AAAA,
             ttl=pool.ttl,
             max_answers=pool.max_answers,
-            steps=tuple(pool.policy),
+            steps=self.policies.setdefault(tuple(pool.policy), tuple(pool.policy)),
             members=members,
-            fallback=_fallback(zone, name, pool, isps),
-            monitor=pool.monitor,
+            fallback=self._fallback(name, pool),
+            monitor=None if pool.monitor is None else sys.intern(pool.monitor),
             min_up=pool.min_up,
             isp_down=pool.isp_down,
-            topology=topology,
-            cold_start_wait=_cold_start_wait(pool, doc),
+            topology=self.topology,
+            cold_start_wait=wait,
         )
-    return pools
+
+    def _member(self, pool: str, doc: MemberDoc) -> Member:
+        return Member(
+            f"{self.zone}/{pool}/{doc.address}",
+            packed(doc.address),
+            self.sites.get(doc.site) if doc.site else None,
+            sys.intern(doc.isp) if doc.isp else isp_of(doc.address, self.isps),
+            doc.weight,
+            doc.priority,
+            doc.capacity,
+            doc.state,
+        )
+
+    def _fallback(self, name: str, pool: PoolDoc) -> Fallback:
+        fb = pool.fallback
+        if isinstance(fb, list):
+            members = tuple(
+                Member(
+                    key=f"{self.zone}/{name}/fallback/{a}",
+                    rdata=packed(a),
+                    isp=isp_of(a, self.isps),
+                )
+                for a in fb
+            )
+            return Fallback("addresses", members=members)
+        if fb.startswith("pool:"):
+            return Fallback("pool", pool=fb.removeprefix("pool:"))
+        return FALLBACK_ALL if fb == "all" else FALLBACK_NONE
 
 
-def _context(doc: GslbDoc) -> tuple[object, ...]:
-    """What a compiled pool depends on besides its own document."""
-    return (doc.sites, doc.isps, doc.monitors, doc.topology)
+FALLBACK_ALL = Fallback("all")
+FALLBACK_NONE = Fallback("none")
 
 
-def _cold_start_wait(pool: PoolDoc, doc: GslbDoc) -> float:
-    monitor = doc.monitors.get(pool.monitor) if pool.monitor else None
-    if monitor is None:
-        return 0.0
-    return monitor.timeout if pool.cold_start_wait is None else pool.cold_start_wait
+def compile_pools(apex: bytes, doc: GslbDoc) -> dict[str, Pool]:
+    """Every pool of a validated document, by name."""
+    context = PoolContext.of(apex, doc)
+    return {name: context.compile(name, pool) for name, pool in doc.pools.items()}
 
 
 def pool_owner(name: str, apex: bytes) -> bytes:
@@ -170,11 +208,11 @@ def packed(address: str) -> bytes:
 
 
 # An ISP table as (address bits, prefix length, network >> host bits, ISP), longest first.
-IspTable = list[tuple[int, int, int, str]]
+IspTable = tuple[tuple[int, int, int, str], ...]
 
 
 def isp_table(isps: Mapping[str, list[str]]) -> IspTable:
-    table = []
+    table: list[tuple[int, int, int, str]] = []
     for isp, blocks in isps.items():
         for block in blocks:
             net = ipaddress.ip_network(block)
@@ -182,7 +220,7 @@ def isp_table(isps: Mapping[str, list[str]]) -> IspTable:
             table.append(
                 (net.max_prefixlen, net.prefixlen, int(net.network_address) >> host_bits, isp)
             )
-    return sorted(table, key=lambda entry: -entry[1])
+    return tuple(sorted(table, key=lambda entry: -entry[1]))
 
 
 def isp_of(address: str, table: IspTable) -> str | None:
@@ -193,35 +231,3 @@ def isp_of(address: str, table: IspTable) -> str | None:
         if size == bits and value >> (bits - prefix) == network:
             return isp
     return None
-
-
-def _member(zone: str, pool: str, doc: MemberDoc, sites: dict[str, Site], isps: IspTable) -> Member:
-    return Member(
-        f"{zone}/{pool}/{doc.address}",
-        doc.address,
-        packed(doc.address),
-        sites.get(doc.site) if doc.site else None,
-        doc.isp or isp_of(doc.address, isps),
-        doc.weight,
-        doc.priority,
-        doc.capacity,
-        doc.state,
-    )
-
-
-def _fallback(zone: str, name: str, pool: PoolDoc, isps: IspTable) -> Fallback:
-    fb = pool.fallback
-    if isinstance(fb, list):
-        members = tuple(
-            Member(
-                key=f"{zone}/{name}/fallback/{a}",
-                address=a,
-                rdata=packed(a),
-                isp=isp_of(a, isps),
-            )
-            for a in fb
-        )
-        return Fallback("addresses", members=members)
-    if fb.startswith("pool:"):
-        return Fallback("pool", pool=fb.removeprefix("pool:"))
-    return Fallback("all" if fb == "all" else "none")

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import immutables
+
 Health = Literal["up", "down", "unknown"]
 
 
@@ -35,7 +37,8 @@ NO_LOAD = Load()
 
 @dataclass(frozen=True, slots=True)
 class ClusterState:
-    health: Mapping[str, MemberState] = field(default_factory=dict)  # by Member.key
+    # By Member.key; persistent, so that a change of a few members shares the rest.
+    health: Mapping[str, MemberState] = field(default_factory=immutables.Map)
     load: Mapping[str, Load] = field(default_factory=dict)  # by member address, fresh only
     answers: Mapping[str, float] = field(default_factory=dict)  # by Member.key, recent window
     # (isp, site) pairs whose path is down; site None means everywhere.

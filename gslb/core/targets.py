@@ -1,18 +1,16 @@
-"""What the checkers probe: a zone document's monitored members, as schema `Target`s.
+"""What the checkers probe: each monitored pool's members, and the zone's monitors.
 
 Every member of a pool with a monitor is a target, drained ones included (they must be known
 healthy before they are enabled again, and backups must be watched while idle: SCTP's lesson
-that unused paths fail silently); disabled members are not probed.
+that unused paths fail silently); disabled members are not probed. A pool's targets name its
+monitor; the monitors are stored once per zone (gslb.schema.PoolTargets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from gslb.core.pooldoc import MonitorDoc
-from gslb.core.pools import Pool, compile_pools
-from gslb.core.zonedoc import ZoneDoc
-from gslb.schema import Monitor, Target
+from gslb.core.pooldoc import GslbDoc, MonitorDoc
+from gslb.core.pools import Pool
+from gslb.schema import Monitor, PoolTargets
 
 
 def monitor_of(doc: MonitorDoc) -> Monitor:
@@ -36,19 +34,19 @@ def monitor_of(doc: MonitorDoc) -> Monitor:
     )
 
 
-def targets_of(doc: ZoneDoc, pools: Mapping[str, Pool] | None = None) -> list[Target]:
-    """What the checkers probe in a zone; `pools`: its compiled pools, when at hand."""
-    if pools is None:
-        pools = compile_pools(doc.apex, doc)
-    monitors = {name: monitor_of(m) for name, m in doc.monitors.items()}
-    out = []
-    for name, pool_doc in doc.pools.items():
-        if pool_doc.monitor is None:
-            continue
-        monitor = monitors[pool_doc.monitor]
-        for member in pools[name].members:
-            if member.admin == "disabled":
-                continue
-            site = member.site.name if member.site else None
-            out.append(Target(member.key, member.address, monitor, member.isp, site))
-    return out
+def monitors_of(doc: GslbDoc) -> dict[str, Monitor]:
+    return {name: monitor_of(m) for name, m in doc.monitors.items()}
+
+
+def pool_targets(pool: Pool) -> PoolTargets | None:
+    """The members of `pool` to probe (None: the pool has no monitor)."""
+    if pool.monitor is None:
+        return None
+    return PoolTargets(
+        pool.monitor,
+        tuple(
+            (m.address, m.isp, m.site.name if m.site else None)
+            for m in pool.members
+            if m.admin != "disabled"
+        ),
+    )

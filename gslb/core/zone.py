@@ -9,12 +9,14 @@ answers referrals for delegated children, and answers ANY minimally (RFC 8482).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import immutables
+
 from gslb.core import names
-from gslb.core.pools import Pool
+from gslb.core.pools import Pool, PoolContext
 from gslb.core.records import AAAA, ANY, CNAME, DS, MX, NS, SOA, SRV, A, RRset
 
 RCODE_NOERROR = 0
@@ -45,40 +47,145 @@ class Lookup(NamedTuple):
     glue_required: bool = False
 
 
+Node = Mapping[int, RRset]  # one owner's static RRsets by type
+
+
 @dataclass(frozen=True, slots=True)
 class Zone:
-    apex: bytes
-    soa: RRset
-    nodes: Mapping[bytes, Mapping[int, RRset]]
-    names: frozenset[bytes]  # every owner and every empty non-terminal above one
-    cuts: frozenset[bytes]  # delegation points: NS below the apex
-    negative_soa: RRset  # the SOA for negative answers, TTL capped by MINIMUM (RFC 2308 §3)
-    pools: Mapping[bytes, Mapping[int, Pool]]  # owner -> type -> pool
-    pools_by_name: Mapping[str, Pool]
+    """One zone as the answer path reads it. Every mapping is persistent (immutables.Map): a
+    changed copy shares everything unchanged with the original, so `update` costs what it
+    changes, not the size of the zone, and a snapshot holding the old zone keeps it intact."""
 
-    @classmethod
-    def build(cls, apex: bytes, rrsets: Iterable[RRset], pools: Iterable[Pool] = ()) -> Zone:
-        nodes: dict[bytes, dict[int, RRset]] = {}
-        for rrset in rrsets:
-            nodes.setdefault(rrset.owner, {})[rrset.rtype] = rrset
-        by_owner: dict[bytes, dict[int, Pool]] = {}
-        by_name: dict[str, Pool] = {}
-        for pool in pools:
-            by_owner.setdefault(pool.owner, {})[pool.rtype] = pool
-            by_name[pool.name] = pool
-        existing: set[bytes] = set()
-        for owner in [*nodes, *by_owner]:
-            for name in names.suffixes(owner):
-                if name in existing or len(name) < len(apex):
-                    break
-                existing.add(name)
-        cuts = frozenset(o for o, types in nodes.items() if NS in types and o != apex)
-        soa = nodes[apex][SOA]
+    apex: bytes
+    nodes: immutables.Map[bytes, Node]  # static data: owner -> type -> RRset (the SOA at the apex)
+    # Every name strictly between the apex and an owner (the empty non-terminals among
+    # them), with how many owners lie below it: a removal knows when a name stops existing.
+    ents: immutables.Map[bytes, int]
+    cuts: frozenset[bytes]  # delegation points: NS below the apex
+    pools: immutables.Map[bytes, tuple[Pool, ...]]  # owner -> its pools, ordered by type
+    pools_by_name: immutables.Map[str, Pool]
+    context: PoolContext | None = None  # what new pools of this zone are compiled with
+    load_pools: int = 0  # pools whose answers depend on load (Pool.uses_load)
+
+    @property
+    def soa(self) -> RRset:
+        return self.nodes[self.apex][SOA]
+
+    @property
+    def negative_soa(self) -> RRset:
+        """The SOA for negative answers, its TTL capped by MINIMUM (RFC 2308 §3)."""
+        soa = self.soa
         fixed = soa.rdatas[0][-1]
         assert isinstance(fixed, bytes)
         minimum = int.from_bytes(fixed[-4:], "big")
-        negative = soa.with_ttl(min(soa.ttl, minimum))
-        return cls(apex, soa, nodes, frozenset(existing), cuts, negative, by_owner, by_name)
+        return soa.with_ttl(min(soa.ttl, minimum)) if minimum < soa.ttl else soa
+
+    def exists(self, name: bytes) -> bool:
+        """Whether `name` is in the zone's tree: an owner, or an empty non-terminal."""
+        return name in self.nodes or name in self.pools or name in self.ents or name == self.apex
+
+    @classmethod
+    def build(
+        cls,
+        apex: bytes,
+        rrsets: Iterable[RRset],
+        pools: Iterable[Pool] = (),
+        context: PoolContext | None = None,
+    ) -> Zone:
+        nodes: dict[bytes, dict[int, RRset]] = {}
+        for rrset in rrsets:
+            nodes.setdefault(rrset.owner, {})[rrset.rtype] = rrset
+        if SOA not in nodes.get(apex, {}):
+            raise ValueError("a zone needs an SOA at its apex")
+        by_name = {pool.name: pool for pool in pools}
+        by_owner: dict[bytes, list[Pool]] = {}
+        for pool in by_name.values():
+            by_owner.setdefault(pool.owner, []).append(pool)
+        ents: dict[bytes, int] = {}
+        for owner in {*nodes, *by_owner}:
+            for name in _between(owner, apex):
+                ents[name] = ents.get(name, 0) + 1
+        cuts = frozenset(o for o, types in nodes.items() if NS in types and o != apex)
+        return cls(
+            apex,
+            immutables.Map(nodes),
+            immutables.Map(ents),
+            cuts,
+            immutables.Map({o: _ordered(p) for o, p in by_owner.items()}),
+            immutables.Map(by_name),
+            context,
+            sum(1 for p in by_name.values() if p.uses_load),
+        )
+
+    def update(
+        self,
+        nodes: Mapping[bytes, Node | None] | None = None,
+        pools: Mapping[str, Pool | None] | None = None,
+        context: PoolContext | None = None,
+    ) -> Zone:
+        """This zone with some owners' static data and some pools replaced (None: removed).
+
+        The result is what `build` makes of the same data, in time that grows with the
+        changes (the property tests hold them to that)."""
+        before = self
+        node_map = self.nodes.mutate()
+        pool_map = self.pools.mutate()
+        by_name = self.pools_by_name.mutate()
+        touched: set[bytes] = set()
+        cuts = set(self.cuts) if nodes else None
+        load_pools = self.load_pools
+        for owner, node in (nodes or {}).items():
+            touched.add(owner)
+            if node:
+                node_map[owner] = node
+            else:
+                node_map.pop(owner, None)
+            if cuts is not None and owner != self.apex:
+                if node and NS in node:
+                    cuts.add(owner)
+                else:
+                    cuts.discard(owner)
+        for name, pool in (pools or {}).items():
+            old = by_name.get(name)
+            if old is not None:
+                load_pools -= old.uses_load
+                touched.add(old.owner)
+                rest = tuple(p for p in pool_map.get(old.owner, ()) if p.name != name)
+                if rest:
+                    pool_map[old.owner] = rest
+                else:
+                    del pool_map[old.owner]
+                del by_name[name]
+            if pool is not None:
+                load_pools += pool.uses_load
+                touched.add(pool.owner)
+                pool_map[pool.owner] = _ordered([*pool_map.get(pool.owner, ()), pool])
+                by_name[name] = pool
+        new_nodes, new_pools = node_map.finish(), pool_map.finish()
+        ents = self.ents.mutate()
+        for owner in touched:
+            was = owner in before.nodes or owner in before.pools
+            now = owner in new_nodes or owner in new_pools
+            if was == now:
+                continue
+            for ancestor in _between(owner, self.apex):
+                count = ents.get(ancestor, 0) + (1 if now else -1)
+                if count:
+                    ents[ancestor] = count
+                else:
+                    del ents[ancestor]
+        if SOA not in new_nodes.get(self.apex, {}):
+            raise ValueError("a zone needs an SOA at its apex")
+        return Zone(
+            self.apex,
+            new_nodes,
+            ents.finish(),
+            frozenset(cuts) if cuts is not None else self.cuts,
+            new_pools,
+            by_name.finish(),
+            context or self.context,
+            load_pools,
+        )
 
     def find_cut(self, qname: bytes) -> bytes | None:
         """The highest delegation point at or above `qname`, if any."""
@@ -91,6 +198,20 @@ class Zone:
             if name in self.cuts:
                 found = name
         return found
+
+
+def _between(owner: bytes, apex: bytes) -> Iterator[bytes]:
+    """The names strictly between `owner` and `apex` (its ancestors below the apex)."""
+    i = 0
+    while owner[i]:
+        i += owner[i] + 1
+        if len(owner) - i <= len(apex):
+            return
+        yield owner[i:]
+
+
+def _ordered(pools: Iterable[Pool]) -> tuple[Pool, ...]:
+    return tuple(sorted(pools, key=lambda p: (p.rtype, p.name)))
 
 
 def lookup(zone: Zone, qname: bytes, qtype: int, pool_answer: PoolAnswer | None = None) -> Lookup:
@@ -112,16 +233,16 @@ def lookup(zone: Zone, qname: bytes, qtype: int, pool_answer: PoolAnswer | None 
         node = zone.nodes.get(name)
         pools = zone.pools.get(name)
         owner = name
-        if node is None and pools is None and name not in zone.names:
+        if node is None and pools is None and name not in zone.ents and name != zone.apex:
             node = _wildcard(zone, name)
             if node is None:
                 return Lookup(
                     RCODE_NXDOMAIN, True, tuple(answer), ((zone.apex, zone.negative_soa),)
                 )
         if pools:
-            pool = pools.get(qtype)
+            pool = next((p for p in pools if p.rtype == qtype), None)
             if pool is None and qtype == ANY and not node:
-                pool = pools[min(pools)]
+                pool = pools[0]
             if pool is not None:
                 rrset = _pool_rrset(pool, pool_answer)
                 if not rrset.rdatas:  # the pool's fallback is "none"
@@ -162,7 +283,7 @@ def _pool_rrset(pool: Pool, pool_answer: PoolAnswer | None) -> RRset:
 def _wildcard(zone: Zone, name: bytes) -> Mapping[int, RRset] | None:
     """The node of the wildcard that covers `name` (RFC 4592 §3.3.1), if one exists."""
     for ancestor in names.suffixes(name):
-        if ancestor in zone.names:  # the closest encloser
+        if zone.exists(ancestor):  # the closest encloser
             return zone.nodes.get(WILDCARD + ancestor)
     return None
 

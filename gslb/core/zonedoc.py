@@ -7,8 +7,8 @@ into `file:line` and the API into a JSON error naming the field.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated
 
 import dns.name
@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gslb.core import masterfile, names
 from gslb.core.pooldoc import GslbDoc, references
-from gslb.core.pools import compile_pools
-from gslb.core.records import CNAME, NS, SOA, RRset, rdata_parts, rdata_wire
+from gslb.core.pools import Pool, PoolContext
+from gslb.core.records import CNAME, NS, SOA, Part, RRset, rdata_parts, rdata_wire
 from gslb.core.zone import Zone
 
 TTL = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -120,35 +120,35 @@ def format_loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def compile_zone(
-    doc: ZoneDoc,
-    records_text: str,
-    automatic_serial: Callable[[str], int] | None = None,
-    previous: tuple[ZoneDoc, Zone] | None = None,
-    serial: int | None = None,
-) -> Zone:
-    """Build the served zone. `automatic_serial(fingerprint)` picks the serial when none is given.
+@dataclass(frozen=True, slots=True)
+class Static:
+    """A zone's static data, read from its master-file text and checked.
 
-    The fingerprint is a digest of everything served except the serial, so that the caller can
-    keep the serial while nothing changed and raise it when something did.
+    `rrsets` holds every RRset but the SOA; `lines` says on which line of the text each RRset
+    (owner, type) starts, for errors that point at it; `soa` is the SOA record the text
+    gives, if it gives one (parts, TTL), else the SOA comes from the document's `soa:`.
     """
+
+    rrsets: list[RRset]
+    lines: dict[tuple[bytes, int], int]
+    soa: tuple[tuple[Part, ...], int] | None
+
+
+def compile_static(
+    doc: ZoneDoc, records_text: str, limits: masterfile.Limits | None = None
+) -> Static:
+    """The zone's static records, or ZoneError with the line of the first refused one."""
     apex = doc.apex
     origin = dns.name.from_wire(apex, 0)[0]
-    faults = references(doc)
-    if faults:
-        path, message = faults[0]
-        raise ZoneError(message, path=path)
     try:
-        records = masterfile.parse(records_text, origin, doc.ttl)
+        records = masterfile.parse(records_text, origin, doc.ttl, limits)
     except masterfile.MasterFileError as e:
         raise ZoneError(e.message, e.line, in_records=True) from None
-
     grouped: dict[tuple[bytes, int], list[masterfile.SourceRecord]] = {}
     for rec in records:
         if rec.rdtype == SOA and rec.wire != apex:
             raise ZoneError("an SOA record is allowed only at the apex", rec.line, True)
         grouped.setdefault((rec.wire, rec.rdtype), []).append(rec)
-
     soa_records = grouped.pop((apex, SOA), [])
     if doc.soa is not None and soa_records:
         raise ZoneError(
@@ -160,65 +160,111 @@ def compile_zone(
         raise ZoneError("more than one SOA record", soa_records[1].line, True)
     if (apex, NS) not in grouped:
         raise ZoneError("no NS records at the apex: a delegated zone needs its name servers")
-
     rrsets = [_rrset(owner, rtype, recs) for (owner, rtype), recs in grouped.items()]
-    # A digest of everything is costly for a large zone: made only when a serial needs it.
-    automatic = not soa_records and doc.soa is not None and doc.soa.serial is None
-    fingerprint = (
-        _fingerprint(doc, rrsets, soa_records)
-        if automatic and serial is None and automatic_serial is not None
-        else ""
+    lines = {key: recs[0].line for key, recs in grouped.items()}
+    soa = (soa_records[0].parts, soa_records[0].ttl) if soa_records else None
+    return Static(rrsets, lines, soa)
+
+
+def automatic(doc: ZoneDoc, static: Static) -> bool:
+    """Whether the zone's serial is ours to choose (no serial given anywhere)."""
+    return static.soa is None and doc.soa is not None and doc.soa.serial is None
+
+
+def soa_rrset(doc: ZoneDoc, static: Static, serial: int) -> RRset:
+    """The zone's SOA: the one its records give, else `soa:` with its serial or `serial`."""
+    apex = doc.apex
+    if static.soa is not None:
+        parts, ttl = static.soa
+        return RRset(apex, SOA, ttl, (parts,))
+    soa = doc.soa
+    assert soa is not None
+    if soa.serial is not None:
+        serial = soa.serial
+    text = f"{soa.mname} {soa.rname} {serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"
+    origin = dns.name.from_wire(apex, 0)[0]
+    soa_rdata = dns.rdata.from_text(
+        dns.rdataclass.IN, dns.rdatatype.SOA, text, origin, relativize=False
     )
-    if soa_records:
-        parts = soa_records[0].parts
-        soa_ttl = soa_records[0].ttl
-    else:
-        assert doc.soa is not None
-        soa = doc.soa
-        if soa.serial is not None:
-            serial = soa.serial
-        elif serial is None:
-            serial = automatic_serial(fingerprint) if automatic_serial is not None else 1
-        text = (
-            f"{soa.mname} {soa.rname} {serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"
+    parts, _ = rdata_parts(soa_rdata)
+    return RRset(apex, SOA, soa.ttl if soa.ttl is not None else doc.ttl, (parts,))
+
+
+# What is known about an owner's static data: its types, each with the line it starts on.
+StaticAt = Callable[[bytes], Mapping[int, int] | None]
+
+
+def placement_fault(
+    name: str, pool: Pool, apex: bytes, static: StaticAt, holder: str | None
+) -> ZoneError | None:
+    """Why pool `name` may not answer where it would, if it may not: another pool (`holder`)
+    answers that name and type already, the name is outside the zone, static records of its
+    type (or a CNAME) are there, or it lies inside a delegated child."""
+    where = ("pools", name)
+    kind = "A" if pool.rtype == 1 else "AAAA"
+    if holder is not None and holder != name:
+        return ZoneError(
+            f"pool {holder!r} already answers {names.to_text(pool.owner)} {kind}", path=where
         )
-        soa_rdata = dns.rdata.from_text(
-            dns.rdataclass.IN, dns.rdatatype.SOA, text, origin, relativize=False
+    if pool.owner != apex and not names.is_subdomain(pool.owner, apex):
+        return ZoneError("the pool's name is outside the zone", path=where)
+    here = static(pool.owner) or {}
+    line = here.get(pool.rtype) or here.get(CNAME)
+    if line is not None:
+        what = "a CNAME" if CNAME in here else "static records of its type"
+        return ZoneError(
+            f"{names.to_text(pool.owner)} already has {what} (line {line})", path=where
         )
-        soa_ttl = soa.ttl if soa.ttl is not None else doc.ttl
-        parts, _ = rdata_parts(soa_rdata)
-    rrsets.append(RRset(apex, SOA, soa_ttl, (parts,)))
-    try:
-        reuse = None
-        if previous is not None:
-            old_doc, old_zone = previous
-            reuse = (old_doc, old_zone.apex, old_zone.pools_by_name)
-        pools = compile_pools(apex, doc, reuse)
-    except names.BadName as e:
-        raise ZoneError(str(e), path=("pools",)) from None
+    for ancestor in names.suffixes(pool.owner):
+        if len(ancestor) <= len(apex):
+            break
+        if NS in (static(ancestor) or {}):
+            return ZoneError("the pool's name is inside a delegated child", path=where)
+    return None
+
+
+def compile_zone(
+    doc: ZoneDoc,
+    records_text: str,
+    serial: int = 1,
+    limits: masterfile.Limits | None = None,
+) -> Zone:
+    """Build the served zone from a whole document, checking it whole; `serial` is used when
+    the document leaves the serial to us (see `automatic`)."""
+    return compile_document(doc, records_text, serial, limits)[0]
+
+
+def compile_document(
+    doc: ZoneDoc,
+    records_text: str,
+    serial: int = 1,
+    limits: masterfile.Limits | None = None,
+) -> tuple[Zone, Static]:
+    """`compile_zone`, and the static data it read (what the state layer stores)."""
+    apex = doc.apex
+    faults = references(doc)
+    if faults:
+        path, message = faults[0]
+        raise ZoneError(message, path=path)
+    static = compile_static(doc, records_text, limits)
+    types: dict[bytes, dict[int, int]] = {}
+    for (owner, rtype), line in static.lines.items():
+        types.setdefault(owner, {})[rtype] = line
+    context = PoolContext.of(apex, doc)
+    pools = {}
     owners: dict[tuple[bytes, int], str] = {}
-    for name, pool in pools.items():
-        other = owners.setdefault((pool.owner, pool.rtype), name)
-        if other != name:
-            raise ZoneError(
-                f"pool {other!r} already answers {names.to_text(pool.owner)} "
-                f"{'A' if pool.rtype == 1 else 'AAAA'}",
-                path=("pools", name),
-            )
-        if pool.owner != apex and not names.is_subdomain(pool.owner, apex):
-            raise ZoneError("the pool's name is outside the zone", path=("pools", name))
-        static = grouped.get((pool.owner, pool.rtype)) or grouped.get((pool.owner, CNAME))
-        if static:
-            kind = "a CNAME" if (pool.owner, CNAME) in grouped else "static records of its type"
-            raise ZoneError(
-                f"{names.to_text(pool.owner)} already has {kind} (line {static[0].line})",
-                path=("pools", name),
-            )
-    zone = Zone.build(apex, rrsets, pools.values())
-    for name, pool in pools.items():
-        if zone.find_cut(pool.owner) is not None:
-            raise ZoneError("the pool's name is inside a delegated child", path=("pools", name))
-    return zone
+    for name, pool_doc in doc.pools.items():
+        try:
+            pool = context.compile(name, pool_doc)
+        except names.BadName as e:
+            raise ZoneError(str(e), path=("pools",)) from None
+        holder = owners.setdefault((pool.owner, pool.rtype), name)
+        fault = placement_fault(name, pool, apex, types.get, holder)
+        if fault is not None:
+            raise fault
+        pools[name] = pool
+    rrsets = [*static.rrsets, soa_rrset(doc, static, serial)]
+    return Zone.build(apex, rrsets, pools.values(), context), static
 
 
 def _rrset(owner: bytes, rtype: int, recs: list[masterfile.SourceRecord]) -> RRset:
@@ -236,18 +282,3 @@ def _rrset(owner: bytes, rtype: int, recs: list[masterfile.SourceRecord]) -> RRs
     # One TTL per RRset (RFC 2181 §5.2): where the lines disagree, the smallest wins.
     ttl = min(rec.ttl for rec in recs)
     return RRset(owner, rtype, ttl, tuple(rdatas), tuple(targets))
-
-
-def _fingerprint(
-    doc: ZoneDoc, rrsets: list[RRset], soa_records: list[masterfile.SourceRecord]
-) -> str:
-    digest = hashlib.sha256()
-    for rrset in sorted(rrsets, key=lambda r: (r.owner, r.rtype)):
-        digest.update(rrset.owner + rrset.rtype.to_bytes(2, "big") + rrset.ttl.to_bytes(4, "big"))
-        for parts in sorted(rdata_wire(p) for p in rrset.rdatas):
-            digest.update(len(parts).to_bytes(2, "big") + parts)
-    soa = doc.soa.model_dump(exclude={"serial"}) if doc.soa else None
-    digest.update(repr((soa, [rdata_wire(r.parts).hex() for r in soa_records])).encode())
-    gslb = doc.model_dump(include=set(GslbDoc.model_fields), mode="json")
-    digest.update(repr(sorted(gslb.items())).encode())
-    return digest.hexdigest()

@@ -24,23 +24,35 @@ from pathlib import Path
 from aiohttp import web
 
 from gslb import zonefiles
-from gslb.api import documents
 from gslb.api.auth import Tokens
 from gslb.api.routes import Api
 from gslb.common import logs
 from gslb.common.redis import REDIS_ERRORS, connect, redacted
 from gslb.core.location import Locator
+from gslb.core.masterfile import Limits
 from gslb.core.snapshot import Settings, Snapshot
 from gslb.core.state import EMPTY
+from gslb.core.stored import Meta
 from gslb.core.zone import ZoneSet
 from gslb.schema import NODES
 from gslb.shell import http
 from gslb.shell.embedded_redis import EmbeddedRedis
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
+from gslb.shell.mirror import Mirror
 from gslb.shell.rrl import Limiter, RrlConfig
 from gslb.shell.sync import ColdStart, Sync
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
-from gslb.state.store import Store, StoredZone
+from gslb.state.migrate import ensure_layout
+from gslb.state.store import Store, Write, ZoneView
+from gslb.state.zones import (
+    Checked,
+    FileSource,
+    Outcome,
+    Who,
+    check_loaded,
+    write_document,
+    zone_name,
+)
 from healthchecks.checker import CheckerConfig, CheckerNode
 
 log = logs.get("gslb")
@@ -71,6 +83,7 @@ class NodeConfig:
     rrl: RrlConfig = field(default_factory=RrlConfig)
     tokens: Tokens = field(default_factory=lambda: Tokens([]))
     api_max_body: int = 1 << 20  # bytes of a request body
+    limits: Limits = field(default_factory=Limits)  # what one zone may cost
 
 
 class Node:
@@ -81,11 +94,13 @@ class Node:
         self.zones = zones or {}
         self.cold_start = ColdStart()
         zone_set = zonefiles.zone_set(self.zones)
+        for zone in zone_set.zones.values():
+            self.cold_start.added(zone.pools_by_name.values(), EMPTY)
         snapshot = Snapshot(
             1,
             zone_set,
             config.settings,
-            state=self.cold_start.apply(zone_set, EMPTY),
+            state=self.cold_start.apply(EMPTY),
             locator=config.locator,
         )
         self.answerer = Answerer(snapshot)
@@ -96,6 +111,7 @@ class Node:
             lambda: self.answerer.snapshot,
             config.tokens,
             redis_up=lambda: self.sync is not None and self.sync.connected,
+            limits=config.limits,
         )
         self.embedded: EmbeddedRedis | None = None
         self.store: Store | None = None
@@ -125,7 +141,10 @@ class Node:
         async with self._reloading:  # two quick SIGHUPs: the second reload sees the first's result
             try:
                 zones = await asyncio.to_thread(
-                    zonefiles.load_directory, self.config.zones_dir, self.zones
+                    zonefiles.load_directory,
+                    self.config.zones_dir,
+                    self.zones,
+                    self.config.limits,
                 )
             except zonefiles.ZoneLoadError as e:
                 for error in e.errors:
@@ -135,9 +154,9 @@ class Node:
             self._files_pending = True
             try:
                 await self.store_files()
-                if self.sync is not None:
-                    # Serve what was just stored before saying so; other nodes follow by event.
-                    await self.sync.resync()
+                if self.sync is not None and self.sync.connected:
+                    # Serve what was just stored before saying so; other nodes follow the log.
+                    await self.sync.caught_up()
             except REDIS_ERRORS as e:
                 # Serve the new files here at once; Redis gets them when it is back.
                 self._apply_files_locally()
@@ -150,60 +169,37 @@ class Node:
 
         A file wins when it says something new since it was last stored; a file that says
         what it said then leaves the stored zone alone, edits made through the API included
-        (docs/api.md, "Zone files and the API").
+        (docs/api.md, "Zone files and the API"). A file that changed is stored part by part:
+        only what differs from what is stored is written.
         """
         if not self._files_pending or self.store is None or self.config.zones_dir is None:
             return
-        stored = await self.store.read()
-        changed = []
-        audit = []
+        store = self.store
+        metas = await store.metas()
         for loaded in self.zones.values():
-            zone = documents.from_file(loaded)
-            before = stored.zones.get(zone.name)
-            if before is not None and before.file_digest == zone.file_digest:
+            name = zone_name(loaded.doc.zone)
+            before = metas.get(name)
+            if before is not None and before.file_digest == loaded.digest:
                 continue
-            if before is not None and loaded.doc.soa is not None and loaded.doc.soa.serial is None:
-                # Automatic serials: keep the stored one while nothing changed, else exceed it.
-                serial = (
-                    before.serial
-                    if before.fingerprint == zone.fingerprint
-                    else max(zone.serial, before.serial + 1)
-                )
-                zone = dataclasses.replace(zone, serial=serial)
             if before is not None and not before.source.startswith("file:"):
                 log.warning(
                     "zone file changed: it replaces the edits made through the API",
-                    zone=zone.name,
-                    file=zone.file,
+                    zone=name,
+                    file=str(loaded.path),
                     edited_by=before.source,
                 )
-            changed.append(zone)
-            audit.append(
-                documents.audit_record(
-                    zone.source,
-                    "load",
-                    zone.name,
-                    f"zones/{zone.name}",
-                    before.document if before else None,
-                    zone.document,
-                )
+            who = Who(f"file:{loaded.path}", "load", f"zones/{name}", self.config.limits)
+            checked = check_loaded(loaded.doc, loaded.zone.pools_by_name, loaded.static)
+            source = FileSource(str(loaded.path), loaded.digest, loaded.serial)
+            await store.change(
+                name,
+                functools.partial(_write_file, zone=name, who=who, checked=checked, source=source),
             )
-        names = {documents.zone_key(z.doc.zone) for z in self.zones.values()}
-        gone = _gone(stored.zones, names, self.config.zones_dir)
+        names = {zone_name(z.doc.zone) for z in self.zones.values()}
         directory = self.config.zones_dir
-        for name in gone:
-            audit.append(
-                documents.audit_record(
-                    f"file:{directory}",
-                    "delete",
-                    name,
-                    f"zones/{name}",
-                    stored.zones[name].document,
-                    None,
-                )
-            )
-        if changed or gone:
-            await self.store.put_zones(changed, gone, audit=audit)
+        for name in _gone(metas, names, directory):
+            who = Who(f"file:{directory}", "delete", f"zones/{name}", self.config.limits)
+            await store.change(name, functools.partial(_delete_zone, zone=name, who=who))
         self._files_pending = False
 
     def _apply_files_locally(self) -> None:
@@ -240,6 +236,12 @@ class Node:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _on_connect(self) -> None:
+        """First thing on every connection to Redis: its layout, then the zone files."""
+        assert self.store is not None
+        await ensure_layout(self.store.redis)
+        await self.store_files()
+
     async def redis_alive(self) -> bool:
         return self.sync is not None and self.sync.connected
 
@@ -254,11 +256,13 @@ class Node:
             self.store,
             current=lambda: self.answerer.snapshot,
             install=self.install,
-            on_connect=self.store_files,
+            on_connect=self._on_connect,
             take_tally=self.answerer.take_tally,
             cold_start=self.cold_start,
             heartbeat=self.heartbeat,
-            snapshot_file=self.config.snapshot_file,
+            mirror=Mirror(self.config.snapshot_file) if self.config.snapshot_file else None,
+            # Workers read what their node keeps on disk; only the node writes it.
+            mirror_writer=self.config.parent_pid is None,
         )
         await self.sync.load_persisted()
         self._spawn(self.sync.run())
@@ -439,13 +443,23 @@ def _worker_environment(url: str) -> dict[str, str]:
     return env
 
 
-def _gone(stored: dict[str, StoredZone], names: set[str], directory: Path) -> tuple[str, ...]:
+def _gone(stored: dict[str, Meta], names: set[str], directory: Path) -> tuple[str, ...]:
     """The stored zones that came from a file of `directory` that no longer has them."""
     where = os.path.abspath(directory)
     return tuple(
         name
-        for name, zone in stored.items()
-        if zone.file is not None
-        and os.path.dirname(os.path.abspath(zone.file)) == where
+        for name, meta in stored.items()
+        if meta.file is not None
+        and os.path.dirname(os.path.abspath(meta.file)) == where
         and name not in names
     )
+
+
+async def _write_file(
+    view: ZoneView, zone: str, who: Who, checked: Checked, source: FileSource
+) -> tuple[Write | None, Outcome]:
+    return await write_document(view, zone, None, who, checked=checked, file=source)
+
+
+async def _delete_zone(view: ZoneView, zone: str, who: Who) -> tuple[Write | None, Outcome]:
+    return await write_document(view, zone, None, who)

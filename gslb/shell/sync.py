@@ -1,10 +1,24 @@
-"""Keeping a DNS process's snapshot current from Redis.
+"""Keeping a DNS process's snapshot current from Redis, change by change.
 
-The loop subscribes to the event channel, reads everything once, and then rebuilds whenever
-an event arrives or the version it polls every second has moved (a missed message cannot leave
-a node behind for more than a second). Any connection error drops it into a retry loop; the
-first thing after reconnecting is a full resync. Meanwhile the DNS listeners keep answering
-from the last snapshot: nothing on the answer path waits for Redis.
+The process reads everything once (a *full resync*), then follows the two change logs with a
+blocking XREAD and applies each entry to a new snapshot that shares every unchanged part
+with the one before (gslb.core.zone, gslb.core.stored):
+
+- the *health lane*: an entry carries the decided states themselves; applying it replaces
+  those members' states and nothing else, at once;
+- the *configuration lane*: an entry names what of a zone changed; a worker per zone reads
+  just that (with the zone's meta and head, in one transaction) and swaps in the zone made of
+  the old one and the changes. A big change of one zone (a whole document) compiles in a
+  thread while health entries and the other zones' changes go on being applied.
+
+Each lane's entries are numbered without gaps. A number that jumps (the log was trimmed past
+this process, or Redis came back with another history) means entries were missed: that lane
+is read again whole. After a lost connection the process goes on from where it was if the
+log still holds its last entry, and resyncs in full otherwise. Meanwhile the DNS listeners
+keep answering from the last snapshot: nothing on the answer path waits for Redis.
+
+Load reports, answer counts and ISP paths down change without log entries; they are re-read
+every LOAD_REFRESH seconds (load and answers only while some pool uses them).
 """
 
 from __future__ import annotations
@@ -12,97 +26,41 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import immutables
 
 from gslb.common import logs
 from gslb.common.gcpause import gc_paused
 from gslb.common.redis import REDIS_ERRORS
-from gslb.core.pooldoc import PoolDoc
+from gslb.core.pools import Pool
 from gslb.core.snapshot import Snapshot
-from gslb.core.state import ClusterState
+from gslb.core.state import ClusterState, MemberState
+from gslb.core.stored import Meta, Refused, build_zone, update_zone
 from gslb.core.zone import Zone, ZoneSet
-from gslb.core.zonedoc import ZoneDoc, ZoneError, compile_zone
-from gslb.schema import EVENTS, NODES
-from gslb.state.store import Store, Stored, StoredZone
+from gslb.schema import (
+    CONFIG_LOG,
+    HEALTH_LOG,
+    NODES,
+    ConfigChange,
+    Health,
+    HealthChange,
+)
+from gslb.shell.mirror import Mirror
+from gslb.state.store import Position, Store
 
 log = logs.get("gslb.sync")
 
-POLL = 1.0  # seconds between version checks when no event arrives
+POLL = 1.0  # seconds an XREAD waits for an entry before the loop's periodic work
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
-LOAD_REFRESH = 5.0  # seconds between re-reads of load and answer counts, for pools that use them
+LOAD_REFRESH = 5.0  # seconds between re-reads of load, answer counts and ISP paths down
 BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
 PERSIST_EVERY = 2.0  # seconds between writes of the snapshot kept on disk
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Compiled:
-    raw: dict[str, Any]  # the stored document it was compiled from
-    serial: int
-    doc: ZoneDoc
-    zone: Zone
-
-
-class ZoneCompiler:
-    """Compiles stored zone documents, reusing the result while a document is unchanged."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, _Compiled] = {}
-
-    def compile(self, stored: StoredZone) -> Zone:
-        cached = self._cache.get(stored.name)
-        if cached is not None and cached.serial == stored.serial and cached.raw == stored.document:
-            return cached.zone
-        doc = self._validate(stored.document, cached)
-        previous = (cached.doc, cached.zone) if cached is not None else None
-        zone = compile_zone(doc, doc.records, previous=previous, serial=stored.serial)
-        self._cache[stored.name] = _Compiled(stored.document, stored.serial, doc, zone)
-        return zone
-
-    @staticmethod
-    def _validate(raw: dict[str, Any], cached: _Compiled | None) -> ZoneDoc:
-        """The document validated; pools whose JSON is unchanged since the last compile keep
-        their validated (and so their compiled) selves: one pool changed in ten thousand
-        costs one pool's work."""
-        if cached is None:
-            return ZoneDoc.model_validate(raw)
-        head = ZoneDoc.model_validate({k: v for k, v in raw.items() if k != "pools"})
-        old_raw = cached.raw.get("pools") or {}
-        pools = {}
-        for name, pool in (raw.get("pools") or {}).items():
-            kept = cached.doc.pools.get(name)
-            if kept is not None and old_raw.get(name) == pool:
-                pools[name] = kept
-            else:
-                pools[name] = PoolDoc.model_validate(pool)
-        return head.model_copy(update={"pools": pools})
-
-    def build(self, stored: Stored) -> tuple[ZoneSet, list[str]]:
-        """Every zone that compiles; a stored document that does not is skipped and reported
-        (the API and the file loader validate before storing, so this means a foreign write)."""
-        zones: dict[bytes, Zone] = {}
-        problems = []
-        for name, zone_doc in stored.zones.items():
-            try:
-                with gc_paused():
-                    zone = self.compile(zone_doc)
-            except (ZoneError, ValueError) as e:
-                problems.append(f"{name}: {e}")
-                continue
-            zones[zone.apex] = zone
-        for name in set(self._cache) - set(stored.zones):
-            del self._cache[name]
-        return ZoneSet(zones), problems
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)  # a reader sees the old file or the new one, never half
+INLINE = 200  # changed items up to which a zone is updated on the loop, beyond in a thread
 
 
 class ColdStart:
@@ -111,34 +69,76 @@ class ColdStart:
     A pool with a monitor is cold from the moment this process first sees it until the first
     decided state of one of its members arrives, or its `cold_start_wait` (the monitor's
     timeout by default) has passed. Its queries are held meanwhile (see Answerer). Decided
-    states already in Redis (a restart) make a pool warm at once.
+    states already in Redis (a restart) make a pool warm at once. Only the pools waiting are
+    remembered, so a change costs the pools it adds, not the zone.
     """
 
     def __init__(self) -> None:
-        self.first_seen: dict[str, float] = {}
+        self.waiting: dict[str, float] = {}  # pool id -> when its wait ends
         self.recheck_at = 0.0
 
-    def apply(self, zones: ZoneSet, state: ClusterState) -> ClusterState:
-        now = time.time()
-        cold = set()
-        deadline = 0.0
-        for zone in zones.zones.values():
-            for pool in zone.pools_by_name.values():
-                first = self.first_seen.setdefault(pool.id, now)
-                if pool.cold_start_wait <= 0 or now >= first + pool.cold_start_wait:
-                    continue
-                if any(m.key in state.health for m in pool.members):
-                    continue
-                cold.add(pool.id)
-                deadline = max(deadline, first + pool.cold_start_wait)
+    def added(self, pools: Iterable[Pool], state: ClusterState, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        for pool in pools:
+            if pool.cold_start_wait <= 0:
+                continue
+            if any(m.key in state.health for m in pool.members):
+                continue
+            self.waiting[pool.id] = now + pool.cold_start_wait
+
+    def heard(self, keys: Iterable[str]) -> None:
+        """Decided states arrived for these member keys: their pools wait no more."""
+        if self.waiting:
+            for key in keys:
+                self.waiting.pop(key.rpartition("/")[0], None)
+
+    def apply(self, state: ClusterState, now: float | None = None) -> ClusterState:
+        now = time.time() if now is None else now
+        for pool, deadline in list(self.waiting.items()):
+            if deadline <= now:
+                del self.waiting[pool]
+        deadline = max(self.waiting.values(), default=0.0)
         self.recheck_at = deadline  # then look again, even if no result ever comes
-        return dataclasses.replace(state, cold=frozenset(cold), cold_deadline=deadline)
+        if state.cold == frozenset(self.waiting) and state.cold_deadline == deadline:
+            return state
+        return dataclasses.replace(state, cold=frozenset(self.waiting), cold_deadline=deadline)
 
     def due(self) -> bool:
         if self.recheck_at and time.time() >= self.recheck_at:
             self.recheck_at = 0.0
             return True
         return False
+
+
+@dataclass
+class _Pending:
+    """What is still to be applied to one zone, merged from its log entries."""
+
+    pools: set[str] | None = field(default_factory=set)  # None: all of them
+    owners: set[str] | None = field(default_factory=set)
+    whole: bool = False  # read the zone again whole (its head changed, or it is new)
+
+    def merge(self, change: ConfigChange) -> None:
+        if change.head or change.deleted:
+            self.whole = True
+        if change.pools is None:
+            self.pools = None
+        elif self.pools is not None:
+            self.pools.update(change.pools)
+        if change.records is None:
+            self.owners = None
+        elif self.owners is not None:
+            self.owners.update(change.records)
+
+    @property
+    def size(self) -> int:
+        if self.whole or self.pools is None or self.owners is None:
+            return INLINE + 1
+        return len(self.pools) + len(self.owners)
+
+
+class Gap(Exception):
+    """A log entry is missing: the lane must be read again whole."""
 
 
 class Sync:
@@ -153,19 +153,20 @@ class Sync:
         take_tally: Callable[[], dict[str, int]] | None = None,
         cold_start: ColdStart | None = None,
         heartbeat: Callable[[], tuple[str, dict[str, Any]]] | None = None,
-        snapshot_file: Path | None = None,
+        mirror: Mirror | None = None,
+        mirror_writer: bool = True,
     ) -> None:
         self.store = store
         self.current = current
-        self.install = install
+        self._install = install
         self.on_connect = on_connect
         self.take_tally = take_tally
-        self.compiler = ZoneCompiler()
         self.cold_start = cold_start or ColdStart()
-        self.stored_version = -1
+        self.position: Position | None = None
         self.connected = False
         self.last_sync = 0.0  # when the snapshot last matched Redis (monotonic clock)
         self.resyncs = 0
+        self.applied = 0  # log entries applied
         self.down_since: float | None = None
         self._unsent: dict[str, int] = {}
         self._warned = 0.0
@@ -173,9 +174,13 @@ class Sync:
         self.heartbeat = heartbeat
         self._beat = 0.0
         self.synced = asyncio.Event()  # set at the first complete read of Redis
-        self.snapshot_file = snapshot_file
-        self._to_persist: Stored | None = None
+        self.moved = asyncio.Event()  # set whenever the snapshot changed (for waiters)
+        self.mirror = mirror if mirror_writer else None
+        self._mirror_reader = mirror
         self._persisted = 0.0
+        self._pending: dict[str, _Pending] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._failed: BaseException | None = None
 
     @property
     def staleness(self) -> float:
@@ -184,80 +189,293 @@ class Sync:
             return 0.0
         return time.monotonic() - self.last_sync if self.last_sync else float("inf")
 
-    async def resync(self, refresh_load: bool = False) -> None:
-        """Rebuild from Redis if anything changed. Load reports and answer counts change all
-        the time without a version bump; with `refresh_load` they are compared too."""
-        stored = await self.store.read()
-        unchanged = stored.version == self.stored_version
-        if unchanged and not (refresh_load and self._load_differs(stored)):
-            self.last_sync = time.monotonic()
-            return
-        zones, problems = await asyncio.to_thread(self.compiler.build, stored)
-        for problem in problems:
-            log.error("stored zone refused, skipping it", problem=problem)
+    def install(self, zones: ZoneSet | None = None, state: ClusterState | None = None) -> None:
+        """Swap in the current snapshot with new zones and/or state (one attribute write)."""
         old = self.current()
-        state = self.cold_start.apply(zones, stored.state)
-        self.install(dataclasses.replace(old, version=old.version + 1, zones=zones, state=state))
-        self.stored_version = stored.version
+        state = self.cold_start.apply(state if state is not None else old.state)
+        self._install(
+            dataclasses.replace(
+                old,
+                version=old.version + 1,
+                zones=zones if zones is not None else old.zones,
+                state=state,
+            )
+        )
+        self.moved.set()
+
+    # --- full reads ----------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """Read everything again: both lanes, from where the logs stand now."""
+        position = await self.store.position()
+        zones = await self._read_zones()
+        health = await self._read_health()
+        load = await self.store.load_state()
+        old = self.current()
+        new_zones = ZoneSet(zones)
+        self._new_pools(old.zones, new_zones, health)
+        self.cold_start.heard(())
+        state = dataclasses.replace(
+            old.state,
+            health=health,
+            load=load.load,
+            answers=load.answers,
+            isp_paths_down=load.isp_paths_down,
+        )
+        self.install(new_zones, state)
+        self.position = position
+        self._pending.clear()
         self.last_sync = time.monotonic()
         self.resyncs += 1
-        if self.snapshot_file is not None and stored.raw:
-            self._to_persist = stored
+        self._refreshed = time.monotonic()
 
-    async def persist(self) -> None:
-        """Keep the last configuration and health read from Redis on disk (at most every
-        PERSIST_EVERY seconds), so that a node restarting while Redis is down answers from
-        it instead of from nothing."""
-        stored = self._to_persist
-        if stored is None or self.snapshot_file is None:
-            return
-        if time.monotonic() - self._persisted < PERSIST_EVERY:
-            return
-        self._to_persist = None
-        self._persisted = time.monotonic()
-        path = self.snapshot_file
-        try:
-            await asyncio.to_thread(_write_atomically, path, stored.to_file())
-        except OSError as e:
-            log.warning("cannot keep the snapshot on disk", file=str(path), error=str(e))
+    async def _read_zones(self) -> dict[bytes, Zone]:
+        zones: dict[bytes, Zone] = {}
+        for name in await self.store.zone_names():
+            zone = await self._read_zone(name)
+            if zone is not None:
+                zones[zone.apex] = zone
+        if self.mirror is not None:
+            self.mirror.keep_only(await self.store.zone_names())
+        return zones
 
-    async def load_persisted(self) -> bool:
-        """Answer from the snapshot kept on disk until Redis is read (False: there is none)."""
-        if self.snapshot_file is None or not self.snapshot_file.exists():
-            return False
+    async def _read_zone(self, name: str) -> Zone | None:
+        meta, head, pools, rrsets = await self.store.zone_items(name, None, None, head=True)
+        if meta is None or head is None:
+            return None
         try:
-            text = await asyncio.to_thread(self.snapshot_file.read_text, "utf-8")
-            stored = Stored.from_file(text)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            log.warning(
-                "snapshot on disk unreadable, ignored", file=str(self.snapshot_file), error=str(e)
-            )
-            return False
-        zones, problems = await asyncio.to_thread(self.compiler.build, stored)
-        old = self.current()
-        self.install(
-            dataclasses.replace(old, version=old.version + 1, zones=zones, state=stored.state)
+            zone, problems = await asyncio.to_thread(_build, meta, head, rrsets, pools)
+        except Refused as e:
+            log.error("stored zone refused, skipping it", zone=name, problem=str(e))
+            return None
+        for problem in problems:
+            log.error("stored zone part refused, skipping it", zone=name, problem=problem)
+        if self.mirror is not None:
+            self.mirror.zone_whole(name, meta, head, rrsets, pools)
+        return zone
+
+    async def _read_health(self) -> immutables.Map[str, MemberState]:
+        raw = await self.store.health_all()
+        health = await asyncio.to_thread(_health_map, raw)
+        if self.mirror is not None:
+            self.mirror.health_whole(raw)
+        return health
+
+    def _new_pools(self, old: ZoneSet, new: ZoneSet, health: Any) -> None:
+        state = dataclasses.replace(self.current().state, health=health)
+        for apex, zone in new.zones.items():
+            before = old.zones.get(apex)
+            if before is None:
+                self.cold_start.added(zone.pools_by_name.values(), state)
+            elif before is not zone:
+                self.cold_start.added(
+                    (p for n, p in zone.pools_by_name.items() if n not in before.pools_by_name),
+                    state,
+                )
+
+    # --- following the logs --------------------------------------------------------------
+
+    async def follow_once(self, block: float = POLL) -> int:
+        """Wait up to `block` seconds for log entries and apply them; how many there were."""
+        assert self.position is not None
+        position = self.position
+        replies = await self.store.follow(
+            {CONFIG_LOG: position.config_id, HEALTH_LOG: position.health_id}, block
         )
-        log.info(
-            "answering from the snapshot kept on disk until redis is read",
-            file=str(self.snapshot_file),
-            version=stored.version,
-            zones=len(zones.zones),
-            problems=problems,
+        count = 0
+        for stream, entries in replies:
+            if not entries:
+                continue
+            count += len(entries)
+            try:
+                if stream == HEALTH_LOG:
+                    self._apply_health(entries)
+                else:
+                    self._queue_config(entries)
+            except Gap as e:
+                log.warning("change log entries missed, reading everything again", lane=str(e))
+                await self.resync()
+                return count
+        self.applied += count
+        return count
+
+    def _apply_health(self, entries: list[tuple[str, dict[Any, Any]]]) -> None:
+        assert self.position is not None
+        seq = self.position.health_seq
+        changes: dict[str, Health] = {}
+        for entry_id, fields in entries:
+            change = HealthChange.from_fields(fields)
+            if change.seq <= seq:
+                continue  # seen already
+            if change.seq != seq + 1:
+                raise Gap("health")
+            seq = change.seq
+            changes.update(change.changes)
+            self.position = dataclasses.replace(self.position, health_seq=seq, health_id=entry_id)
+        if not changes:
+            return
+        state = self.current().state
+        base = state.health
+        if not isinstance(base, immutables.Map):
+            base = immutables.Map(base)
+        health = base.mutate()
+        for key, decided in changes.items():
+            health[key] = _member_state(decided)
+        self.cold_start.heard(changes)
+        self.install(state=dataclasses.replace(state, health=health.finish()))
+        if self.mirror is not None:
+            self.mirror.health({k: h.to_json() for k, h in changes.items()})
+
+    def _queue_config(self, entries: list[tuple[str, dict[Any, Any]]]) -> None:
+        assert self.position is not None
+        seq = self.position.config_seq
+        for entry_id, fields in entries:
+            change = ConfigChange.from_fields(fields)
+            if change.seq <= seq:
+                continue
+            if change.seq != seq + 1:
+                raise Gap("config")
+            seq = change.seq
+            self._pending.setdefault(change.zone, _Pending()).merge(change)
+            self.position = dataclasses.replace(self.position, config_seq=seq, config_id=entry_id)
+        self._start_workers()
+
+    def _start_workers(self) -> None:
+        for zone in list(self._pending):
+            worker = self._workers.get(zone)
+            if worker is None or worker.done():
+                task = asyncio.get_running_loop().create_task(self._zone_worker(zone))
+                self._workers[zone] = task
+
+    async def _zone_worker(self, zone: str) -> None:
+        """Apply what is pending for `zone`, one batch at a time (a batch that arrives while
+        one is applied waits for it: changes of one zone apply in order)."""
+        while zone in self._pending:
+            pending = self._pending.pop(zone)
+            try:
+                await self._apply_zone(zone, pending)
+            except REDIS_ERRORS as e:
+                # Applied on reconnect (the pending change is kept, merged with what follows).
+                again = self._pending.setdefault(zone, _Pending())
+                again.whole = True
+                self._failed = e
+                return
+            except Exception:
+                log.exception("zone change not applied; reading the zone again", zone=zone)
+                self._pending.setdefault(zone, _Pending()).whole = True
+                await asyncio.sleep(1.0)
+
+    async def _apply_zone(self, zone: str, pending: _Pending) -> None:
+        current = self.current().zones
+        apex_of = {z.context.zone if z.context else "": a for a, z in current.zones.items()}
+        apex = apex_of.get(zone)
+        old = current.zones.get(apex) if apex is not None else None
+        if pending.whole or old is None:
+            fresh = await self._read_zone(zone)
+            self._swap(zone, old, fresh)
+            return
+        pools = None if pending.pools is None else sorted(pending.pools)
+        owners = None if pending.owners is None else sorted(pending.owners)
+        meta, _head, got_pools, got_rrsets = await self.store.zone_items(
+            zone, pools, owners, head=False
         )
+        if meta is None:
+            self._swap(zone, old, None)
+            return
+        if pending.size > INLINE:
+            with gc_paused():
+                new, problems = await asyncio.to_thread(
+                    update_zone, old, meta, got_rrsets, got_pools
+                )
+        else:
+            new, problems = update_zone(old, meta, got_rrsets, got_pools)
+        for problem in problems:
+            log.error("stored zone part refused, skipping it", zone=zone, problem=problem)
+        if self.mirror is not None:
+            self.mirror.zone_items(zone, meta, got_rrsets, got_pools)
+        self._swap(zone, old, new)
+
+    def _swap(self, zone: str, old: Zone | None, new: Zone | None) -> None:
+        """Put `new` (None: nothing) where `old` was in the current snapshot."""
+        zones = dict(self.current().zones.zones)
+        if old is not None:
+            zones.pop(old.apex, None)
+        if new is not None:
+            zones[new.apex] = new
+            state = self.current().state
+            if old is None:
+                self.cold_start.added(new.pools_by_name.values(), state)
+            else:
+                self.cold_start.added(
+                    (p for n, p in new.pools_by_name.items() if n not in old.pools_by_name),
+                    state,
+                )
+        elif self.mirror is not None:
+            self.mirror.zone_gone(zone)
+        self.install(ZoneSet(zones))
+
+    async def settled(self, within: float = 10.0) -> bool:
+        """Wait (up to `within` seconds) until every configuration change this process has
+        read is applied."""
+        deadline = time.monotonic() + within
+        while self._pending or any(not w.done() for w in self._workers.values()):
+            if time.monotonic() >= deadline:
+                return False
+            self.moved.clear()
+            try:
+                await asyncio.wait_for(self.moved.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                return False
         return True
 
-    def _load_differs(self, stored: Stored) -> bool:
-        state = self.current().state
-        return stored.state.load != state.load or stored.state.answers != state.answers
+    async def caught_up(self, within: float = 10.0) -> bool:
+        """Wait (up to `within` seconds) until this process has applied the configuration
+        log as it stands now."""
+        target = (await self.store.position()).config_seq
+        deadline = time.monotonic() + within
+        while self.position is None or self.position.config_seq < target:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return await self.settled(max(0.0, deadline - time.monotonic()))
 
-    def _uses_load(self) -> bool:
-        # Only then are load reports and answer counts worth a new snapshot (which also
-        # empties the reply caches) every LOAD_REFRESH seconds.
-        return any(
-            pool.uses_load
-            for zone in self.current().zones.zones.values()
-            for pool in zone.pools_by_name.values()
+    async def _continuous(self) -> bool:
+        """After a reconnection: whether the logs still hold where this process stands (else
+        Redis lost or rewrote history, and everything is read again)."""
+        if self.position is None:
+            return False
+        now = await self.store.position()
+        position = self.position
+        for log_key, seq, entry_id, current in (
+            (CONFIG_LOG, position.config_seq, position.config_id, now.config_seq),
+            (HEALTH_LOG, position.health_seq, position.health_id, now.health_seq),
+        ):
+            if current < seq:
+                return False
+            if seq and await self.store.entry_at(log_key, entry_id) != seq:
+                return False
+        return True
+
+    # --- what changes without a log entry ------------------------------------------------
+
+    async def refresh_load(self) -> None:
+        """Load reports and answer counts (while some pool uses them) and ISP paths down."""
+        self._refreshed = time.monotonic()
+        fresh = await self.store.load_state()
+        state = self.current().state
+        uses_load = any(z.load_pools for z in self.current().zones.zones.values())
+        load = fresh.load if uses_load else state.load
+        answers = fresh.answers if uses_load else state.answers
+        if (load, answers, fresh.isp_paths_down) == (
+            state.load,
+            state.answers,
+            state.isp_paths_down,
+        ):
+            return
+        self.install(
+            state=dataclasses.replace(
+                state, load=load, answers=answers, isp_paths_down=fresh.isp_paths_down
+            )
         )
 
     async def flush_tally(self) -> None:
@@ -277,34 +495,79 @@ class Sync:
         node_id, info = self.heartbeat()
         await self.store.redis.hset(NODES, node_id, json.dumps(info, sort_keys=True))
 
+    async def persist(self, force: bool = False) -> None:
+        """Write what changed since the last time to the snapshot kept on disk (at most every
+        PERSIST_EVERY seconds), so that a node restarting while Redis is down answers from
+        it instead of from nothing."""
+        if self.mirror is None:
+            return
+        if not force and time.monotonic() - self._persisted < PERSIST_EVERY:
+            return
+        self._persisted = time.monotonic()
+        try:
+            await self.mirror.flush()
+        except Exception as e:  # a full disk must not stop the answers
+            log.warning(
+                "cannot keep the snapshot on disk", file=str(self.mirror.path), error=str(e)
+            )
+
+    async def load_persisted(self) -> bool:
+        """Answer from the snapshot kept on disk until Redis is read (False: there is none)."""
+        mirror = self._mirror_reader
+        if mirror is None:
+            return False
+        try:
+            kept = await asyncio.to_thread(mirror.read)
+        except Exception as e:
+            log.warning("snapshot on disk unreadable, ignored", file=str(mirror.path), error=str(e))
+            return False
+        if kept is None:
+            return False
+        zones: dict[bytes, Zone] = {}
+        problems: list[str] = []
+        for name, (meta, head, rrsets, pools) in kept.zones.items():
+            try:
+                zone, refused = await asyncio.to_thread(_build, meta, head, rrsets, pools)
+            except Refused as e:
+                problems.append(f"{name}: {e}")
+                continue
+            problems.extend(f"{name}: {p}" for p in refused)
+            zones[zone.apex] = zone
+        health = await asyncio.to_thread(_health_map, kept.health)
+        self.install(ZoneSet(zones), dataclasses.replace(self.current().state, health=health))
+        log.info(
+            "answering from the snapshot kept on disk until redis is read",
+            file=str(mirror.path),
+            zones=len(zones),
+            problems=problems,
+        )
+        return True
+
+    # --- the loop ------------------------------------------------------------------------
+
     async def run(self) -> None:
         backoff = 0.2
         while True:
-            pubsub = self.store.redis.pubsub()
             try:
-                await pubsub.subscribe(EVENTS)
                 if self.on_connect is not None:
                     await self.on_connect()
-                await self.resync()
+                if await self._continuous():
+                    log.info("redis reachable again, following the change logs on")
+                else:
+                    await self.resync()
+                self._failed = None
+                self._start_workers()  # what a lost connection left pending
                 self._up()
                 backoff = 0.2
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL)
-                    changed = message is not None
-                    while message is not None:  # coalesce a burst into one rebuild
-                        message = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=0
-                        )
-                    if not changed:
-                        changed = await self.store.version() != self.stored_version
-                    refresh = time.monotonic() - self._refreshed >= LOAD_REFRESH
-                    if refresh:
-                        self._refreshed = time.monotonic()
+                    await self.follow_once()
+                    if self._failed is not None:
+                        raise self._failed
+                    self.last_sync = time.monotonic()
+                    if time.monotonic() - self._refreshed >= LOAD_REFRESH:
+                        await self.refresh_load()
                     if self.cold_start.due():
-                        self.stored_version = -1  # rebuild: cold-start waits have ended
-                        changed = True
-                    if changed or (refresh and self._uses_load()):
-                        await self.resync(refresh_load=refresh)
+                        self.install()  # cold-start waits have ended
                     await self.flush_tally()
                     await self.beat()
                     await self.persist()
@@ -314,11 +577,6 @@ class Sync:
                 self._down(e)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-            finally:
-                try:
-                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
-                except (*REDIS_ERRORS, RuntimeError):
-                    pass
 
     def _up(self) -> None:
         self.synced.set()
@@ -329,7 +587,7 @@ class Sync:
                     was_down=round(time.monotonic() - self.down_since, 1),
                 )
             else:
-                log.info("redis synced", version=self.stored_version)
+                log.info("redis synced", position=dataclasses.asdict(self.position or _NOWHERE))
         self.connected = True
         self.down_since = None
 
@@ -341,3 +599,29 @@ class Sync:
                 error=str(error) or type(error).__name__,
             )
         self.connected = False
+
+
+_NOWHERE = Position(0, "0-0", 0, "0-0")
+
+
+def _member_state(decided: Health) -> MemberState:
+    return MemberState(decided.health, decided.rtt, frozenset(decided.paths_down))
+
+
+def _health_map(raw: dict[str, str]) -> immutables.Map[str, MemberState]:
+    out: dict[str, MemberState] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = _member_state(Health.from_json(value))
+        except (ValueError, KeyError, TypeError):
+            continue  # a foreign or broken entry is no health information
+    return immutables.Map(out)
+
+
+def _build(meta: Meta, head: Any, rrsets: Any, pools: Any) -> tuple[Zone, list[str]]:
+    with gc_paused():
+        return build_zone(meta, head, rrsets, pools)
+
+
+def mirror_path(data_dir: Path) -> Path:
+    return data_dir / "snapshot.db"

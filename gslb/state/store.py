@@ -1,10 +1,15 @@
-"""The shared state in Redis: key schema, atomic writes, and reading it all back.
+"""The shared state in Redis: the key layout, atomic writes with their change log, reading.
 
 Key names and value formats are in gslb.schema (shared with the checkers); docs/redis.md
-has the whole schema.
+has the whole schema. Configuration is kept per resource (gslb.core.stored): a zone's meta,
+head and records text, its static RRsets per owner, its pools, and the indexes writes check
+against (which pool answers a name, which pools refer to a monitor, site, ISP or pool).
 
-Every multi-key write is one MULTI/EXEC that also bumps `gslb:version` and publishes the
-event, so a reader never sees half a change and always learns that one happened.
+Every write is one MULTI/EXEC that changes the resources, appends what it changed to its lane's
+log (gslb.schema: CONFIG_LOG, HEALTH_LOG), bumps `gslb:version` and records the audit entry,
+so a reader never sees half a change and a DNS node can apply just what changed. Zone writes
+are optimistic: WATCH on the zone's meta key, which every write of the zone changes, so two
+writers of one zone never interleave and writers of different zones never wait on each other.
 """
 
 from __future__ import annotations
@@ -13,33 +18,39 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from gslb.core.state import ClusterState, Load, MemberState
-from gslb.core.targets import targets_of
-from gslb.core.zonedoc import ZoneDoc
+from gslb.core.stored import Meta, join
 from gslb.schema import (
     ANSWERS,
+    APPEND_LOG,
     AUDIT,
     CHECKERS,
+    CONFIG_LOG,
+    CONFIG_SEQ,
     EVENTS,
     HEALTH,
+    HEALTH_LOG,
+    HEALTH_SEQ,
     HISTORY,
     LOAD,
     NODES,
     PATHS_DOWN,
     RESULTS,
-    TARGETS,
     VERSION,
-    ZONES,
+    ZONE_LIST,
+    ZONE_PARTS,
     Checker,
+    ConfigChange,
     Health,
+    HealthChange,
     Result,
-    Target,
-    dumps,
+    append_args,
+    zone_key,
 )
 from gslb.schema import Load as LoadReport
 
@@ -48,173 +59,322 @@ ANSWER_WINDOW = 3  # buckets that make "recently" (30 s)
 LOAD_FRESH = 30.0  # seconds an agent report stays fresh
 AUDIT_KEEP = 10000  # audit records kept (the oldest go first)
 NODE_ALIVE = 6.0  # seconds since its last heartbeat that a node counts as alive (3 beats)
+SCAN_COUNT = 5000  # hash fields read per round trip when a whole zone is read
+WRITE_CHUNK = 5000  # fields per HSET/HDEL when a whole zone is written
+
+Json = Any
+T = TypeVar("T")
+
+
+def meta_key(zone: str) -> str:
+    return zone_key(zone, "meta")
+
+
+def ref_key(zone: str, kind: str, name: str) -> str:
+    """The set of pools of `zone` that refer to the `kind` (monitor, site, isp, pool) `name`."""
+    return zone_key(zone, f"refs:{kind}:{name}")
+
+
+Ref = tuple[str, str]  # (kind, name) a pool refers to
+
+
+@dataclass
+class Write:
+    """What one write changes in one zone; every field but `meta`, `change` and `audit` is
+    optional (empty: unchanged). `meta` None deletes the zone and every key of it."""
+
+    meta: Meta | None
+    change: ConfigChange
+    audit: dict[str, Json]
+    head: dict[str, Json] | None = None
+    records: str | None = None
+    rrsets: dict[str, str | None] = field(default_factory=dict)  # owner -> node (None: gone)
+    pools: dict[str, str | None] = field(default_factory=dict)  # name -> JSON (None: gone)
+    owners: dict[str, str | None] = field(default_factory=dict)  # "owner TYPE" -> pool
+    refs: dict[tuple[Ref, str], bool] = field(default_factory=dict)  # (ref, pool) -> add?
+    targets: dict[str, str | None] = field(default_factory=dict)  # pool -> PoolTargets JSON
+    monitors: dict[str, str] | None = None  # the zone's monitors, replaced whole
+    drop: tuple[str, ...] = ()  # keys to remove (a deleted zone's)
+
+
+class ZoneView:
+    """Reads of one zone inside its optimistic transaction (after WATCH): what an edit looks
+    at before it decides what to write."""
+
+    def __init__(self, pipe: Any, zone: str) -> None:
+        self.pipe = pipe
+        self.zone = zone
+
+    async def meta(self) -> Meta | None:
+        raw = await self.pipe.get(meta_key(self.zone))
+        return None if raw is None else Meta.from_json(raw)
+
+    async def head(self) -> dict[str, Json] | None:
+        raw = await self.pipe.get(zone_key(self.zone, "head"))
+        return None if raw is None else json.loads(raw)
+
+    async def records(self) -> str:
+        raw = await self.pipe.get(zone_key(self.zone, "records"))
+        return "" if raw is None else _s(raw)
+
+    async def pool(self, name: str) -> dict[str, Json] | None:
+        raw = await self.pipe.hget(zone_key(self.zone, "pools"), name)
+        return None if raw is None else json.loads(raw)
+
+    async def pools(self) -> dict[str, dict[str, Json]]:
+        return {k: json.loads(v) for k, v in (await self._all("pools")).items()}
+
+    async def rrsets(self, owners: list[str]) -> dict[str, str | None]:
+        if not owners:
+            return {}
+        raw = await self.pipe.hmget(zone_key(self.zone, "rrsets"), owners)
+        return {o: None if v is None else _s(v) for o, v in zip(owners, raw, strict=True)}
+
+    async def all_rrsets(self) -> dict[str, str]:
+        return await self._all("rrsets")
+
+    async def owners(self) -> dict[str, str]:
+        return await self._all("owners")
+
+    async def holder(self, owner: str) -> str | None:
+        raw = await self.pipe.hget(zone_key(self.zone, "owners"), owner)
+        return None if raw is None else _s(raw)
+
+    async def referrers(self, kind: str, name: str) -> set[str]:
+        return {_s(m) for m in await self.pipe.smembers(ref_key(self.zone, kind, name))}
+
+    async def zone_keys(self) -> list[str]:
+        """Every key of the zone (to delete it): its parts, meta and reference sets."""
+        keys = [meta_key(self.zone), *(zone_key(self.zone, p) for p in ZONE_PARTS)]
+        pattern = zone_key(self.zone, "refs:*")
+        cursor = 0
+        while True:
+            cursor, found = await self.pipe.scan(cursor, match=pattern, count=1000)
+            keys.extend(_s(k) for k in found)
+            if not cursor:
+                return keys
+
+    async def _all(self, part: str) -> dict[str, str]:
+        return await read_hash(self.pipe, zone_key(self.zone, part))
+
+
+async def read_hash(client: Any, key: str) -> dict[str, str]:
+    """A whole hash, a few thousand fields per round trip (HSCAN), never one huge reply."""
+    out: dict[str, str] = {}
+    cursor = 0
+    while True:
+        cursor, batch = await client.hscan(key, cursor, count=SCAN_COUNT)
+        for k, v in batch.items():
+            out[_s(k)] = _s(v)
+        if not cursor:
+            return out
+
+
+# An edit of one zone: given a view of what is stored, what to write (None: nothing) and what
+# to tell the caller; raising leaves everything as it was.
+Edit = Callable[[ZoneView], Awaitable[tuple[Write | None, T]]]
 
 
 @dataclass(frozen=True, slots=True)
-class StoredZone:
-    name: str
-    document: dict[str, Any]  # the zone document, normalized, records inlined
-    serial: int
-    fingerprint: str
-    source: str  # who wrote it last: "file:PATH" or "api:TOKEN-NAME"
-    # The file the zone was loaded from, and a digest of what it said then: a file that still
-    # says the same does not undo edits made through the API (docs/api.md, "files and API").
-    file: str | None = None
-    file_digest: str | None = None
-    # What the checkers must probe, when the writer already has it (not stored in the JSON;
-    # derived from the document otherwise).
-    targets: tuple[Target, ...] | None = field(default=None, compare=False, repr=False)
+class Position:
+    """Where a reader stands in the two logs: each lane's last sequence number and entry."""
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "document": self.document,
-                "serial": self.serial,
-                "fingerprint": self.fingerprint,
-                "source": self.source,
-                "file": self.file,
-                "file_digest": self.file_digest,
-            },
-            sort_keys=True,
-        )
-
-    @classmethod
-    def from_json(cls, name: str, text: str | bytes) -> StoredZone:
-        data = json.loads(text)
-        return cls(
-            name,
-            data["document"],
-            int(data["serial"]),
-            data["fingerprint"],
-            data["source"],
-            data.get("file"),
-            data.get("file_digest"),
-        )
-
-
-# An edit of one zone: given what is stored (None: nothing), what to store instead (None:
-# delete it) and the audit record of the change; raising leaves everything as it was.
-ZoneEdit = Callable[[StoredZone | None], Awaitable[tuple[StoredZone | None, dict[str, Any]]]]
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """Everything a snapshot is built from, read in one transaction."""
-
-    version: int
-    zones: dict[str, StoredZone]
-    state: ClusterState
-    # The configuration and decided health as read, for a copy on disk (see Sync.persist).
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    def to_file(self) -> str:
-        return json.dumps(self.raw)
-
-    @classmethod
-    def from_file(cls, text: str) -> Stored:
-        raw = json.loads(text)
-        zones = {name: StoredZone.from_json(name, value) for name, value in raw["zones"].items()}
-        health = {k.encode(): v.encode() for k, v in raw["health"].items()}
-        paths = {p.encode() for p in raw["paths_down"]}
-        return cls(int(raw["version"]), zones, _state(health, {}, paths, [], time.time()), raw)
+    config_seq: int
+    config_id: str
+    health_seq: int
+    health_id: str
 
 
 class Store:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
+        self._append_script = redis.register_script(APPEND_LOG)
 
     async def version(self) -> int:
         return int(await self.redis.get(VERSION) or 0)
 
-    async def read(self, now: float | None = None) -> Stored:
+    # --- reading configuration ---------------------------------------------------------
+
+    async def zone_names(self) -> list[str]:
+        return sorted(_s(z) for z in await self.redis.smembers(ZONE_LIST))
+
+    async def metas(self) -> dict[str, Meta]:
+        names = await self.zone_names()
+        if not names:
+            return {}
+        raw = await self.redis.mget([meta_key(z) for z in names])
+        return {z: Meta.from_json(m) for z, m in zip(names, raw, strict=True) if m is not None}
+
+    async def meta(self, zone: str) -> Meta | None:
+        raw = await self.redis.get(meta_key(zone))
+        return None if raw is None else Meta.from_json(raw)
+
+    async def head(self, zone: str) -> dict[str, Json] | None:
+        raw = await self.redis.get(zone_key(zone, "head"))
+        return None if raw is None else json.loads(raw)
+
+    async def pool(self, zone: str, name: str) -> dict[str, Json] | None:
+        raw = await self.redis.hget(zone_key(zone, "pools"), name)
+        return None if raw is None else json.loads(raw)
+
+    async def pools(self, zone: str) -> dict[str, dict[str, Json]]:
+        raw = await read_hash(self.redis, zone_key(zone, "pools"))
+        return {k: json.loads(v) for k, v in raw.items()}
+
+    async def pool_count(self, zone: str) -> int:
+        return int(await self.redis.hlen(zone_key(zone, "pools")))
+
+    async def document(self, zone: str) -> dict[str, Json] | None:
+        """The whole zone document, put back together from its parts."""
+        head = await self.head(zone)
+        if head is None:
+            return None
+        records = await self.redis.get(zone_key(zone, "records"))
+        return join(head, "" if records is None else _s(records), await self.pools(zone))
+
+    # --- writing configuration ---------------------------------------------------------
+
+    async def change(self, zone: str, edit: Edit[T]) -> tuple[T, bool]:
+        """Apply `edit` to `zone` atomically: optimistic (WATCH on the zone's meta), retried
+        when another writer of the zone got in between, so the edit always sees what it
+        replaces. Returns what the edit said and whether anything was written."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(meta_key(zone))
+                    write, result = await edit(ZoneView(pipe, zone))
+                    if write is None:
+                        await pipe.reset()  # type: ignore[no-untyped-call]
+                        return result, False
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    await self._queue(pipe, zone, write)
+                    *_, (_seq, version) = await pipe.execute()
+                    break
+                except redis.exceptions.WatchError:
+                    continue
+        audit = write.audit
+        await self.publish(
+            "config",
+            int(version),
+            zones=[zone] if write.meta is not None else [],
+            removed=[] if write.meta is not None else [zone],
+            who=audit.get("who"),
+            action=audit.get("action"),
+            resource=audit.get("resource"),
+        )
+        return result, True
+
+    async def _queue(self, pipe: Any, zone: str, write: Write) -> None:
+        if write.meta is None:
+            pipe.srem(ZONE_LIST, zone)
+            if write.drop:
+                pipe.unlink(*write.drop)
+        else:
+            pipe.sadd(ZONE_LIST, zone)
+            pipe.set(meta_key(zone), write.meta.to_json())
+            if write.head is not None:
+                pipe.set(zone_key(zone, "head"), json.dumps(write.head, sort_keys=True))
+            if write.records is not None:
+                pipe.set(zone_key(zone, "records"), write.records)
+            _queue_fields(pipe, zone_key(zone, "rrsets"), write.rrsets)
+            _queue_fields(pipe, zone_key(zone, "pools"), write.pools)
+            _queue_fields(pipe, zone_key(zone, "owners"), write.owners)
+            _queue_fields(pipe, zone_key(zone, "targets"), write.targets)
+            if write.monitors is not None:
+                pipe.unlink(zone_key(zone, "monitors"))
+                _queue_fields(pipe, zone_key(zone, "monitors"), dict(write.monitors))
+            for ((kind, name), pool), add in write.refs.items():
+                if add:
+                    pipe.sadd(ref_key(zone, kind, name), pool)
+                else:
+                    pipe.srem(ref_key(zone, kind, name), pool)
+        pipe.lpush(AUDIT, json.dumps(write.audit, sort_keys=True))
+        pipe.ltrim(AUDIT, 0, AUDIT_KEEP - 1)
+        await self._append(pipe, CONFIG_LOG, CONFIG_SEQ, write.change.to_fields())
+
+    async def _append(self, pipe: Any, log: str, seq: str, fields: dict[str, str]) -> None:
+        """Queue the log entry in `pipe`'s transaction."""
+        await self._append_script(keys=[log, seq, VERSION], args=append_args(fields), client=pipe)
+
+    # --- following the logs ------------------------------------------------------------
+
+    async def position(self) -> Position:
+        """Where both logs stand now (read together)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(CONFIG_SEQ)
+            pipe.xrevrange(CONFIG_LOG, count=1)
+            pipe.get(HEALTH_SEQ)
+            pipe.xrevrange(HEALTH_LOG, count=1)
+            config_seq, config_last, health_seq, health_last = await pipe.execute()
+        return Position(
+            int(config_seq or 0),
+            _s(config_last[0][0]) if config_last else "0-0",
+            int(health_seq or 0),
+            _s(health_last[0][0]) if health_last else "0-0",
+        )
+
+    async def entry_at(self, log: str, entry_id: str) -> int | None:
+        """The sequence number of the entry `entry_id` of `log`, if it is still there."""
+        found: Any = await self.redis.xrange(log, entry_id, entry_id, count=1)
+        if not found:
+            return None
+        fields = {_s(k): _s(v) for k, v in found[0][1].items()}
+        return int(fields.get("seq") or 0)
+
+    async def follow(
+        self, streams: dict[str, str], block: float, count: int = 1000
+    ) -> list[tuple[str, list[tuple[str, dict[Any, Any]]]]]:
+        """Entries after the given positions, waiting up to `block` seconds for one."""
+        reply: Any = await self.redis.xread(
+            streams,  # type: ignore[arg-type]
+            count=count,
+            block=max(1, int(block * 1000)),
+        )
+        return [(_s(log), [(_s(i), f) for i, f in entries]) for log, entries in reply or []]
+
+    async def zone_items(
+        self, zone: str, pools: list[str] | None, owners: list[str] | None, head: bool
+    ) -> tuple[Meta | None, dict[str, Json] | None, dict[str, str | None], dict[str, str | None]]:
+        """A zone's meta, and (when asked) its head and the named pools and owners' RRsets,
+        read together; `pools` / `owners` None: all of them."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(meta_key(zone))
+            pipe.get(zone_key(zone, "head"))
+            if pools:
+                pipe.hmget(zone_key(zone, "pools"), pools)
+            if owners:
+                pipe.hmget(zone_key(zone, "rrsets"), owners)
+            replies = await pipe.execute()
+        raw_meta, raw_head, *rest = replies
+        meta = None if raw_meta is None else Meta.from_json(raw_meta)
+        head_value = json.loads(raw_head) if raw_head is not None and head else None
+        got_pools: dict[str, str | None] = {}
+        got_rrsets: dict[str, str | None] = {}
+        if pools:
+            got_pools = {n: _opt(v) for n, v in zip(pools, rest.pop(0), strict=True)}
+        if owners:
+            got_rrsets = {o: _opt(v) for o, v in zip(owners, rest.pop(0), strict=True)}
+        if pools is None:
+            got_pools = dict(await read_hash(self.redis, zone_key(zone, "pools")))
+        if owners is None:
+            got_rrsets = dict(await read_hash(self.redis, zone_key(zone, "rrsets")))
+        return meta, head_value, got_pools, got_rrsets
+
+    async def health_all(self) -> dict[str, str]:
+        return await read_hash(self.redis, HEALTH)
+
+    async def load_state(self, now: float | None = None) -> ClusterState:
+        """Agents' fresh load reports, recent answer counts and ISP paths down (the state
+        that changes without a log entry, re-read from time to time)."""
         now = time.time() if now is None else now
         bucket = int(now // ANSWER_BUCKET)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(VERSION)
-            pipe.hgetall(ZONES)
-            pipe.hgetall(HEALTH)
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(LOAD)
             pipe.smembers(PATHS_DOWN)
             for b in range(bucket - ANSWER_WINDOW + 1, bucket + 1):
                 pipe.hgetall(f"{ANSWERS}{b}")
-            version, zones, health, load, paths, *answers = await pipe.execute()
-        raw = {
-            "version": int(version or 0),
-            "zones": {_s(k): _s(v) for k, v in zones.items()},
-            "health": {_s(k): _s(v) for k, v in health.items()},
-            "paths_down": sorted(_s(p) for p in paths),
-        }
-        return Stored(
-            int(version or 0),
-            {_s(k): StoredZone.from_json(_s(k), v) for k, v in zones.items()},
-            _state(health, load, paths, answers, now),
-            raw,
-        )
-
-    async def put_zones(
-        self,
-        zones: list[StoredZone],
-        remove: tuple[str, ...] = (),
-        kind: str = "config",
-        audit: list[dict[str, Any]] | None = None,
-    ) -> int:
-        """Store zones (and drop others) atomically, with what the checkers must probe in
-        them; returns the new version."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for zone in zones:
-                _queue_zone(pipe, zone.name, zone)
-            for name in remove:
-                _queue_zone(pipe, name, None)
-            _queue_audit(pipe, audit or [])
-            pipe.incr(VERSION)
-            results = await pipe.execute()
-        version = int(results[-1])
-        await self.publish(kind, version, zones=[z.name for z in zones], removed=list(remove))
-        return version
-
-    async def zones(self) -> dict[str, StoredZone]:
-        return {
-            _s(k): StoredZone.from_json(_s(k), v)
-            for k, v in (await self.redis.hgetall(ZONES)).items()
-        }
-
-    async def zone(self, name: str) -> StoredZone | None:
-        raw = await self.redis.hget(ZONES, name)
-        return None if raw is None else StoredZone.from_json(name, raw)
-
-    async def change_zone(self, name: str, edit: ZoneEdit) -> tuple[StoredZone | None, bool]:
-        """Apply `edit` to zone `name` atomically: optimistic (WATCH), retried when another
-        writer got in between, so the edit always sees what it replaces. Returns what is
-        stored now and whether anything changed (an edit that changes nothing writes
-        nothing: applying the same document twice is one change)."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(ZONES)
-                    raw = await pipe.hget(ZONES, name)
-                    before = None if raw is None else StoredZone.from_json(name, raw)
-                    after, record = await edit(before)
-                    if (after and after.to_json()) == (before and before.to_json()):
-                        await pipe.reset()  # type: ignore[no-untyped-call]
-                        return before, False
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    _queue_zone(pipe, name, after)
-                    _queue_audit(pipe, [record])
-                    pipe.incr(VERSION)
-                    *_, version = await pipe.execute()
-                    break
-                except redis.exceptions.WatchError:
-                    continue
-        await self.publish(
-            "config",
-            int(version),
-            zones=[name] if after else [],
-            removed=[] if after else [name],
-            who=record.get("who"),
-            action=record.get("action"),
-            resource=record.get("resource"),
-        )
-        return after, True
+            load, paths, *answers = await pipe.execute()
+        return _state({}, load, paths, answers, now)
 
     async def answers(self, now: float | None = None) -> dict[str, dict[str, int]]:
         """Answers handed out per member key in each recent bucket (oldest first), by bucket
@@ -259,25 +419,20 @@ class Store:
         return records[:limit]
 
     async def set_health(self, states: dict[str, MemberState]) -> int:
+        """Write decided states as a checker does (tests and tools; the checkers write their
+        own): the states, their entry in the health log, the version, in one transaction."""
+        now = time.time()
+        changes = {
+            key: Health(state.health, state.rtt, tuple(sorted(state.paths_down)), now)
+            for key, state in states.items()
+        }
         async with self.redis.pipeline(transaction=True) as pipe:
-            for key, state in states.items():
-                pipe.hset(
-                    HEALTH,
-                    key,
-                    json.dumps(
-                        {
-                            "health": state.health,
-                            "rtt": state.rtt,
-                            "paths_down": sorted(state.paths_down),
-                            "since": time.time(),
-                        }
-                    ),
-                )
-            pipe.incr(VERSION)
-            results = await pipe.execute()
-        version = int(results[-1])
-        await self.publish("health", version, members=list(states))
-        return version
+            for key, health in changes.items():
+                pipe.hset(HEALTH, key, health.to_json())
+            await self._append(pipe, HEALTH_LOG, HEALTH_SEQ, HealthChange(0, changes).to_fields())
+            *_, (_seq, version) = await pipe.execute()
+        await self.publish("health", int(version), members=list(states))
+        return int(version)
 
     async def publish(self, kind: str, version: int, **details: Any) -> None:
         await self.redis.publish(EVENTS, json.dumps({"kind": kind, "version": version, **details}))
@@ -349,16 +504,6 @@ def _checkers(raw: dict[Any, Any], now: float) -> dict[str, Any]:
     return live
 
 
-def _queue_zone(pipe: Any, name: str, zone: StoredZone | None) -> None:
-    if zone is None:
-        pipe.hdel(ZONES, name)
-        pipe.hdel(TARGETS, name)
-    else:
-        pipe.hset(ZONES, name, zone.to_json())
-        targets = zone.targets if zone.targets is not None else _targets(zone)
-        pipe.hset(TARGETS, name, dumps([t.to_dict() for t in targets]))
-
-
 def _queue_audit(pipe: Any, records: list[dict[str, Any]]) -> None:
     for record in records:
         pipe.lpush(AUDIT, json.dumps(record, sort_keys=True))
@@ -366,15 +511,25 @@ def _queue_audit(pipe: Any, records: list[dict[str, Any]]) -> None:
         pipe.ltrim(AUDIT, 0, AUDIT_KEEP - 1)
 
 
-def _targets(zone: StoredZone) -> list[Target]:
-    try:
-        return targets_of(ZoneDoc.model_validate(zone.document))
-    except ValueError:
-        return []  # the zone will be refused when compiled, and reported there
-
-
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _opt(value: bytes | str | None) -> str | None:
+    return None if value is None else _s(value)
+
+
+def _queue_fields(pipe: Any, key: str, fields: dict[str, str | None]) -> None:
+    """HSET the values and HDEL the Nones, a few thousand fields per command."""
+    items = list(fields.items())
+    for start in range(0, len(items), WRITE_CHUNK):
+        chunk = items[start : start + WRITE_CHUNK]
+        setting = {k: v for k, v in chunk if v is not None}
+        gone = [k for k, v in chunk if v is None]
+        if setting:
+            pipe.hset(key, mapping=setting)
+        if gone:
+            pipe.hdel(key, *gone)
 
 
 def _state(

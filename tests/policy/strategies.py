@@ -34,7 +34,6 @@ def member(
     address = str(ipaddress.ip_address(0x0A000000 + i))  # 10.0.0.i
     return Member(
         key=f"z/p/{address}",
-        address=address,
         rdata=ipaddress.ip_address(address).packed,
         site=SITES[site] if site else None,
         isp=isp,
