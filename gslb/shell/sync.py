@@ -214,14 +214,7 @@ class Sync:
         old = self.current()
         new_zones = ZoneSet(zones)
         self._new_pools(old.zones, new_zones, health)
-        self.cold_start.heard(())
-        state = dataclasses.replace(
-            old.state,
-            health=health,
-            load=load.load,
-            answers=load.answers,
-            isp_paths_down=load.isp_paths_down,
-        )
+        state = _with_load(dataclasses.replace(old.state, health=health), load, new_zones)
         self.install(new_zones, state)
         self.position = position
         self._pending.clear()
@@ -462,21 +455,10 @@ class Sync:
         """Load reports and answer counts (while some pool uses them) and ISP paths down."""
         self._refreshed = time.monotonic()
         fresh = await self.store.load_state()
-        state = self.current().state
-        uses_load = any(z.load_pools for z in self.current().zones.zones.values())
-        load = fresh.load if uses_load else state.load
-        answers = fresh.answers if uses_load else state.answers
-        if (load, answers, fresh.isp_paths_down) == (
-            state.load,
-            state.answers,
-            state.isp_paths_down,
-        ):
-            return
-        self.install(
-            state=dataclasses.replace(
-                state, load=load, answers=answers, isp_paths_down=fresh.isp_paths_down
-            )
-        )
+        current = self.current()
+        state = _with_load(current.state, fresh, current.zones)
+        if state != current.state:
+            self.install(state=state)
 
     async def flush_tally(self) -> None:
         if self.take_tally is None:
@@ -602,6 +584,19 @@ class Sync:
 
 
 _NOWHERE = Position(0, "0-0", 0, "0-0")
+
+
+def _with_load(state: ClusterState, fresh: ClusterState, zones: ZoneSet) -> ClusterState:
+    """`state` with the ISP paths down of `fresh`, and its load reports and answer counts
+    while some pool uses them (else they stay empty: a change of something no answer reads
+    is no reason for a new snapshot, which empties the reply caches)."""
+    uses_load = any(z.load_pools for z in zones.zones.values())
+    return dataclasses.replace(
+        state,
+        load=fresh.load if uses_load else {},
+        answers=fresh.answers if uses_load else {},
+        isp_paths_down=fresh.isp_paths_down,
+    )
 
 
 def _member_state(decided: Health) -> MemberState:
