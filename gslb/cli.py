@@ -645,12 +645,13 @@ def serve(args: argparse.Namespace) -> int:
         wait_for_sync=10.0 if getattr(args, "parent_pid", None) else 0.0,
         parent_pid=getattr(args, "parent_pid", None),
     )
+    node = Node(config, zones)
     try:
-        loop.run(Node(config, zones).run())
+        loop.run(node.run())
     except OSError as e:
         log.error("cannot start", error=str(e))
         return 1
-    return 0
+    return node.exit_code
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from gslb.shell.mirror import Mirror
 from gslb.shell.rrl import Limiter, RrlConfig
 from gslb.shell.sync import ColdStart, Sync
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
-from gslb.state.migrate import ensure_layout
+from gslb.state.migrate import LayoutError, ensure_layout
 from gslb.state.store import Store, Write, ZoneView
 from gslb.state.zones import (
     Checked,
@@ -127,6 +127,7 @@ class Node:
         self._last_beat = (0.0, 0)
         self._workers: dict[int, asyncio.subprocess.Process] = {}
         self._started_at = time.time()
+        self.exit_code = 0
 
     def install(self, snapshot: Snapshot) -> None:
         self.answerer.snapshot = snapshot
@@ -239,7 +240,14 @@ class Node:
     async def _on_connect(self) -> None:
         """First thing on every connection to Redis: its layout, then the zone files."""
         assert self.store is not None
-        await ensure_layout(self.store.redis)
+        try:
+            await ensure_layout(self.store.redis)
+        except LayoutError as e:
+            # Nothing here may read (or write) a layout it does not know: stop, and say why.
+            log.error("cannot use the shared state", error=str(e))
+            self.exit_code = 1
+            self.stopping.set()
+            await asyncio.Event().wait()  # stopped with the node
         await self.store_files()
 
     async def redis_alive(self) -> bool:
