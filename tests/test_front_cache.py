@@ -122,3 +122,19 @@ def test_location_answers_are_kept_per_resolver_or_per_client_subnet(tmp_path: P
     for resolver in (LONDON, NEW_YORK):
         reply = answer_udp(wire(near, "216.160.83.0"), resolver, snapshot, cache, front)
         assert addresses(reply) == ["198.51.100.30"]
+
+
+def test_the_caches_are_bounded_in_octets_not_only_entries(snapshot: Snapshot) -> None:
+    """Queries padded with large unknown EDNS options each make an entry keyed by their
+    octets: the front holds no more octets than its bound, whatever their number."""
+    front, cache = Front(max_bytes=1 << 20), ReplyCache(max_bytes=1 << 20)
+    for i in range(400):
+        message = dns.message.make_query("www.gslb.example.com", "A", use_edns=0, payload=4096)
+        message.use_edns(0, payload=4096, options=[dns.edns.GenericOption(65001, b"x" * 8000)])
+        message.id = i
+        padded = message.to_wire(max_size=65535)
+        padded = padded[:-1] + bytes([i % 256])  # every query different in its octets
+        answer_udp(padded, "192.0.2.1", snapshot, cache, front)
+        assert front.size <= front.max_bytes and cache.size <= cache.max_bytes
+    assert len(front.entries) < 400, "older entries went when the octets ran out"
+    assert addresses(answer_udp(wire("www.gslb.example.com"), "192.0.2.1", snapshot, cache, front))

@@ -86,16 +86,32 @@ class Dynamic:
     members: tuple[str, ...]  # member keys handed out, for the answers tally
 
 
+ENTRY_OVERHEAD = 160  # octets a cache entry costs besides its key and reply (dict, tuple, object)
+CACHE_BYTES = 32 << 20  # what one cache may hold before it starts afresh
+
+
+def _size(value: object) -> int:
+    if isinstance(value, bytes):
+        return len(value)
+    if isinstance(value, Dynamic):
+        return len(value.body) + 16 * len(value.members)
+    return 0
+
+
 class ReplyCache:
-    """Encoded replies by key, bounded: when full it starts afresh.
+    """Encoded replies by key, bounded in entries and in octets: when full it starts afresh.
 
     Keys carry the snapshot version, so entries of an old snapshot never match again; they
     only wait to be dropped with the rest at the next reset. It also holds the per-worker
     rotation counter and the tally of answers handed out per member.
     """
 
-    def __init__(self, max_entries: int = 50_000, first_slot: int = 1) -> None:
+    def __init__(
+        self, max_entries: int = 50_000, first_slot: int = 1, max_bytes: int = CACHE_BYTES
+    ) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.size = 0  # octets held, roughly
         self._entries: dict[tuple[object, ...], object] = {}
         self._slot = first_slot - 1
         self._tally: dict[tuple[str, ...], int] = {}
@@ -104,9 +120,12 @@ class ReplyCache:
         return self._entries.get(key)
 
     def put(self, key: tuple[object, ...], value: object) -> None:
-        if len(self._entries) >= self.max_entries:
+        size = ENTRY_OVERHEAD + _size(value)
+        if len(self._entries) >= self.max_entries or self.size + size > self.max_bytes:
             self._entries.clear()
+            self.size = 0
         self._entries[key] = value
+        self.size += size
 
     def next_slot(self) -> int:
         self._slot += 1
@@ -155,19 +174,31 @@ class Front:
     stale is ever served and nothing has to be walked. Bounded: when full it starts afresh.
     """
 
-    def __init__(self, max_entries: int = 100_000) -> None:
+    def __init__(self, max_entries: int = 100_000, max_bytes: int = CACHE_BYTES) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.size = 0  # octets held, roughly: keys (the queries) and replies
         self.version = -1
         self.entries: dict[object, bytes | Rotation] = {}
 
     def reset(self, version: int) -> None:
         self.version = version
         self.entries = {}
+        self.size = 0
 
-    def put(self, key: object, value: bytes | Rotation) -> None:
-        if len(self.entries) >= self.max_entries:
+    def put(self, key: object, value: bytes | Rotation, size: int = 0) -> None:
+        """Keep `value` under `key`; `size`: the octets of key and value, as the caller
+        knows them (a query kept as its key costs its length)."""
+        size += ENTRY_OVERHEAD
+        if len(self.entries) >= self.max_entries or self.size + size > self.max_bytes:
             self.entries = {}
+            self.size = 0
         self.entries[key] = value
+        self.size += size
+
+    def grow(self, size: int) -> None:
+        """A rotation slot filled in: its reply counts too."""
+        self.size += size
 
 
 def answer_udp(
@@ -246,17 +277,18 @@ def _remember(
     route, slot, members = note
     key: object = wire[2:]
     if route is None:
-        front.put(key, reply[2:])
+        front.put(key, reply[2:], len(wire) + len(reply))
         return
     if (route.geo or route.subnet) and not _has_subnet(query):
-        front.put(key, BY_CLIENT)
+        front.put(key, BY_CLIENT, len(wire))
         key = (key, client.address)
     entry = front.entries.get(key)
     if not isinstance(entry, Rotation) or entry is BY_CLIENT or entry.period != route.period:
         entry = Rotation(route.period)
-        front.put(key, entry)
+        front.put(key, entry, len(wire) + 8 * route.period)
     entry.replies[slot] = reply[2:]
     entry.members[slot] = members
+    front.grow(len(reply))
 
 
 def _respond(

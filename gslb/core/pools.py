@@ -30,7 +30,11 @@ class Site:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    key: str  # "zone/pool/address": where its health and answer counts are kept
+    """One address of a pool. A million pools have four million members, so a member keeps
+    only its pool's id (one string, shared by the pool's members) and its address in wire
+    form; its text and its key are made from those when asked."""
+
+    pool: str  # "zone/pool" (a fixed-address fallback: "zone/pool/fallback")
     rdata: bytes  # the address in wire form
     site: Site | None = None
     isp: str | None = None
@@ -41,9 +45,19 @@ class Member:
 
     @property
     def address(self) -> str:
-        # Kept inside the key rather than beside it: a million pools have four million
-        # members, and every string counts.
-        return self.key[self.key.rfind("/") + 1 :]
+        return address_text(self.rdata)
+
+    @property
+    def key(self) -> str:
+        """Where its health and answer counts are kept: "zone/pool/address"."""
+        return f"{self.pool}/{address_text(self.rdata)}"
+
+
+def address_text(rdata: bytes) -> str:
+    """The one text form of an address (the zone documents' and the keys')."""
+    if len(rdata) == 4:
+        return socket.inet_ntop(socket.AF_INET, rdata)
+    return str(ipaddress.IPv6Address(rdata))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +148,8 @@ class PoolContext:
 
     def compile(self, name: str, pool: PoolDoc) -> Pool:
         """The pool as the answer path reads it (raises names.BadName for a bad name)."""
-        members = tuple(self._member(name, m) for m in pool.members)
+        pool_id = f"{self.zone}/{name}"
+        members = tuple(self._member(pool_id, m) for m in pool.members)
         wait = 0.0
         if pool.monitor is not None and pool.monitor in self.timeouts:
             wait = (
@@ -161,7 +176,7 @@ class PoolContext:
 
     def _member(self, pool: str, doc: MemberDoc) -> Member:
         return Member(
-            f"{self.zone}/{pool}/{doc.address}",
+            pool,
             packed(doc.address),
             self.sites.get(doc.site) if doc.site else None,
             sys.intern(doc.isp) if doc.isp else isp_of(doc.address, self.isps),
@@ -176,7 +191,7 @@ class PoolContext:
         if isinstance(fb, list):
             members = tuple(
                 Member(
-                    key=f"{self.zone}/{name}/fallback/{a}",
+                    pool=f"{self.zone}/{name}/fallback",
                     rdata=packed(a),
                     isp=isp_of(a, self.isps),
                 )

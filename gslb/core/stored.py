@@ -218,9 +218,33 @@ def build_zone(
     meta: Meta, head: Json, rrsets: Mapping[str, str | bytes], pools: Mapping[str, str | bytes]
 ) -> tuple[Zone, list[str]]:
     """The zone made of its stored parts, and the parts refused (left out, said why)."""
-    doc = head_doc(head)
-    apex = doc.apex
-    context = PoolContext.of(apex, doc)
+    context = PoolContext.of(head_doc(head).apex, head_doc(head))
+    compiled, problems = compile_pools(context, pools)
+    zone, refused = assemble_zone(meta, context, rrsets, compiled)
+    return zone, [*problems, *refused]
+
+
+def compile_pools(
+    context: PoolContext, pools: Mapping[str, str | bytes | None]
+) -> tuple[list[Pool], list[str]]:
+    """Stored pools compiled (a batch of them, when a zone is read a few thousand at a
+    time), and the ones refused."""
+    compiled, problems = [], []
+    for name, text in pools.items():
+        if text is None:
+            continue
+        try:
+            compiled.append(compile_pool(context, name, text))
+        except Refused as e:
+            problems.append(str(e))
+    return compiled, problems
+
+
+def assemble_zone(
+    meta: Meta, context: PoolContext, rrsets: Mapping[str, str | bytes], pools: list[Pool]
+) -> tuple[Zone, list[str]]:
+    """The zone of compiled pools and stored static RRsets."""
+    apex = context.apex
     problems: list[str] = []
     static = list(decode_node(apex, meta.soa).values())
     for owner, text in rrsets.items():
@@ -228,13 +252,7 @@ def build_zone(
             static.extend(_node(owner, text).values())
         except Refused as e:
             problems.append(str(e))
-    compiled = []
-    for name, text in pools.items():
-        try:
-            compiled.append(compile_pool(context, name, text))
-        except Refused as e:
-            problems.append(str(e))
-    return Zone.build(apex, static, compiled, context), problems
+    return Zone.build(apex, static, pools, context), problems
 
 
 def update_zone(

@@ -402,7 +402,7 @@ class Node:
         await _cancel(list(self._tasks))
         if self.sync is not None:
             with contextlib.suppress(*REDIS_ERRORS):
-                await asyncio.wait_for(self.sync.flush_tally(), 1.0)
+                await asyncio.wait_for(self.sync.flush_tally(force=True), 1.0)
         if self.store is not None:
             with contextlib.suppress(Exception):
                 # A node that stops cleanly leaves the dashboard's list at once.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -33,22 +34,34 @@ from pathlib import Path
 from typing import Any
 
 import immutables
+import orjson
 
 from gslb.common import logs
 from gslb.common.gcpause import gc_paused
 from gslb.common.redis import REDIS_ERRORS
-from gslb.core.pools import Pool
+from gslb.core import names
+from gslb.core.pools import Pool, PoolContext
 from gslb.core.snapshot import Snapshot
-from gslb.core.state import ClusterState, MemberState
-from gslb.core.stored import Meta, Refused, build_zone, update_zone
+from gslb.core.state import ClusterState, MemberState, member_state, rounded
+from gslb.core.stored import (
+    Meta,
+    Refused,
+    assemble_zone,
+    build_zone,
+    compile_pools,
+    head_doc,
+    update_zone,
+)
 from gslb.core.zone import Zone, ZoneSet
 from gslb.schema import (
     CONFIG_LOG,
+    HEALTH,
     HEALTH_LOG,
     NODES,
     ConfigChange,
     Health,
     HealthChange,
+    zone_key,
 )
 from gslb.shell.mirror import Mirror
 from gslb.state.store import Position, Store
@@ -59,6 +72,7 @@ POLL = 1.0  # seconds an XREAD waits for an entry before the loop's periodic wor
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
 LOAD_REFRESH = 5.0  # seconds between re-reads of load, answer counts and ISP paths down
 BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
+TALLY_EVERY = 1.0  # seconds between writes of the answers handed out
 PERSIST_EVERY = 2.0  # seconds between writes of the snapshot kept on disk
 INLINE = 200  # changed items up to which a zone is updated on the loop, beyond in a thread
 
@@ -169,6 +183,7 @@ class Sync:
         self.applied = 0  # log entries applied
         self.down_since: float | None = None
         self._unsent: dict[str, int] = {}
+        self._tallied = 0.0
         self._warned = 0.0
         self._refreshed = 0.0
         self.heartbeat = heartbeat
@@ -206,11 +221,24 @@ class Sync:
     # --- full reads ----------------------------------------------------------------------
 
     async def resync(self) -> None:
-        """Read everything again: both lanes, from where the logs stand now."""
+        """Read everything again: both lanes, from where the logs stand now.
+
+        The cyclic garbage collector is paused meanwhile: a million pools are tens of millions
+        of objects, and each collection would walk all of them again, many times over. Once
+        installed, the snapshot is frozen out of the collector's sight (gc.freeze): it holds
+        no cycles, and walking it would only cost pauses on the answer path."""
+        with gc_paused():
+            await self._resync()
+        gc.freeze()
+
+    async def _resync(self) -> None:
         position = await self.store.position()
+        started = time.monotonic()
         zones = await self._read_zones()
+        read_zones = time.monotonic() - started
         health = await self._read_health()
-        load = await self.store.load_state()
+        read_health = time.monotonic() - started - read_zones
+        load = await self.store.load_state(load=_uses_load(ZoneSet(zones)))
         old = self.current()
         new_zones = ZoneSet(zones)
         self._new_pools(old.zones, new_zones, health)
@@ -221,6 +249,15 @@ class Sync:
         self.last_sync = time.monotonic()
         self.resyncs += 1
         self._refreshed = time.monotonic()
+        log.info(
+            "read everything from redis",
+            zones=len(zones),
+            pools=sum(len(z.pools_by_name) for z in zones.values()),
+            members=len(health),
+            zones_seconds=round(read_zones, 2),
+            health_seconds=round(read_health, 2),
+            seconds=round(time.monotonic() - started, 2),
+        )
 
     async def _read_zones(self) -> dict[bytes, Zone]:
         zones: dict[bytes, Zone] = {}
@@ -233,25 +270,45 @@ class Sync:
         return zones
 
     async def _read_zone(self, name: str) -> Zone | None:
-        meta, head, pools, rrsets = await self.store.zone_items(name, None, None, head=True)
+        """One zone read whole, its pools a batch at a time: each batch is compiled (in a
+        thread) and only the compiled pools are kept."""
+        meta, head, _, _ = await self.store.zone_items(name, [], [], head=True)
         if meta is None or head is None:
             return None
         try:
-            zone, problems = await asyncio.to_thread(_build, meta, head, rrsets, pools)
+            doc = head_doc(head)
         except Refused as e:
             log.error("stored zone refused, skipping it", zone=name, problem=str(e))
             return None
-        for problem in problems:
-            log.error("stored zone part refused, skipping it", zone=name, problem=problem)
+        context = PoolContext.of(doc.apex, doc)
+        rrsets: dict[str, str] = {}
+        async for batch in self.store.scan(zone_key(name, "rrsets")):
+            rrsets.update(batch)
         if self.mirror is not None:
-            self.mirror.zone_whole(name, meta, head, rrsets, pools)
+            self.mirror.zone_whole(name, meta, head, dict(rrsets), {})
+        pools: list[Pool] = []
+        problems: list[str] = []
+        async for batch in self.store.scan(zone_key(name, "pools")):
+            compiled, refused = await asyncio.to_thread(_compile, context, batch)
+            pools.extend(compiled)
+            problems.extend(refused)
+            if self.mirror is not None:
+                self.mirror.zone_items(name, meta, {}, dict(batch))
+                await self.mirror.flush()
+        zone, refused = await asyncio.to_thread(_assemble, meta, context, rrsets, pools)
+        for problem in [*problems, *refused]:
+            log.error("stored zone part refused, skipping it", zone=name, problem=problem)
         return zone
 
     async def _read_health(self) -> immutables.Map[str, MemberState]:
-        raw = await self.store.health_all()
-        health = await asyncio.to_thread(_health_map, raw)
+        health: immutables.Map[str, MemberState] = immutables.Map()
         if self.mirror is not None:
-            self.mirror.health_whole(raw)
+            self.mirror.health_whole({})
+        async for batch in self.store.scan(HEALTH):
+            health = await asyncio.to_thread(_add_health, health, batch)
+            if self.mirror is not None:
+                self.mirror.health(_compact_health(batch))
+                await self.mirror.flush()
         return health
 
     def _new_pools(self, old: ZoneSet, new: ZoneSet, health: Any) -> None:
@@ -359,10 +416,7 @@ class Sync:
                 await asyncio.sleep(1.0)
 
     async def _apply_zone(self, zone: str, pending: _Pending) -> None:
-        current = self.current().zones
-        apex_of = {z.context.zone if z.context else "": a for a, z in current.zones.items()}
-        apex = apex_of.get(zone)
-        old = current.zones.get(apex) if apex is not None else None
+        old = self.current().zones.zones.get(names.from_text(zone + "."))
         if pending.whole or old is None:
             fresh = await self._read_zone(zone)
             self._swap(zone, old, fresh)
@@ -386,17 +440,27 @@ class Sync:
             log.error("stored zone part refused, skipping it", zone=zone, problem=problem)
         if self.mirror is not None:
             self.mirror.zone_items(zone, meta, got_rrsets, got_pools)
-        self._swap(zone, old, new)
+        added = [
+            new.pools_by_name[n]
+            for n in got_pools
+            if n in new.pools_by_name and n not in old.pools_by_name
+        ]
+        self._swap(zone, old, new, added)
 
-    def _swap(self, zone: str, old: Zone | None, new: Zone | None) -> None:
-        """Put `new` (None: nothing) where `old` was in the current snapshot."""
+    def _swap(
+        self, zone: str, old: Zone | None, new: Zone | None, added: list[Pool] | None = None
+    ) -> None:
+        """Put `new` (None: nothing) where `old` was in the current snapshot; `added`: the
+        pools new in it, when the caller knows (else every pool is looked at)."""
         zones = dict(self.current().zones.zones)
         if old is not None:
             zones.pop(old.apex, None)
         if new is not None:
             zones[new.apex] = new
             state = self.current().state
-            if old is None:
+            if added is not None:
+                self.cold_start.added(added, state)
+            elif old is None:
                 self.cold_start.added(new.pools_by_name.values(), state)
             else:
                 self.cold_start.added(
@@ -454,15 +518,26 @@ class Sync:
     async def refresh_load(self) -> None:
         """Load reports and answer counts (while some pool uses them) and ISP paths down."""
         self._refreshed = time.monotonic()
-        fresh = await self.store.load_state()
         current = self.current()
-        state = _with_load(current.state, fresh, current.zones)
-        if state != current.state:
+        fresh = await self.store.load_state(load=_uses_load(current.zones))
+        old = current.state
+        state = _with_load(old, fresh, current.zones)
+        # Compared field by field: the health map of millions of members is not looked at.
+        if (state.load, state.answers, state.isp_paths_down) != (
+            old.load,
+            old.answers,
+            old.isp_paths_down,
+        ):
             self.install(state=state)
 
-    async def flush_tally(self) -> None:
+    async def flush_tally(self, force: bool = False) -> None:
+        """Add the answers handed out since the last time to Redis (at most every
+        TALLY_EVERY seconds: the counts go into 10-second buckets anyway)."""
         if self.take_tally is None:
             return
+        if not force and time.monotonic() - self._tallied < TALLY_EVERY:
+            return
+        self._tallied = time.monotonic()
         for key, count in self.take_tally().items():
             self._unsent[key] = self._unsent.get(key, 0) + count
         if self._unsent:
@@ -590,7 +665,7 @@ def _with_load(state: ClusterState, fresh: ClusterState, zones: ZoneSet) -> Clus
     """`state` with the ISP paths down of `fresh`, and its load reports and answer counts
     while some pool uses them (else they stay empty: a change of something no answer reads
     is no reason for a new snapshot, which empties the reply caches)."""
-    uses_load = any(z.load_pools for z in zones.zones.values())
+    uses_load = _uses_load(zones)
     return dataclasses.replace(
         state,
         load=fresh.load if uses_load else {},
@@ -599,18 +674,69 @@ def _with_load(state: ClusterState, fresh: ClusterState, zones: ZoneSet) -> Clus
     )
 
 
+def _uses_load(zones: ZoneSet) -> bool:
+    return any(z.load_pools for z in zones.zones.values())
+
+
 def _member_state(decided: Health) -> MemberState:
-    return MemberState(decided.health, decided.rtt, frozenset(decided.paths_down))
+    return member_state(decided.health, rounded(decided.rtt), frozenset(decided.paths_down))
 
 
 def _health_map(raw: dict[str, str]) -> immutables.Map[str, MemberState]:
-    out: dict[str, MemberState] = {}
+    return _add_health(immutables.Map(), raw)
+
+
+def _add_health(
+    health: immutables.Map[str, MemberState], raw: dict[str, str]
+) -> immutables.Map[str, MemberState]:
+    """`health` with the decided states in `raw` (member key -> Health JSON)."""
+    changes = health.mutate()
     for key, value in raw.items():
         try:
-            out[key] = _member_state(Health.from_json(value))
-        except (ValueError, KeyError, TypeError):
+            data = orjson.loads(value)
+            word = data.get("health")
+            paths = data.get("paths_down")
+            changes[key] = member_state(
+                word if word in ("up", "down") else "unknown",
+                rounded(data.get("rtt")),
+                frozenset(paths) if paths else NO_PATHS,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue  # a foreign or broken entry is no health information
-    return immutables.Map(out)
+    return changes.finish()
+
+
+NO_PATHS: frozenset[str] = frozenset()
+
+
+def _compact_health(raw: dict[str, str]) -> dict[str, str]:
+    """What the mirror keeps of a decided state: what the answers read of it."""
+    out = {}
+    for key, value in raw.items():
+        try:
+            data = orjson.loads(value)
+            out[key] = json.dumps(
+                {
+                    "health": data.get("health"),
+                    "rtt": data.get("rtt"),
+                    "paths_down": data.get("paths_down") or [],
+                }
+            )
+        except (ValueError, AttributeError):
+            continue
+    return out
+
+
+def _compile(context: PoolContext, batch: dict[str, str]) -> tuple[list[Pool], list[str]]:
+    with gc_paused():
+        return compile_pools(context, batch)
+
+
+def _assemble(
+    meta: Meta, context: PoolContext, rrsets: dict[str, str], pools: list[Pool]
+) -> tuple[Zone, list[str]]:
+    with gc_paused():
+        return assemble_zone(meta, context, rrsets, pools)
 
 
 def _build(meta: Meta, head: Any, rrsets: Any, pools: Any) -> tuple[Zone, list[str]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -64,6 +64,13 @@ WRITE_CHUNK = 5000  # fields per HSET/HDEL when a whole zone is written
 
 Json = Any
 T = TypeVar("T")
+
+# HINCRBY for many fields at once, then the key's expiry. KEYS: the hash; ARGV: the expiry in
+# seconds, then field, increment, field, increment...
+ADD_COUNTS = """
+for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
 
 
 def meta_key(zone: str) -> str:
@@ -161,13 +168,21 @@ class ZoneView:
 async def read_hash(client: Any, key: str) -> dict[str, str]:
     """A whole hash, a few thousand fields per round trip (HSCAN), never one huge reply."""
     out: dict[str, str] = {}
+    async for batch in scan_hash(client, key):
+        out.update(batch)
+    return out
+
+
+async def scan_hash(client: Any, key: str) -> AsyncIterator[dict[str, str]]:
+    """A hash in batches of a few thousand fields: a reader of a million pools holds one
+    batch of their text at a time."""
     cursor = 0
     while True:
         cursor, batch = await client.hscan(key, cursor, count=SCAN_COUNT)
-        for k, v in batch.items():
-            out[_s(k)] = _s(v)
+        if batch:
+            yield {_s(k): _s(v) for k, v in batch.items()}
         if not cursor:
-            return out
+            return
 
 
 # An edit of one zone: given a view of what is stored, what to write (None: nothing) and what
@@ -189,6 +204,7 @@ class Store:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._append_script = redis.register_script(APPEND_LOG)
+        self._tally_script = redis.register_script(ADD_COUNTS)
 
     async def version(self) -> int:
         return int(await self.redis.get(VERSION) or 0)
@@ -283,11 +299,18 @@ class Store:
             if write.monitors is not None:
                 pipe.unlink(zone_key(zone, "monitors"))
                 _queue_fields(pipe, zone_key(zone, "monitors"), dict(write.monitors))
+            # Grouped by reference: storing a zone whose million pools share one monitor is a
+            # few SADDs of thousands of members, not a million commands.
+            grouped: dict[tuple[str, bool], list[str]] = {}
             for ((kind, name), pool), add in write.refs.items():
-                if add:
-                    pipe.sadd(ref_key(zone, kind, name), pool)
-                else:
-                    pipe.srem(ref_key(zone, kind, name), pool)
+                grouped.setdefault((ref_key(zone, kind, name), add), []).append(pool)
+            for (key, add), pools in grouped.items():
+                for start in range(0, len(pools), WRITE_CHUNK):
+                    chunk = pools[start : start + WRITE_CHUNK]
+                    if add:
+                        pipe.sadd(key, *chunk)
+                    else:
+                        pipe.srem(key, *chunk)
         pipe.lpush(AUDIT, json.dumps(write.audit, sort_keys=True))
         pipe.ltrim(AUDIT, 0, AUDIT_KEEP - 1)
         await self._append(pipe, CONFIG_LOG, CONFIG_SEQ, write.change.to_fields())
@@ -360,21 +383,23 @@ class Store:
             got_rrsets = dict(await read_hash(self.redis, zone_key(zone, "rrsets")))
         return meta, head_value, got_pools, got_rrsets
 
-    async def health_all(self) -> dict[str, str]:
-        return await read_hash(self.redis, HEALTH)
+    def scan(self, key: str) -> AsyncIterator[dict[str, str]]:
+        return scan_hash(self.redis, key)
 
-    async def load_state(self, now: float | None = None) -> ClusterState:
-        """Agents' fresh load reports, recent answer counts and ISP paths down (the state
-        that changes without a log entry, re-read from time to time)."""
+    async def load_state(self, now: float | None = None, load: bool = True) -> ClusterState:
+        """ISP paths down and (with `load`) agents' fresh load reports and recent answer
+        counts: the state that changes without a log entry, re-read from time to time."""
         now = time.time() if now is None else now
         bucket = int(now // ANSWER_BUCKET)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(LOAD)
             pipe.smembers(PATHS_DOWN)
-            for b in range(bucket - ANSWER_WINDOW + 1, bucket + 1):
-                pipe.hgetall(f"{ANSWERS}{b}")
-            load, paths, *answers = await pipe.execute()
-        return _state({}, load, paths, answers, now)
+            if load:
+                pipe.hgetall(LOAD)
+                for b in range(bucket - ANSWER_WINDOW + 1, bucket + 1):
+                    pipe.hgetall(f"{ANSWERS}{b}")
+            paths, *rest = await pipe.execute()
+        reports, *answers = rest or [{}]
+        return _state({}, reports, paths, answers, now)
 
     async def answers(self, now: float | None = None) -> dict[str, dict[str, int]]:
         """Answers handed out per member key in each recent bucket (oldest first), by bucket
@@ -482,11 +507,14 @@ class Store:
         if not tally:
             return
         key = f"{ANSWERS}{int((time.time() if now is None else now) // ANSWER_BUCKET)}"
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for member, count in tally.items():
-                pipe.hincrby(key, member, count)
-            pipe.expire(key, ANSWER_BUCKET * (ANSWER_WINDOW + 2))
-            await pipe.execute()
+        # One script call per few thousand members, not one command each: a node answering
+        # ten thousand pools would otherwise spend its loop on the tally.
+        items = list(tally.items())
+        expiry = str(ANSWER_BUCKET * (ANSWER_WINDOW + 2))
+        for start in range(0, len(items), WRITE_CHUNK):
+            chunk = items[start : start + WRITE_CHUNK]
+            args = [expiry, *(str(x) for item in chunk for x in item)]
+            await self._tally_script(keys=[key], args=args)
 
 
 def _checkers(raw: dict[Any, Any], now: float) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def member(
 ) -> Member:
     address = str(ipaddress.ip_address(0x0A000000 + i))  # 10.0.0.i
     return Member(
-        key=f"z/p/{address}",
+        pool="z/p",
         rdata=ipaddress.ip_address(address).packed,
         site=SITES[site] if site else None,
         isp=isp,
