@@ -29,11 +29,14 @@ unit: $(TEST_STAMP)
 system-deps:
 	sh tests/system-deps.sh
 
-# gslb against PowerDNS LUA records and gdnsd on the same zone (dnsperf, pinned cores), and
-# the snapshot's memory and rebuild times; writes docs/performance.md. About eight minutes.
+# gslb against PowerDNS LUA records and gdnsd on the same zone (dnsperf, pinned cores), then
+# scale: 10 000 to 1 000 000 pools (memory, cold start, a write and a health change to the
+# answers of two nodes) and 1 000 000 static records; writes docs/performance.md. About
+# forty minutes (BENCH_SCALE=10000,100000 for a quicker one).
 bench: $(TEST_STAMP) system-deps
 	sh bench/deps.sh
 	$(BIN)/python bench/answers.py
+	$(BIN)/python bench/scale.py
 
 # A million random mutations of valid queries, then a million coverage-guided ones (atheris),
 # through the whole answer path (UDP, TCP, the UDP front); shorter runs are part of make

@@ -16,10 +16,6 @@ one resolver, and the same name with 10 000 different EDNS Client Subnets (raw w
 load; then average and p99 latency at half that load (every reply timed, `dnsperf -v`);
 ratios to the peers from the same run.
 
-Then the snapshot: a `gslb dns` process reading a zone of 10 000 (and 100 000) pools from a
-real Redis: its resident memory, and how long a configuration change and a health change take
-to reach its answers (read, compile, swap).
-
 Writes docs/performance.md between the bench-dns markers. Only loopback addresses are used.
 """
 
@@ -27,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import random
 import re
@@ -45,8 +40,7 @@ from pathlib import Path
 import dns.edns
 import dns.message
 import dns.query
-import redis
-from benchlib import free_port, rss_mb, stop
+from benchlib import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 PERF = ROOT / "docs" / "performance.md"
@@ -257,151 +251,6 @@ def timed_load(port: int, queries: Path, rate: float) -> tuple[float, float, int
     return statistics.fmean(times), times[int(0.99 * (len(times) - 1))], len(times)
 
 
-# --- the snapshot: memory and rebuild times ----------------------------------------------------
-
-
-def big_document(pools: int) -> dict[str, object]:
-    def members(i: int) -> list[dict[str, str]]:
-        return [
-            {"address": f"10.{(i >> 8) & 127}.{i & 255}.{j}", "site": "lon"} for j in (1, 2)
-        ] + [
-            {"address": f"10.{128 + ((i >> 8) & 127)}.{i & 255}.{j}", "site": "nyc"} for j in (1, 2)
-        ]
-
-    return {
-        "zone": "big.example",
-        "soa": {"mname": "ns1", "rname": "hostmaster.big.example."},
-        "records": "@ NS ns1\nns1 A 192.0.2.53\n",
-        "isps": {"isp-a": ["10.0.0.0/9"], "isp-b": ["10.128.0.0/9"]},
-        "sites": {"lon": {"lat": 51.5, "lon": -0.1}, "nyc": {"lat": 40.7, "lon": -74.0}},
-        "monitors": {"web": {"type": "tcp", "port": 80}},
-        "pools": {
-            f"p{i}": {
-                "monitor": "web",
-                "policy": ["health", "proximity", "isp_interleave", "limit"],
-                "members": members(i % 32768),
-            }
-            for i in range(pools)
-        },
-    }
-
-
-def snapshot_figures(work: Path, pools: int) -> dict[str, float]:
-    """A `gslb dns` process on a real Redis holding one zone of `pools` pools."""
-    import asyncio
-
-    from gslb.api import documents
-    from gslb.common.redis import connect
-    from gslb.core.state import MemberState
-    from gslb.state.store import Store
-
-    port = free_port()
-    data = work / f"redis-{pools}"
-    data.mkdir()
-    redis_proc = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            CLIENT_CORE,
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(data),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    dns_port = free_port()
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                if redis.Redis(port=port).ping():
-                    break
-            time.sleep(0.1)
-        document = big_document(pools)
-        stored = documents.check(document, None, "bench")
-
-        async def put(zone: object) -> None:
-            client = connect(url)
-            try:
-                await Store(client).put_zones([zone])  # type: ignore[list-item]
-            finally:
-                await client.aclose()
-
-        asyncio.run(put(stored))
-        proc = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                SERVER_CORE,
-                *GSLB,
-                "dns",
-                "--redis",
-                url,
-                "--workers",
-                "1",
-                "--dns",
-                f"127.0.0.1:{dns_port}",
-                "--log-format",
-                "json",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        last = f"p{pools - 1}.big.example"
-        try:
-            wait_answer(dns_port, last, lambda a: len(a) == 4, 120)
-            rss = rss_mb(proc.pid)
-            # A configuration change: one member of the last pool drained.
-            changed = json.loads(json.dumps(document))
-            changed["pools"][f"p{pools - 1}"]["members"][0]["state"] = "drained"
-            change = documents.check(changed, stored, "bench")
-            started = time.monotonic()
-            asyncio.run(put(change))
-            wait_answer(dns_port, last, lambda a: len(a) == 3, 120)
-            config = time.monotonic() - started
-            # A health change: another member of it down.
-            second = changed["pools"][f"p{pools - 1}"]["members"][1]["address"]
-
-            async def down() -> None:
-                client = connect(url)
-                try:
-                    key = f"big.example/p{pools - 1}/{second}"
-                    await Store(client).set_health({key: MemberState("down")})
-                finally:
-                    await client.aclose()
-
-            started = time.monotonic()
-            asyncio.run(down())
-            wait_answer(dns_port, last, lambda a: len(a) == 2, 60)
-            health = time.monotonic() - started
-            rss_after = rss_mb(proc.pid)
-        finally:
-            stop(proc)
-    finally:
-        stop(redis_proc)
-    return {"rss": max(rss, rss_after), "config": config, "health": health}
-
-
-def wait_answer(port: int, name: str, good: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            reply = dns.query.udp(
-                dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=0.5
-            )
-            if good([rr for rrset in reply.answer for rr in rrset]):  # type: ignore[operator]
-                return
-        time.sleep(0.005)
-    raise RuntimeError(f"{name}: no such answer within {timeout} s")
-
-
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -512,19 +361,12 @@ def main() -> int:
                 results[server.label] = entry
     finally:
         stop(backends)
-    snapshots = {}
-    for pools in [int(n) for n in os.environ.get("BENCH_POOLS", "10000,100000").split(",")]:
-        print(f"snapshot with {pools} pools", flush=True)
-        snapshots[pools] = snapshot_figures(work, pools)
-        print(f"  {snapshots[pools]}", flush=True)
-    write_doc(results, snapshots)
+    write_doc(results)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
-def write_doc(
-    results: dict[str, dict[str, object]], snapshots: dict[int, dict[str, float]]
-) -> None:
+def write_doc(results: dict[str, dict[str, object]]) -> None:
     def q(label: str, mix: str) -> float:
         return float(results[label][mix]["qps"])  # type: ignore[index]
 
@@ -545,10 +387,6 @@ def write_doc(
             f"| {text} | {g / q('PowerDNS LUA shared', mix):.2f}x | {g / q('PowerDNS LUA', mix):.2f}x "
             f"| {g / q('gdnsd multifo', mix):.2f}x | {q('gslb --workers 2', mix) / g:.2f}x |"
         )
-    snap = [
-        f"| {pools:,} | {s['rss']:.0f} MB | {s['config']:.2f} s | {s['health']:.3f} s |"
-        for pools, s in snapshots.items()
-    ]
     section = f"""<!-- bench-dns:start -->
 ## DNS answers (`make bench`, {time.strftime("%Y-%m-%d")})
 
@@ -583,26 +421,8 @@ dnsperf, which is then the limit (they help on machines with cores to spare). p9
 as dnsperf sees them, its own scheduling included, for every server alike; at full load
 dnsperf keeps 200 queries outstanding, so average latency there is queueing, not answer time.
 
-### Snapshot size and rebuild
-
-A `gslb dns` process (one worker) reading one zone with N pools of four members from Debian's
-redis-server: resident memory once it answers; then the time from writing a change into Redis
-to the first answer that shows it (read, validate and compile the zone, swap the snapshot),
-polled every 5 ms.
-
-| pools | RSS | configuration change to answers | health change to answers |
-|---:|---:|---:|---:|
-{chr(10).join(snap)}
-
-The change is one drained member (a configuration change: the pools whose JSON changed are
-validated and compiled again, the others kept; in a thread, while answers keep coming from
-the old snapshot) or one member down (a health change: only the state is swapped). The time
-includes the writer's side (serializing the zone into Redis, about half of it at 10 000
-pools). Aims: rebuilding a 10 000-pool snapshot under 1 s, RSS under 200 MB with 10 000
-pools. Memory grows by about 10 KB per pool: a process keeps each zone as stored, as
-validated and as compiled, which is what makes rebuilds incremental; at 100 000 pools in one
-zone that is a gigabyte, and every read of Redis parses the whole zone again (the 2 s of a
-health change there): split very large deployments into several zones.
+How the state behind these answers holds up at 10 000 to 1 000 000 pools is the "Scale"
+section below (bench/scale.py, the second half of `make bench`).
 <!-- bench-dns:end -->"""
     text = PERF.read_text() if PERF.exists() else "# Performance\n"
     if "<!-- bench-dns:start -->" in text:

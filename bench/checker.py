@@ -30,7 +30,7 @@ from pathlib import Path
 import dns.message
 import dns.query
 import redis
-from benchlib import free_port, stop
+from benchlib import free_port, start_redis, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 PERF = ROOT / "docs" / "performance.md"
@@ -38,36 +38,6 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 TARGETS = int(os.environ.get("BENCH_TARGETS", "6000"))  # offered: more than the aim
 RATE_SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 TRIALS = int(os.environ.get("BENCH_TRIALS", "50"))
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    # On core 1, beside the target server: core 0 is the checker's alone.
-    proc = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "1",
-            REDIS_SERVER,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            if redis.Redis(port=port).ping():
-                break
-        except redis.RedisError:
-            time.sleep(0.05)
-    return proc, f"redis://127.0.0.1:{port}/0"
 
 
 def monitor(kind: str, port: int, interval: float, fall: int, rise: int) -> dict[str, object]:

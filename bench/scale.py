@@ -40,8 +40,7 @@ from typing import Any
 
 import dns.message
 import dns.query
-import redis
-from benchlib import free_port, rss_mb, stop
+from benchlib import free_port, rss_mb, start_redis, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 PERF = ROOT / "docs" / "performance.md"
@@ -195,33 +194,9 @@ def set_health(url: str, key: str, word: str) -> None:
 def pool_figures(work: Path, pools: int) -> dict[str, float]:
     base = work / f"pools-{pools}"
     base.mkdir()
-    port = free_port()
-    redis_proc = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            CLIENT_CORE,
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+    redis_proc, url = start_redis(base, CLIENT_CORE)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.RedisError):
-                if redis.Redis(port=port).ping():
-                    break
-            time.sleep(0.05)
         load = asyncio.run(store_zone(url, BIG, pools))
         asyncio.run(store_zone(url, SMALL, 10))
         print(f"  stored {pools} pools in {load:.1f} s", flush=True)
