@@ -176,6 +176,12 @@ def test_writes_need_a_write_token(cluster: Cluster) -> None:
         ("/sites/lon", {"lat": 123, "lon": 0}, "sites.lon.lat", "less than or equal to 90"),
         ("/isps/isp-c", ["10.0.0.1/8"], "isps.isp-c[0]", "host bits set"),
         ("", {**DOCUMENT, "records": "@ NS ns1\nns1 A 192.0.2.530\n"}, "records", "line 2"),
+        (  # 90 octets that would make four billion names: refused before making any
+            "",
+            {**DOCUMENT, "records": "@ NS ns1\n$GENERATE 1-4294967295 h$ A 10.0.0.1\n"},
+            "records",
+            "line 2: $GENERATE 1-4294967295 makes 4294967295 names; the limit is 65536",
+        ),
         ("", {**DOCUMENT, "zone": "other.example.com"}, "zone", "the URL"),
         ("", {**DOCUMENT, "surprise": 1}, "surprise", "Extra inputs"),
     ],
