@@ -20,6 +20,7 @@ from gslb.core.masterfile import DEFAULT_MAX_RECORDS, Limits
 from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
 from gslb.shell import loop
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
+from gslb.shell.httpguard import HttpLimits
 from gslb.shell.rrl import RrlConfig
 from gslb.shell.transport import TcpLimits, format_endpoint, parse_endpoint
 from gslb.zonesync import TOKEN_ENV
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     # How `serve --workers N` starts its workers (not for people).
     dns_role.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     dns_role.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    dns_role.add_argument("--stats-fd", type=int, help=argparse.SUPPRESS)
 
     api_role = sub.add_parser("api", help="the REST API (and dashboard) alone, on a shared Redis")
     api_role.add_argument("--redis", metavar="URL", required=True, help="the shared Redis")
@@ -188,6 +190,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 ENV_PREFIX = "GSLB_"
+TCP_DEFAULTS = TcpLimits()
+HTTP_DEFAULTS = HttpLimits()
 
 
 def from_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -297,6 +301,22 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="concurrent TCP connections accepted (default 1000)",
     )
+    parser.add_argument(
+        "--tcp-max-per-client",
+        type=int,
+        default=TCP_DEFAULTS.max_per_client,
+        metavar="N",
+        help="concurrent TCP connections from one client, IPv4 address or IPv6 /64 "
+        f"(default {TCP_DEFAULTS.max_per_client})",
+    )
+    parser.add_argument(
+        "--tcp-write-timeout",
+        type=float,
+        default=TCP_DEFAULTS.write_timeout,
+        metavar="SECONDS",
+        help="abort a TCP connection whose client leaves a reply unread this long "
+        f"(default {TCP_DEFAULTS.write_timeout:g})",
+    )
     _log_flags(parser)
 
 
@@ -318,6 +338,43 @@ def _api_flags(parser: argparse.ArgumentParser) -> None:
         "--api-read-open", action="store_true", help="let anyone read the API without a token"
     )
     _limit_flags(parser)
+    parser.add_argument(
+        "--http-host",
+        action="append",
+        metavar="NAME",
+        help="a host name the HTTP listener answers to, besides IP addresses and localhost "
+        "(repeatable; default: this host's name)",
+    )
+    parser.add_argument(
+        "--http-max-connections",
+        type=int,
+        default=HTTP_DEFAULTS.max_connections,
+        metavar="N",
+        help=f"concurrent HTTP connections (default {HTTP_DEFAULTS.max_connections})",
+    )
+    parser.add_argument(
+        "--http-max-per-client",
+        type=int,
+        default=HTTP_DEFAULTS.max_per_client,
+        metavar="N",
+        help="concurrent HTTP connections from one client, IPv4 address or IPv6 /64 "
+        f"(default {HTTP_DEFAULTS.max_per_client})",
+    )
+    parser.add_argument(
+        "--http-header-timeout",
+        type=float,
+        default=HTTP_DEFAULTS.header_timeout,
+        metavar="SECONDS",
+        help="close a connection whose request headers take longer "
+        f"(default {HTTP_DEFAULTS.header_timeout:g})",
+    )
+    parser.add_argument(
+        "--http-keepalive-timeout",
+        type=float,
+        default=HTTP_DEFAULTS.keepalive_timeout,
+        metavar="SECONDS",
+        help=f"close an idle keep-alive connection (default {HTTP_DEFAULTS.keepalive_timeout:g})",
+    )
     parser.add_argument(
         "--api-max-body",
         type=int,
@@ -544,6 +601,8 @@ def _worker_command(
         argv += ["--tcp-idle-timeout", str(args.tcp_idle_timeout)]
         argv += ["--tcp-max-connections", str(args.tcp_max_connections)]
         argv += ["--tcp-max-queries", str(args.tcp_max_queries)]
+        argv += ["--tcp-max-per-client", str(args.tcp_max_per_client)]
+        argv += ["--tcp-write-timeout", str(args.tcp_write_timeout)]
         argv += ["--log-format", args.log_format, "--log-level", args.log_level]
         for host, port in endpoints:
             argv += ["--dns", format_endpoint(host, port)]
@@ -559,6 +618,7 @@ def _worker_command(
 
 
 def serve(args: argparse.Namespace) -> int:
+    from gslb.shell.private import keep_private, private_dir
     from gslb.shell.serve import Node, NodeConfig
     from gslb.shell.sync import mirror_path
 
@@ -567,6 +627,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.command == "api":
         args.dns, args.max_udp_size, args.nsid = [], DEFAULT_MAX_UDP, ""
         args.tcp_max_connections, args.tcp_idle_timeout, args.tcp_max_queries = 1, 1.0, 1
+        args.tcp_max_per_client, args.tcp_write_timeout = 1, 1.0
     if not 0.0 <= getattr(args, "query_log_rate", 0.0) <= 1.0:
         print("gslb: --query-log-rate is a fraction within 0..1", file=sys.stderr)
         return 2
@@ -597,6 +658,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"gslb: {e}", file=sys.stderr)
         return 2
     data_dir = getattr(args, "data_dir", None)
+    keep_private()
+    if data_dir is not None:
+        private_dir(data_dir)
     try:
         tokens = auth.load(args.api_tokens, os.environ, args.api_read_open)
     except auth.TokenConfigError as e:
@@ -626,10 +690,19 @@ def serve(args: argparse.Namespace) -> int:
             max_connections=args.tcp_max_connections,
             idle_timeout=args.tcp_idle_timeout,
             max_queries=args.tcp_max_queries,
+            max_per_client=args.tcp_max_per_client,
+            write_timeout=args.tcp_write_timeout,
         ),
         tokens=tokens,
         api_max_body=args.api_max_body,
         limits=_limits(args),
+        http_limits=HttpLimits(
+            max_connections=args.http_max_connections,
+            max_per_client=args.http_max_per_client,
+            header_timeout=args.http_header_timeout,
+            keepalive_timeout=args.http_keepalive_timeout,
+        ),
+        http_hosts=tuple(args.http_host or ()),
         query_log_rate=getattr(args, "query_log_rate", 0.0),
         # With an external Redis a node keeps what it last read on disk (the embedded one
         # persists itself, beside it).
@@ -644,6 +717,7 @@ def serve(args: argparse.Namespace) -> int:
         reuse_port=getattr(args, "reuse_port", False),
         wait_for_sync=10.0 if getattr(args, "parent_pid", None) else 0.0,
         parent_pid=getattr(args, "parent_pid", None),
+        stats_fd=getattr(args, "stats_fd", None),
     )
     node = Node(config, zones)
     try:

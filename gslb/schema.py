@@ -32,6 +32,9 @@ AUDIT = PREFIX + "audit"  # list of AuditRecord JSON, newest first, capped
 HISTORY = PREFIX + "history"  # list of health changes {at, member, health, was, ...}, newest first
 HISTORY_KEEP = 10000
 NODES = PREFIX + "nodes"  # hash node id -> Node JSON (DNS and API processes' heartbeat)
+# hash {current, previous, upcoming: 32 hex digits, since: unix time}: the DNS Cookie server
+# secrets the whole cluster answers with (RFC 9018), rotated by the DNS nodes.
+COOKIE_SECRETS = PREFIX + "cookie-secrets"
 
 # The change logs (Redis Streams): every write appends what it changed, in the transaction
 # that changes it, numbered without gaps by its lane's sequence. Configuration and health

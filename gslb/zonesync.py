@@ -21,6 +21,7 @@ from typing import Any
 from gslb import zonefiles
 from gslb.api import documents
 from gslb.api.auth import LOCAL_TOKEN_FILE
+from gslb.core.zonedoc import check_zone_name
 
 TOKEN_ENV = "GSLB_API_TOKEN"
 
@@ -64,6 +65,17 @@ def token_of(args: argparse.Namespace) -> str | None:
     return local.read_text(encoding="utf-8").strip() if local.exists() else None
 
 
+def export_path(out: Path, name: str) -> Path | None:
+    """Where zone `name` is exported under `out`: `out/NAME.yaml`, for a name that is a host
+    name and a file that stays inside `out`; None otherwise."""
+    try:
+        check_zone_name(name)
+    except ValueError:
+        return None
+    path = (out / f"{name}.yaml").resolve()
+    return path if path.parent == out.resolve() else None
+
+
 def zone_path(name: str) -> str:
     return "/zones/" + urllib.parse.quote(name, safe="")
 
@@ -76,7 +88,8 @@ def apply(client: Client, directory: Path, prune: bool) -> int:
     for zone in sorted(loaded.values(), key=lambda z: z.path):
         name = documents.zone_key(zone.doc.zone)
         names.add(name)
-        status, _ = client.call("PUT", zone_path(name), zone.document)
+        # A directory applied whole says what nests in it: nested zones are meant.
+        status, _ = client.call("PUT", zone_path(name) + "?overlap=allow", zone.document)
         print(f"{name}: {'created' if status == 201 else 'applied'} from {zone.path}")
     if prune:
         _, raw = client.call("GET", "/zones")
@@ -103,9 +116,13 @@ def export(client: Client, out: Path | None, only: list[str] | None) -> int:
         _, text = client.call("GET", zone_path(name) + "/export")
         if out is None:
             sys.stdout.write(("---\n" if len(names) > 1 else "") + text.decode())
-        else:
-            (out / f"{name}.yaml").write_bytes(text)
-            print(f"{name}: {out / (name + '.yaml')}")
+            continue
+        path = export_path(out, name)
+        if path is None:
+            print(f"gslb zones export: {name!r} is not a host name: not written", file=sys.stderr)
+            return 1
+        path.write_bytes(text)
+        print(f"{name}: {path}")
     return 0
 
 

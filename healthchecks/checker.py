@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import ipaddress
 import json
 import time
 from dataclasses import dataclass, replace
@@ -61,6 +60,7 @@ from gslb.schema import (
     monitor_from_json,
     zone_key,
 )
+from healthchecks.allow import TargetPolicy
 from healthchecks.assign import owners
 from healthchecks.probes import Outcome, Probe, Resources, registry
 from healthchecks.probes import icmp as icmp_probe
@@ -179,6 +179,8 @@ class CheckerNode:
         self.started = time.time()
         self.probes_done = 0
         self._refused: set[str] = set()  # targets outside `allow`, said once each
+        self.policy = TargetPolicy(config.allow)
+        self.resources.policy = self.policy
         self.stats = ProbeStats()  # for /metrics where the checker runs inside a node
         self.connected = False
 
@@ -376,18 +378,13 @@ class CheckerNode:
         self.targets = targets
 
     def _allowed(self, target: Target) -> bool:
-        if not self.config.allow:
-            return True
-        try:
-            address = ipaddress.ip_address(target.address)
-        except ValueError:
-            return False
-        if any(address in ipaddress.ip_network(n) for n in self.config.allow):
+        if self.policy.permits(target.address):
             return True
         if target.key not in self._refused:
             self._refused.add(target.key)
             log.error(
-                "target refused: outside the networks this checker may probe",
+                "target refused: outside the networks this checker may probe (link-local and "
+                "cloud metadata addresses only when --allow-targets names them)",
                 member=target.key,
                 address=target.address,
                 allowed=list(self.config.allow),

@@ -455,3 +455,123 @@ def test_a_put_of_null_removes_nothing(cluster: Cluster) -> None:
     reply = cluster.http("PUT", path, raw=b"null")
     assert reply.status == 400 and reply.json["field"] == "body"
     assert cluster.http("GET", path).json == ["192.0.2.0/24"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        (  # found by the review: accepted, then exported outside the export directory
+            "/api/v1/zones/%2Ftmp%2Fx%2Fpwned",
+            {"soa": {"mname": "ns1", "rname": "h"}, "records": "@ NS ns1\n"},
+            "zone",
+            "is not a host name",
+        ),
+        (  # a TXT of more than 65 535 octets: accepted, then answered SERVFAIL
+            f"/api/v1/zones/{ZONE}",
+            {
+                **DOCUMENT,
+                "records": DOCUMENT["records"]
+                + "t TXT "
+                + " ".join(['"' + "x" * 255 + '"'] * 300)
+                + "\n",
+            },
+            "records",
+            "at most 65535",
+        ),
+        (  # an authority in a monitor's path: the checker fetched another host
+            f"/api/v1/zones/{ZONE}/monitors/evil",
+            {"type": "http", "port": 80, "path": "@127.0.0.1:9999/x"},
+            "monitors.evil.path",
+            "an absolute path",
+        ),
+        (
+            f"/api/v1/zones/{ZONE}/monitors/evil",
+            {"type": "http", "port": 80, "host": "a\r\nX-Injected: 1"},
+            "monitors.evil.host",
+            "a host name or address",
+        ),
+    ],
+)
+def test_what_the_review_found_accepted_is_refused_with_400(
+    cluster: Cluster, path: str, body: object, field: str, message: str
+) -> None:
+    reply = cluster.http("PUT", path, body)
+    assert reply.status == 400, reply.body
+    assert reply.json["field"] == field and message in reply.json["message"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ("name=www.api.example.com&client=192.0.2.1&type=NOSUCHTYPE", "type"),
+        (f"name={'a' * 64}.api.example.com&client=192.0.2.1", "name"),
+        ("name=www.api.example.com&client=not-an-address", "client"),
+    ],
+)
+def test_explain_refuses_what_it_cannot_ask_with_400(
+    cluster: Cluster, params: str, field: str
+) -> None:
+    reply = cluster.http("GET", f"/api/v1/explain?{params}")
+    assert reply.status == 400, reply.body
+    assert reply.json["field"] == field
+
+
+def test_a_zone_over_another_is_refused_unless_asked_for(cluster: Cluster) -> None:
+    """Found by the review: a write token could create www.api.example.com and shadow a
+    pool, or `com` above everything."""
+    inside = {"soa": {"mname": "ns1", "rname": "h"}, "records": "@ NS ns1\nns1 A 192.0.2.1\n"}
+    refused = cluster.http("PUT", f"/api/v1/zones/www.{ZONE}", inside)
+    assert refused.status == 409 and "overlap" in refused.json["message"]
+    above = cluster.http("PUT", "/api/v1/zones/com", inside)
+    assert above.status == 409
+    made = cluster.http("PUT", f"/api/v1/zones/deep.www.{ZONE}?overlap=allow", inside)
+    assert made.status == 201, made.body
+    assert cluster.http("DELETE", f"/api/v1/zones/deep.www.{ZONE}").status == 204
+
+
+def test_tokens_scoped_to_zones_write_only_those(tmp_path: Path) -> None:
+    backing = RedisServer(tmp_path, free_port())
+    backing.start()
+    scoped = tmp_path / "scoped.yaml"
+    scoped.write_text(
+        json.dumps(
+            [
+                {"name": "root", "role": "write", "token": WRITER},
+                {
+                    "name": "tenant",
+                    "role": "write",
+                    "token": "tenant-token-0123456789",
+                    "zones": ["*.tenant.example"],
+                },
+            ]
+        )
+    )
+    api = ServerProcess(
+        None,
+        tmp_path / "data",
+        "--redis",
+        f"redis://127.0.0.1:{backing.port}/0",
+        "--api-tokens",
+        str(scoped),
+        dns=(),
+        role="api",
+    )
+    try:
+        root = Http(*api.http[0], WRITER)
+        tenant = Http(*api.http[0], "tenant-token-0123456789")
+        document = {"soa": {"mname": "ns1", "rname": "h"}, "records": "@ NS ns1\nns1 A 192.0.2.1\n"}
+        assert root("PUT", "/api/v1/zones/other.example", document).status == 201
+        assert tenant("PUT", "/api/v1/zones/a.tenant.example", document).status == 201
+        denied = tenant("PUT", "/api/v1/zones/other.example", document)
+        assert denied.status == 403 and "other.example" in denied.json["message"]
+        assert tenant("GET", "/api/v1/zones/other.example").status == 403
+        listed = {z["zone"] for z in tenant("GET", "/api/v1/zones").json["zones"]}
+        assert listed == {"a.tenant.example"}
+        assert {r["zone"] for r in tenant("GET", "/api/v1/audit").json["records"]} == {
+            "a.tenant.example"
+        }
+        # Above another zone: refused even when asked, unless the token may write both.
+        assert tenant("PUT", "/api/v1/zones/tenant.example?overlap=allow", document).status == 403
+    finally:
+        api.stop()
+        backing.kill()

@@ -157,11 +157,18 @@ def test_cache_keys_on_room(snapshot: Snapshot) -> None:
     assert not large.flags & dns.flags.TC
 
 
-@given(st.booleans(), st.booleans(), st.integers(0, 32), st.binary(max_size=20))
+@given(
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 32),
+    st.binary(max_size=20),
+    st.sampled_from([None, b"", b"\x01" * 16, b"\x02" * 24]),
+)
 def test_reply_room_accounts_for_the_opt_record_exactly(
-    want_nsid: bool, with_ecs: bool, prefix: int, nsid: bytes
+    want_nsid: bool, with_ecs: bool, prefix: int, nsid: bytes, server_cookie: bytes | None
 ) -> None:
     from gslb.core import handler
+    from gslb.core.cookies import Secrets
     from gslb.core.query import scan
     from gslb.core.snapshot import Settings, Snapshot
     from gslb.core.zone import ZoneSet
@@ -171,6 +178,9 @@ def test_reply_room_accounts_for_the_opt_record_exactly(
         options.append(dns.edns.GenericOption(dns.edns.NSID, b""))
     if with_ecs:
         options.append(ecs("10.0.0.0", prefix))
+    if server_cookie is not None:  # a client cookie, and maybe a server cookie (ours or not)
+        options.append(dns.edns.GenericOption(10, b"c" * 8 + server_cookie))
     q = scan(query("x.example", use_edns=0, options=options).to_wire())
-    snap = Snapshot(1, ZoneSet({}), Settings(nsid=nsid))
-    assert handler._opt_length(q, snap) == len(handler._opt(q, snap, 24))
+    snap = Snapshot(1, ZoneSet({}), Settings(nsid=nsid), cookies=Secrets(b"k" * 16))
+    client = handler.Client("192.0.2.1", 1)
+    assert handler._opt_length(q, snap) == len(handler._opt(q, client, snap, 24))

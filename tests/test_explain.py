@@ -65,4 +65,4 @@ def test_cli_explain_prints_the_story(tmp_path: Path) -> None:
 def test_cli_explain_refuses_a_bad_client() -> None:
     result = cli_explain("nope")
     assert result.returncode == 2
-    assert "does not appear to be an IPv4 or IPv6 address" in result.stderr
+    assert "client: 'nope' is not an IP address" in result.stderr

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import dns.message
+import dns.opcode
 import dns.rcode
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,12 +93,48 @@ def test_opt_with_wrong_length_is_formerr(snapshot: Snapshot) -> None:
 
 def test_error_replies_to_other_opcodes_carry_no_question(snapshot: Snapshot) -> None:
     # Found by hypothesis: an UPDATE with trailing data got FORMERR echoing its zone section,
-    # which UPDATE-aware clients could not parse.
+    # which UPDATE-aware clients could not parse. It is NOTIMP, as Knot answers.
     wire = header(flags=0x2800) + b"\x00\x00\x00\x00\x01\x00"
     reply = handle(wire, Client("192.0.2.1", 1), snapshot)
     assert reply is not None
     assert struct.unpack_from("!6H", reply)[2] == 0
-    assert dns.message.from_wire(reply).rcode() == dns.rcode.FORMERR
+    assert dns.message.from_wire(reply).rcode() == dns.rcode.NOTIMP
+
+
+def test_an_unknown_opcode_without_a_question_is_notimp(snapshot: Snapshot) -> None:
+    for opcode in (3, 6, 15):  # unassigned
+        wire = struct.pack("!6H", 0x1234, opcode << 11, 0, 0, 0, 0)
+        reply = handle(wire, Client("192.0.2.1", 1), snapshot)
+        assert reply is not None
+        qid, flags, qdcount = struct.unpack_from("!3H", reply)
+        assert (qid, flags & 0xF, (flags >> 11) & 0xF, qdcount) == (0x1234, 4, opcode, 0)
+
+
+def opt_of(reply: bytes | None) -> dns.message.Message:
+    assert reply is not None
+    message = dns.message.from_wire(reply)
+    assert message.edns == 0, "the reply carries an OPT record"
+    return message
+
+
+def test_error_replies_to_queries_with_opt_carry_opt(snapshot: Snapshot) -> None:
+    """RFC 6891 §7: a responder that implements EDNS includes an OPT in its replies to
+    queries that carry one, error replies included."""
+    client = Client("192.0.2.1", 1)
+    notify = query("www.gslb.example.com", use_edns=0)
+    notify.set_opcode(dns.opcode.NOTIFY)
+    assert opt_of(handle(notify.to_wire(), client, snapshot)).rcode() == dns.rcode.NOTIMP
+    # FORMERR: a client subnet option with bits set beyond its prefix.
+    bad_ecs = b"\x00\x08\x00\x07\x00\x01\x18\x00\xc0\x00\x02\x01"[4:]
+    opt = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 4 + len(bad_ecs))
+    opt += struct.pack("!HH", 8, len(bad_ecs)) + bad_ecs
+    wire = header(ar=1) + QNAME + b"\x00\x01\x00\x01" + opt
+    assert opt_of(handle(wire, client, snapshot)).rcode() == dns.rcode.FORMERR
+    refused = query("www.example.org", use_edns=0)
+    assert opt_of(handle(refused.to_wire(), client, snapshot)).rcode() == dns.rcode.REFUSED
+    # And a query without OPT gets none back.
+    plain = dns.message.from_wire(handle(query("www.example.org").to_wire(), client, snapshot))  # type: ignore[arg-type]
+    assert plain.edns == -1
 
 
 def test_meta_types_as_questions(snapshot: Snapshot) -> None:

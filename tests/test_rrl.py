@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import pytest
 
+from gslb.core.cookies import Secrets
+from gslb.core.handler import Client, handle
+from gslb.core.snapshot import Snapshot
 from gslb.shell.rrl import Limiter, RrlConfig, truncated
-from tests.helpers import query, write_zones
+from tests.helpers import query, snapshot_of, write_zones
 from tests.server import ServerProcess
 from tests.test_metrics import scrape, value
 
@@ -23,7 +30,20 @@ records: |
   ns1   A     192.0.2.53
   www   A     192.0.2.10
   big   TXT   "a fairly long text record, the kind an amplifier would like to send, and again"
+  *.wild TXT  "a fairly long text record, the kind an amplifier would like to send, and again"
+  child NS    ns.elsewhere.example.
 """
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
+    return snapshot_of(write_zones(tmp_path_factory.mktemp("rrl") / "zones", {"z.yaml": ZONE}))
+
+
+def answered(snapshot: Snapshot, message: dns.message.Message) -> bytes:
+    reply = handle(message.to_wire(), Client("198.51.100.7", 1), snapshot)
+    assert reply is not None
+    return reply
 
 
 def reply_of(message: dns.message.Message, rcode: int = 0) -> bytes:
@@ -32,11 +52,11 @@ def reply_of(message: dns.message.Message, rcode: int = 0) -> bytes:
     return reply.to_wire()
 
 
-def test_identical_responses_beyond_the_rate_are_dropped_or_slipped() -> None:
+def test_identical_responses_beyond_the_rate_are_dropped_or_slipped(snapshot: Snapshot) -> None:
     limiter = Limiter(RrlConfig(rate=5, window=2, slip=2, exempt=()))
     message = query("www.rrl.example")
-    wire, reply = message.to_wire(), reply_of(message)
-    outcomes = [limiter.check(wire, "198.51.100.7", reply, 100.0) for _ in range(30)]
+    wire, reply = message.to_wire(), answered(snapshot, message)
+    outcomes = [limiter.check(wire, "198.51.100.7", reply, snapshot, 100.0) for _ in range(30)]
     assert outcomes[:10] == [reply] * 10  # the burst: rate x window
     rest = outcomes[10:]
     assert rest.count(None) == 10 and sum(1 for r in rest if r and r != reply) == 10
@@ -44,33 +64,96 @@ def test_identical_responses_beyond_the_rate_are_dropped_or_slipped() -> None:
     assert slipped.flags & dns.flags.TC and not slipped.answer and slipped.id == message.id
     assert len(truncated(wire)) <= len(wire)  # no amplification in a slip
     # Time refills the budget at the rate; other networks and other questions have their own.
-    assert limiter.check(wire, "198.51.100.7", reply, 100.2) == reply
-    assert limiter.check(wire, "203.0.113.1", reply, 100.2) == reply
+    assert limiter.check(wire, "198.51.100.7", reply, snapshot, 100.2) == reply
+    assert limiter.check(wire, "203.0.113.1", reply, snapshot, 100.2) == reply
     other = query("ns1.rrl.example")
-    assert limiter.check(other.to_wire(), "198.51.100.7", reply_of(other), 100.2) is not None
+    out = limiter.check(other.to_wire(), "198.51.100.7", answered(snapshot, other), snapshot, 100.2)
+    assert out is not None
     assert limiter.stats.limited == 20
 
 
-def test_one_network_shares_a_budget_and_nxdomains_share_one_per_network() -> None:
+@pytest.mark.parametrize(
+    ("names", "rdtype"),
+    [
+        (lambda i: f"r{i}.rrl.example", "A"),  # NXDOMAIN: one budget per zone
+        (lambda i: f"x{i}.wild.rrl.example", "TXT"),  # a wildcard's answers: one per wildcard
+        (lambda i: f"h{i}.child.rrl.example", "A"),  # referrals: one per delegation point
+        (lambda i: "www.rrl.example", "AAAA"),  # NODATA: one per zone
+        (lambda i: f"x{i}.wild.rrl.example", "MX"),  # NODATA from a wildcard: the zone
+    ],
+)
+def test_random_names_share_one_budget_per_network(
+    snapshot: Snapshot, names: Callable[[int], str], rdtype: str
+) -> None:
+    """Found by the security review: random names under a wildcard, under a delegation, or
+    that do not exist, each counted as a response of their own: 400 of 400 answered."""
     limiter = Limiter(RrlConfig(rate=1, window=3, slip=0, exempt=()))
     sent = 0
-    for i in range(10):  # random names, all NXDOMAIN, from one /24
-        message = query(f"r{i}.rrl.example")
-        out = limiter.check(message.to_wire(), f"198.51.100.{i}", reply_of(message, 3), 50.0)
+    for i in range(10):  # ten different names from one /24
+        message = query(names(i), rdtype)
+        out = limiter.check(
+            message.to_wire(), f"198.51.100.{i}", answered(snapshot, message), snapshot, 50.0
+        )
         sent += out is not None
     assert sent == 3
+
+
+def test_an_ipv6_network_is_a_56(snapshot: Snapshot) -> None:
+    limiter = Limiter(RrlConfig(rate=1, window=3, slip=0, exempt=()))
     v6 = query("www.rrl.example")
+    reply = answered(snapshot, v6)
     answers = [
-        limiter.check(v6.to_wire(), f"2001:db8:0:1{i}::1", reply_of(v6), 50.0) for i in range(6)
+        limiter.check(v6.to_wire(), f"2001:db8:0:1{i}::1", reply, snapshot, 50.0) for i in range(6)
     ]
     assert answers.count(None) == 3  # 2001:db8:0:10::/64 .. :15:: share one /56
 
 
-def test_exempt_networks_are_never_limited() -> None:
+def test_exempt_networks_are_never_limited(snapshot: Snapshot) -> None:
     limiter = Limiter(RrlConfig(rate=1, window=1, exempt=("192.0.2.0/24",)))
     message = query("www.rrl.example")
     wire, reply = message.to_wire(), reply_of(message)
-    assert all(limiter.check(wire, "192.0.2.9", reply, 1.0) == reply for _ in range(100))
+    assert all(limiter.check(wire, "192.0.2.9", reply, snapshot, 1.0) == reply for _ in range(100))
+
+
+def with_cookie(message: dns.message.Message, cookie: bytes) -> dns.message.Message:
+    message.use_edns(0, payload=1232, options=[dns.edns.GenericOption(10, cookie)])
+    return message
+
+
+def test_a_client_with_a_valid_cookie_passes_and_one_without_gets_badcookie(
+    snapshot: Snapshot,
+) -> None:
+    """RFC 7873: a valid server cookie proves the client's address, so its queries are not
+    limited; a client cookie alone earns BADCOOKIE and a cookie to ask again with."""
+    secrets = Secrets(b"s" * 16, b"p" * 16, b"u" * 16)
+    snap = dataclasses.replace(snapshot, cookies=secrets)
+    limiter = Limiter(RrlConfig(rate=1, window=1, slip=2, exempt=()))
+    client_cookie = b"\x01" * 8
+    first = with_cookie(query("www.rrl.example"), client_cookie)
+    reply = dns.message.from_wire(handle(first.to_wire(), Client("198.51.100.7", 1), snap))  # type: ignore[arg-type]
+    cookie = next(o for o in reply.options if o.otype == 10)
+    data = cookie.client + cookie.server  # type: ignore[attr-defined]
+    assert data[:8] == client_cookie and len(data) == 24
+    limited = 0
+    for _ in range(5):  # the budget is one: the rest are over it
+        message = with_cookie(query("www.rrl.example"), client_cookie)
+        wire = message.to_wire()
+        out = limiter.check(wire, "198.51.100.7", answered(snap, message), snap, 10.0)
+        assert out is not None
+        back = dns.message.from_wire(out)
+        if back.rcode() == dns.rcode.BADCOOKIE:
+            limited += 1
+            assert not back.answer and len(out) < 100
+    assert limited == 4 and limiter.stats.badcookie == 4
+    for _ in range(5):  # with the server cookie it was given: never limited
+        message = with_cookie(query("www.rrl.example"), data)
+        out = limiter.check(message.to_wire(), "198.51.100.7", answered(snap, message), snap, 10.0)
+        assert out is not None and dns.message.from_wire(out).answer
+    assert limiter.stats.cookie_passed == 5
+    # A server cookie made for another address is not valid for this one.
+    message = with_cookie(query("www.rrl.example"), data)
+    out = limiter.check(message.to_wire(), "198.51.100.99", answered(snap, message), snap, 10.0)
+    assert out is not None and dns.message.from_wire(out).rcode() in (0, dns.rcode.BADCOOKIE)
 
 
 def test_a_flood_from_one_network_is_limited_over_the_wire(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Bearer tokens with roles `read` and `write` (write includes read).
 
 Tokens come from a file (`--api-tokens FILE`, YAML or JSON: a list of `{name, role, token}`
-or `{name, role, sha256}` to keep the secret itself off the disk) and from the environment
+or `{name, role, sha256}` to keep the secret itself off the disk, each optionally scoped to
+some zones with `zones: [NAME, "*.NAME"]`) and from the environment
 (`GSLB_API_TOKENS="name:role:token,..."`). Only SHA-256 digests are kept in memory; a
 presented token is hashed and compared with every known digest in constant time, so neither
 timing nor an early exit tells how close a guess was. Tokens are never logged: the audit log
@@ -38,9 +39,24 @@ class TokenConfigError(ValueError):
 class Principal:
     name: str
     role: Role
+    # The zones this token may touch: names, or `*.NAME` for every zone below NAME; None:
+    # every zone (a token of the tokens file with `zones: [...]` is scoped).
+    zones: tuple[str, ...] | None = None
 
     def may(self, role: Role) -> bool:
         return role == "read" or self.role == "write"
+
+    def covers(self, zone: str) -> bool:
+        if self.zones is None:
+            return True
+        zone = zone.lower().rstrip(".")
+        for scope in self.zones:
+            if scope.startswith("*."):
+                if zone.endswith("." + scope[2:]):
+                    return True
+            elif zone == scope:
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +90,27 @@ def _entry(item: object, where: str) -> tuple[bytes, Principal]:
         raise TokenConfigError(f"{where}.name: required")
     if role not in ROLES:
         raise TokenConfigError(f"{where}.role: read or write")
+    zones = _zones(item.get("zones"), where)
     token, digest = item.get("token"), item.get("sha256")
     if isinstance(token, str) and len(token) >= 16:
-        return hashlib.sha256(token.encode()).digest(), Principal(name, role)
+        return hashlib.sha256(token.encode()).digest(), Principal(name, role, zones)
     if isinstance(digest, str):
         try:
             raw = bytes.fromhex(digest)
         except ValueError:
             raw = b""
         if len(raw) == 32:
-            return raw, Principal(name, role)
+            return raw, Principal(name, role, zones)
         raise TokenConfigError(f"{where}.sha256: 64 hex digits")
     raise TokenConfigError(f"{where}.token: a secret of at least 16 characters")
+
+
+def _zones(value: object, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(z, str) and z for z in value):
+        raise TokenConfigError(f"{where}.zones: a list of zone names (or *.NAME)")
+    return tuple(z.strip().lower().rstrip(".") for z in value)
 
 
 def load(

@@ -104,7 +104,24 @@ class EventHub:
                 queue.put_nowait(None)
 
 
-async def stream(request: web.Request, hub: EventHub, version: int) -> web.StreamResponse:
+def _concerns(data: str, visible: Callable[[str], bool]) -> bool:
+    """Whether an event is about a zone a scoped token may see."""
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return False
+    zones = [*(event.get("zones") or []), *(event.get("removed") or [])]
+    members = [*(event.get("members") or []), *(event.get("changes") or {})]
+    zones += [str(m).partition("/")[0] for m in members]
+    return any(visible(z) for z in zones)
+
+
+async def stream(
+    request: web.Request,
+    hub: EventHub,
+    version: int,
+    visible: Callable[[str], bool] | None = None,
+) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -126,6 +143,8 @@ async def stream(request: web.Request, hub: EventHub, version: int) -> web.Strea
             if item is None:
                 break
             kind, data = item
+            if visible is not None and not _concerns(data, visible):
+                continue
             await response.write(f"event: {kind}\ndata: {data}\n\n".encode())
     except ConnectionResetError:
         pass  # the client went away

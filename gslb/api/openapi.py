@@ -20,6 +20,7 @@ ERRORS = {
     401: "No token, or an unknown one",
     403: "The token may not do this (a read token on a write)",
     404: "The zone or the part named does not exist",
+    408: "The body did not arrive in time",
     409: "The resource changed since it was read (If-Match), or exists already",
     413: "The body is larger than the limit",
     415: "The body is not JSON",
@@ -42,13 +43,13 @@ def _responses(op: Operation) -> dict[str, Any]:
     if op.body is not None or op.query or op.method != "GET":
         codes.add(400)
     if op.role is not None:
-        codes |= {401, 403} if op.role == "write" else {401}
+        codes |= {401, 403} if op.role == "write" or "{zone}" in op.path else {401}
     if "{" in op.path:
         codes.add(404)
     if op.precondition:
         codes.add(409)
     if op.body is not None:
-        codes |= {413, 415}
+        codes |= {408, 413, 415}
     if op.redis:
         codes.add(503)
     for code in sorted(codes):

@@ -11,6 +11,7 @@ document, and stores it with its audit record in one MULTI/EXEC — or changes n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from gslb.api.openapi import document
 from gslb.api.table import PREFIX, Handler, Operation, Param, ref
 from gslb.common import logs
 from gslb.common.redis import REDIS_ERRORS
+from gslb.core import names
+from gslb.core.explain import ExplainError
 from gslb.core.explain import explain as run_explain
 from gslb.core.masterfile import Limits
 from gslb.schema import LOAD
@@ -59,10 +62,12 @@ class Api:
         tokens: Tokens,
         redis_up: Callable[[], bool] = lambda: True,
         limits: Limits | None = None,
+        body_timeout: float = 30.0,
     ) -> None:
         self._store = store
         self.redis_up = redis_up
         self.limits = limits or Limits()
+        self.body_timeout = body_timeout
         self.snapshot = snapshot
         self.tokens = tokens
         self.hub: EventHub | None = None
@@ -187,7 +192,11 @@ async def _body(request: web.Request) -> Json:
         raise ApiError(
             415, f"send JSON (Content-Type: application/json), not {request.content_type}"
         )
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(_api(request).body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(408, "the body did not arrive in time", "body") from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
@@ -258,6 +267,8 @@ async def list_zones(request: web.Request) -> web.Response:
     metas = await store.metas()
     zones = []
     for name, meta in sorted(metas.items()):
+        if not _sees(request, name):
+            continue
         zones.append(
             {
                 "zone": name,
@@ -295,6 +306,7 @@ async def put_zone(request: web.Request) -> web.Response:
         raise ApiError(
             400, f"zone: the document is for {body['zone']!r}, the URL for {zone!r}", "zone"
         )
+    await _refuse_overlap(request, zone)
     who = _who(request, "put", f"zones/{zone}")
     precondition = _precondition(request)
     outcome = await _write(
@@ -302,6 +314,34 @@ async def put_zone(request: web.Request) -> web.Response:
     )
     meta = await _api(request).store.meta(zone)
     return _json(outcome.after, 201 if outcome.before is None else 200, zone_etag(zone, meta))
+
+
+async def _refuse_overlap(request: web.Request, zone: str) -> None:
+    """A new zone inside another (it would answer names the other answers) or above one
+    (the other's names fall in its tree) is refused unless the request says so
+    (`?overlap=allow`) with a token that may write every zone concerned: a write token of
+    one customer must not shadow another's pools, or make `com`."""
+    existing = await _api(request).store.zone_names()
+    if zone in existing:
+        return
+    nested = sorted(z for z in existing if z.endswith("." + zone) or zone.endswith("." + z))
+    if not nested:
+        return
+    principal = _principal(request)
+    outside = [z for z in nested if principal is not None and not principal.covers(z)]
+    if outside:
+        raise ApiError(
+            403,
+            f"zone {zone!r} overlaps {', '.join(repr(z) for z in outside)}, which this "
+            "token may not write",
+            "zone",
+        )
+    if request.query.get("overlap") != "allow":
+        raise Conflict(
+            f"zone {zone!r} overlaps {', '.join(repr(z) for z in nested)}: names of one "
+            "would be answered by the other; send ?overlap=allow to create it anyway",
+            "zone",
+        )
 
 
 async def delete_zone(request: web.Request) -> web.Response:
@@ -600,7 +640,11 @@ async def put_topology(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response(await _api(request).store.health_detail())
+    detail = await _api(request).store.health_detail()
+    detail["members"] = {
+        k: v for k, v in detail["members"].items() if _sees(request, _zone_of_key(k))
+    }
+    return web.json_response(detail)
 
 
 async def checkers(request: web.Request) -> web.Response:
@@ -613,11 +657,19 @@ async def nodes(request: web.Request) -> web.Response:
 
 async def history(request: web.Request) -> web.Response:
     limit = _limit(request)
-    return web.json_response({"changes": await _api(request).store.history(limit)})
+    changes = [
+        c
+        for c in await _api(request).store.history(limit)
+        if _sees(request, _zone_of_key(str(c.get("member", ""))))
+    ]
+    return web.json_response({"changes": changes})
 
 
 async def answers(request: web.Request) -> web.Response:
-    buckets = await _api(request).store.answers()
+    buckets = {
+        start: {k: v for k, v in counts.items() if _sees(request, _zone_of_key(k))}
+        for start, counts in (await _api(request).store.answers()).items()
+    }
     return web.json_response({"bucket_seconds": ANSWER_BUCKET, "buckets": buckets})
 
 
@@ -661,8 +713,19 @@ async def explain(request: web.Request) -> web.Response:
         prefix = int(subnet) if subnet else None
     except ValueError:
         raise ApiError(400, "subnet: not a prefix length", "subnet") from None
+    snapshot = _api(request).snapshot()
+    if not _sees(request, None):
+        try:
+            asked = names.from_text(name if name.endswith(".") else name + ".")
+        except names.BadName as e:
+            raise ApiError(400, f"name: {e}", "name") from None
+        found = snapshot.zones.find(asked)
+        if found is None or not _sees(request, names.to_text(found.apex).rstrip(".")):
+            raise ApiError(403, "this token may not explain names outside its zones", "name")
     try:
-        result = run_explain(_api(request).snapshot(), name, query.get("type", "A"), client, prefix)
+        result = run_explain(snapshot, name, query.get("type", "A"), client, prefix)
+    except ExplainError as e:
+        raise ApiError(400, str(e), e.field) from None
     except ValueError as e:
         raise ApiError(400, str(e)) from None
     return web.json_response(result)
@@ -671,13 +734,18 @@ async def explain(request: web.Request) -> web.Response:
 async def audit(request: web.Request) -> web.Response:
     limit = _limit(request)
     zone = request.query.get("zone")
-    records = await _api(request).store.audit(limit, zone_key(zone) if zone else None)
+    records = await _api(request).store.audit(
+        limit if _sees(request, None) else 10_000, zone_key(zone) if zone else None
+    )
+    records = [r for r in records if _sees(request, r.get("zone"))][:limit]
     return web.json_response({"records": records})
 
 
 async def events(request: web.Request) -> web.StreamResponse:
     api = _api(request)
-    return await stream(request, api.events(), api.snapshot().version)
+    principal = _principal(request)
+    visible = None if principal is None or principal.zones is None else principal.covers
+    return await stream(request, api.events(), api.snapshot().version, visible)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -783,6 +851,15 @@ OPERATIONS: tuple[Operation, ...] = (
         returns=ref("ZoneDoc"),
         precondition=True,
         created=True,
+        query=(
+            Param(
+                "overlap",
+                {"type": "string", "enum": ["allow"]},
+                False,
+                "create a zone inside or above another one (its names would be answered "
+                "by one of them only)",
+            ),
+        ),
     ),
     Operation(
         "DELETE", Z, delete_zone, "Remove a zone", "zones", role="write", ok=204, precondition=True
@@ -968,10 +1045,34 @@ OPERATIONS: tuple[Operation, ...] = (
 def _guarded(op: Operation) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         if op.role is not None:
-            request["principal"] = _api(request).authorize(request, op.role)
+            principal = _api(request).authorize(request, op.role)
+            request["principal"] = principal
+            if "{zone}" in op.path and not principal.covers(_zone(request)):
+                raise ApiError(
+                    403, f"token {principal.name!r} may not use zone {_zone(request)!r}", "zone"
+                )
         return await op.handler(request)
 
     return handle
+
+
+def _principal(request: web.Request) -> Principal | None:
+    found = request.get("principal")
+    return found if isinstance(found, Principal) else None
+
+
+def _sees(request: web.Request, zone: str | None) -> bool:
+    """Whether the request's token may see data of `zone` (a scoped token: its zones only)."""
+    principal = _principal(request)
+    return (
+        principal is None
+        or principal.zones is None
+        or (zone is not None and principal.covers(zone))
+    )
+
+
+def _zone_of_key(key: str) -> str:
+    return key.partition("/")[0]
 
 
 def add_routes(app: web.Application, api: Api) -> None:

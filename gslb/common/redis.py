@@ -41,11 +41,30 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
     return client
 
 
+SECRET_PARAMETERS = frozenset({"password", "pass", "sentinel_password", "ssl_password"})
+
+
 def redacted(url: str) -> str:
-    """The URL without its password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at:
-        return url
-    user = userinfo.partition(":")[0]
-    return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"
+    """The URL without its secrets, for logs: the password of the user part and of the query
+    (`?password=`, which redis-py reads too). The rest is left as written."""
+    base, question, query = url.partition("?")
+    scheme, sep, rest = base.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if at:
+        user = userinfo.partition(":")[0]
+        base = f"{scheme}{sep}{user}:***@{hosts}" if user else f"{scheme}{sep}***@{hosts}"
+    pairs = []
+    for pair in query.split("&") if query else []:
+        key, equals, _value = pair.partition("=")
+        secret = urllib.parse.unquote(key).lower() in SECRET_PARAMETERS
+        pairs.append(f"{key}{equals}***" if secret and equals else pair)
+    return base + question + "&".join(pairs)
+
+
+def refused_credentials(error: BaseException) -> bool:
+    """Whether Redis turned us away for our credentials (a wrong or missing password), which
+    no retry will mend: worth saying so, not just "unreachable"."""
+    if isinstance(error, redis.exceptions.AuthenticationError):
+        return True
+    text = str(error)
+    return any(word in text for word in ("NOAUTH", "WRONGPASS", "invalid password", "auth failed"))

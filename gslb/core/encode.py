@@ -25,10 +25,14 @@ _POINTER = 0xC000
 _MAX_POINTER = 0x3FFF
 
 
-def header_only(query_id: int, query_flags: int, rcode: int, question: bytes = b"") -> bytes:
-    """A reply with no records: for FORMERR and NOTIMP, which may not trust the question."""
+def header_only(
+    query_id: int, query_flags: int, rcode: int, question: bytes = b"", opt: bytes = b""
+) -> bytes:
+    """A reply with no records: for FORMERR and NOTIMP, which may not trust the question. A
+    query that carried an OPT record gets ours (`opt`) back, errors included (RFC 6891 §7)."""
     flags = FLAG_QR | (query_flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode & 0xF)
-    return struct.pack("!6H", query_id, flags, 1 if question else 0, 0, 0, 0) + question
+    header = struct.pack("!6H", query_id, flags, 1 if question else 0, 0, 0, 1 if opt else 0)
+    return header + question + opt
 
 
 def encode(query: Query, lookup: Lookup, room: int) -> bytes:
@@ -116,9 +120,11 @@ def opt_record(
     nsid: bytes = b"",
     ecs: ClientSubnet | None = None,
     scope: int = 0,
+    extra: bytes = b"",
 ) -> bytes:
-    """Our OPT record (RFC 6891 §6.1.2): version 0, the DO bit echoed (RFC 3225 §3)."""
-    options = b""
+    """Our OPT record (RFC 6891 §6.1.2): version 0, the DO bit echoed (RFC 3225 §3); `extra`:
+    options made elsewhere (a COOKIE)."""
+    options = extra
     if nsid:
         options += struct.pack("!HH", EDNS_NSID, len(nsid)) + nsid
     if ecs is not None:

@@ -11,7 +11,9 @@ import ipaddress
 from typing import Any
 
 import dns.edns
+import dns.exception
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 
@@ -33,6 +35,14 @@ from gslb.core.snapshot import Snapshot
 from gslb.core.zone import lookup
 
 
+class ExplainError(ValueError):
+    """A question that cannot be asked: `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 def explain(
     snapshot: Snapshot,
     name: str,
@@ -46,11 +56,28 @@ def explain(
     With `subnet_prefix` the client address is sent as an EDNS Client Subnet of that length
     (as a resolver would); without it, the client address is taken as the resolver's.
     """
-    ipaddress.ip_address(client)  # a bad address is the caller's error, raised here
+    # What the caller gives is checked here, each fault a ValueError naming its field.
+    try:
+        ipaddress.ip_address(client)
+    except ValueError:
+        raise ExplainError("client", f"{client!r} is not an IP address") from None
+    try:
+        qtype = dns.rdatatype.from_text(rdtype)
+    except (dns.exception.DNSException, ValueError):
+        raise ExplainError(
+            "type", f"{rdtype!r} is not a DNS type (A, AAAA, TXT, TYPE65...)"
+        ) from None
+    try:
+        qname = dns.name.from_text(name)
+    except (dns.exception.DNSException, UnicodeError) as e:
+        raise ExplainError("name", f"{name!r} is not a domain name: {e}") from None
     options: list[dns.edns.Option] = []
     if subnet_prefix is not None:
+        family_bits = 128 if ":" in client else 32
+        if not 0 <= subnet_prefix <= family_bits:
+            raise ExplainError("subnet", f"a prefix length of 0 to {family_bits}")
         options.append(dns.edns.ECSOption(client, subnet_prefix))
-    message = dns.message.make_query(name, rdtype, use_edns=0, options=options)
+    message = dns.message.make_query(qname, qtype, use_edns=0, options=options)
     wire = message.to_wire()
     query = scan(wire)
     peer = Client("127.0.0.1" if subnet_prefix is not None else client, 0)

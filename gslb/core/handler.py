@@ -17,17 +17,18 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from gslb.core import encode
+from gslb.core import cookies, encode
 from gslb.core.decide import combine, period
 from gslb.core.decide import decide as decide_pool
 from gslb.core.location import ClientInfo, IPAddress, Location
 from gslb.core.policy import client_use, sticky
 from gslb.core.pools import Pool
-from gslb.core.query import FLAG_QR, FormErr, Query, scan
+from gslb.core.query import FLAG_QR, Edns, FormErr, Query, carries_opt, scan
 from gslb.core.records import (
     AXFR,
     CLASS_ANY,
@@ -245,26 +246,55 @@ def handle(
         # A response sent to us. Answer FORMERR, except to an error reply: two servers must
         # never bounce error replies at each other forever.
         return None if flags & 0xF else encode.header_only(qid, flags, RCODE_FORMERR)
+    if flags & 0x7800:
+        # Not a QUERY (NOTIFY, UPDATE, an unassigned opcode): NOTIMP, whatever the sections
+        # hold, before reading them as a question (RFC 1035 §4.1.1; Knot and BIND do so).
+        return encode.header_only(qid, flags, RCODE_NOTIMP, b"", _error_opt(snapshot, wire))
     try:
         query = scan(wire)
     except FormErr as e:
-        return encode.header_only(qid, flags, RCODE_FORMERR, _echo(flags, e.question))
+        opt = _bare_opt(snapshot) if e.edns else b""
+        return encode.header_only(qid, flags, RCODE_FORMERR, _echo(flags, e.question), opt)
     try:
         cache = cache if cache is not None else ReplyCache(16)
         reply, note = _respond(query, client, snapshot, cache, fail_open, draw)
-        if front is not None and note is not None and len(wire) > 12:
+        if front is not None and note is not None and _plain(wire, query):
             _remember(front, wire, query, client, reply, note)
         return reply
     except Exception:
         # The promise is "never raises": a bug must cost one SERVFAIL, not a worker. The fuzz
         # tests treat any SERVFAIL as a finding.
-        return encode.header_only(qid, flags, RCODE_SERVFAIL, _echo(flags, query.question))
+        opt = _bare_opt(snapshot) if query.edns is not None else b""
+        return encode.header_only(qid, flags, RCODE_SERVFAIL, _echo(flags, query.question), opt)
+
+
+def _bare_opt(snapshot: Snapshot) -> bytes:
+    """Our OPT for an error reply: our UDP size, nothing echoed."""
+    return encode.opt_record(snapshot.settings.max_udp_size, False)
+
+
+def _error_opt(snapshot: Snapshot, wire: bytes) -> bytes:
+    return _bare_opt(snapshot) if carries_opt(wire) else b""
 
 
 def _echo(flags: int, question: bytes) -> bytes:
     # Only a QUERY has a question section; other opcodes give it other meanings (UPDATE's zone
     # section), which an error reply should not pretend to understand.
     return question if flags & 0x7800 == 0 else b""
+
+
+FRONT_MAX_QUERY = 300  # octets: a question, an OPT with a client subnet, and no more
+
+
+def _plain(wire: bytes, query: Query) -> bool:
+    """Whether the front may keep this reply under the query's octets: only when those
+    octets hold nothing but what the reply depends on. A query padded with options that
+    change nothing (unknown ones, padding) would otherwise make an entry per spelling, and
+    a query with a cookie gets a cookie made for its own address and time."""
+    if len(wire) > FRONT_MAX_QUERY or len(wire) <= 12:
+        return False
+    edns = query.edns
+    return edns is None or (edns.cookie is None and not edns.other)
 
 
 # How a reply may be reused by the front: (route or None for static, slot, members handed out).
@@ -299,15 +329,13 @@ def _respond(
     fail_open: bool,
     draw: int | None = None,
 ) -> tuple[bytes, Note | None]:
-    if query.opcode != 0:
-        return encode.header_only(query.id, query.flags, RCODE_NOTIMP), None
     settings = snapshot.settings
     edns = query.edns
     if edns is None:
         limit = TCP_ROOM if client.tcp else MIN_UDP
     else:
         if edns.version > 0:
-            opt = _opt(query, snapshot, 0, EXTENDED_BADVERS)
+            opt = _opt(query, client, snapshot, 0, EXTENDED_BADVERS)
             body = encode.encode(query, Lookup(0, False), settings.max_udp_size - len(opt))
             return encode.finish(body, query, opt), None
         limit = TCP_ROOM if client.tcp else max(MIN_UDP, min(edns.udp_size, settings.max_udp_size))
@@ -338,7 +366,7 @@ def _respond(
         body, scope = entry.body, entry.scope if _has_subnet(query) else 0
         cache.count(entry.members)
         note = None if client.tcp or found.cold else (found, slot, entry.members)
-    opt = _opt(query, snapshot, scope) if edns is not None else b""
+    opt = _opt(query, client, snapshot, scope) if edns is not None else b""
     return encode.finish(body, query, opt), note
 
 
@@ -357,16 +385,77 @@ def _opt_length(query: Query, snapshot: Snapshot) -> int:
         length += 4 + len(nsid)
     if edns.ecs is not None:
         length += 8 + len(edns.ecs.address)
+    if edns.cookie is not None and snapshot.cookies is not None:
+        length += 4 + cookies.CLIENT_LENGTH + 16
     return length
 
 
-def _opt(query: Query, snapshot: Snapshot, scope: int, extended_rcode: int = 0) -> bytes:
+def _opt(
+    query: Query, client: Client, snapshot: Snapshot, scope: int, extended_rcode: int = 0
+) -> bytes:
     edns = query.edns
     assert edns is not None
     nsid = snapshot.settings.nsid if edns.nsid else b""
     return encode.opt_record(
-        snapshot.settings.max_udp_size, edns.do, extended_rcode, nsid, edns.ecs, scope
+        snapshot.settings.max_udp_size,
+        edns.do,
+        extended_rcode,
+        nsid,
+        edns.ecs,
+        scope,
+        _cookie(edns, client, snapshot),
     )
+
+
+def _cookie(edns: Edns, client: Client, snapshot: Snapshot) -> bytes:
+    """The COOKIE option of our reply: the client's cookie and a server cookie for it (the
+    one it sent while valid and young, else a fresh one); nothing without secrets yet."""
+    secrets = snapshot.cookies
+    if edns.cookie is None or secrets is None:
+        return b""
+    client_cookie, server = cookies.split(edns.cookie)
+    now = int(time.time())  # the core's one clock read: a cookie's timestamp
+    if not (
+        server
+        and cookies.valid(secrets, client_cookie, server, client.address, now)
+        and cookies.fresh_enough(server, now)
+    ):
+        server = cookies.make(secrets, client_cookie, client.address, now)
+    return cookies.option(client_cookie, server)
+
+
+def cookie_status(wire: bytes, address: str, snapshot: Snapshot) -> tuple[bool, bool]:
+    """(sent a client cookie, brought back a valid server cookie): what rate limiting asks
+    of a query it would limit. A valid cookie proves the address: it is not limited."""
+    secrets = snapshot.cookies
+    if secrets is None or b"\x00\x0a" not in wire:  # no COOKIE option code: none sent
+        return False, False
+    try:
+        edns = scan(wire).edns
+    except FormErr:
+        return False, False
+    if edns is None or edns.cookie is None:
+        return False, False
+    client_cookie, server = cookies.split(edns.cookie)
+    return True, bool(server) and cookies.valid(
+        secrets, client_cookie, server, address, int(time.time())
+    )
+
+
+def bad_cookie(wire: bytes, address: str, snapshot: Snapshot) -> bytes | None:
+    """BADCOOKIE (RFC 7873 §5.2.3) with a fresh cookie: what a rate-limited query that sent a
+    client cookie gets instead of its answer. A few octets; the client asks again with the
+    cookie, and passes."""
+    try:
+        query = scan(wire)
+    except FormErr:
+        return None
+    if query.edns is None or query.edns.cookie is None or snapshot.cookies is None:
+        return None
+    client = Client(address, 0)
+    opt = _opt(query, client, snapshot, 0, cookies.BADCOOKIE >> 4)
+    question = query.qname + struct.pack("!HH", query.qtype, query.qclass)
+    return encode.header_only(query.id, query.flags, cookies.BADCOOKIE & 0xF, question, opt)
 
 
 def route_of(query: Query, snapshot: Snapshot) -> Route | None:

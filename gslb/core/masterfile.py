@@ -35,10 +35,11 @@ import dns.transaction
 import dns.ttl
 import dns.zonefile
 
-from gslb.core.names import wire_of
-from gslb.core.records import Part, rdata_parts
+from gslb.core.names import BadName, relative, to_text, wire_of
+from gslb.core.records import NameRef, Part, rdata_parts
 
 MAX_GENERATE = 65_536  # names one $GENERATE directive may make
+MAX_RDATA = 65_535  # octets of one record's data: RDLENGTH is 16 bits
 DEFAULT_MAX_RECORDS = 2_000_000  # records per zone (--max-zone-records)
 
 
@@ -61,13 +62,16 @@ class MasterFileError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    owner: dns.name.Name
     wire: bytes  # the owner, canonical wire form
     ttl: int
     rdtype: int
     parts: tuple[Part, ...]  # the rdata as the encoder writes it (gslb.core.records)
     target: bytes | None  # the name additional-section processing looks up, if any
     line: int
+
+    @property
+    def owner(self) -> dns.name.Name:
+        return dns.name.from_wire(self.wire, 0)[0]
 
 
 _CNAME = dns.node.NodeKind.CNAME
@@ -96,7 +100,7 @@ class _Collector:
         self.limits = limits
         self.line = 0
         self.records: list[SourceRecord] = []
-        self.kinds: dict[dns.name.Name, dns.node.NodeKind] = {}  # owner -> CNAME or REGULAR
+        self.kinds: dict[bytes, dns.node.NodeKind] = {}  # owner (wire) -> CNAME or REGULAR
 
     def check_put_rdataset(self, check: Any) -> None:
         pass  # the CNAME rule is checked in `add`, with a dict instead of a scan
@@ -115,11 +119,10 @@ class _Collector:
 
     def add(self, name: dns.name.Name, ttl: int, rd: dns.rdata.Rdata) -> None:
         parts, target = rdata_parts(rd)
-        self.add_parts(name, wire_of(name), ttl, rd.rdtype, rd.covers(), parts, target)
+        self.add_parts(wire_of(name), ttl, rd.rdtype, rd.covers(), parts, target)
 
     def add_parts(
         self,
-        name: dns.name.Name,
         wire: bytes,
         ttl: int,
         rdtype: int,
@@ -128,28 +131,77 @@ class _Collector:
         target: bytes | None,
     ) -> None:
         self.room(1)
-        kind = dns.node.NodeKind.classify(
-            dns.rdatatype.RdataType.make(rdtype), dns.rdatatype.RdataType.make(covers)
-        )
+        size = sum(len(p.wire) if isinstance(p, NameRef) else len(p) for p in parts)
+        if size > MAX_RDATA:
+            raise MasterFileError(
+                self.line,
+                f"{to_text(wire)}: the record's data is {size} octets; at most {MAX_RDATA}",
+            )
+        kind = _kind(rdtype, covers)
         if kind != dns.node.NodeKind.NEUTRAL:
+            name = wire
             had = self.kinds.setdefault(name, kind)
             if had == _CNAME and kind == _REGULAR:
                 raise MasterFileError(
-                    self.line, f"{name}: rdataset type is not compatible with a CNAME node"
+                    self.line,
+                    f"{to_text(wire)}: rdataset type is not compatible with a CNAME node",
                 )
             if had == _REGULAR and kind == _CNAME:
                 raise MasterFileError(
-                    self.line, f"{name}: CNAME rdataset is not compatible with a regular data node"
+                    self.line,
+                    f"{to_text(wire)}: CNAME rdataset is not compatible with a regular data node",
                 )
-        self.records.append(SourceRecord(name, wire, ttl, rdtype, parts, target, self.line))
+        self.records.append(SourceRecord(wire, ttl, rdtype, parts, target, self.line))
+
+
+_KINDS: dict[tuple[int, int], dns.node.NodeKind] = {}
+
+
+def _kind(rdtype: int, covers: int) -> dns.node.NodeKind:
+    """CNAME, REGULAR or NEUTRAL (dnspython's rule), once per type."""
+    kind = _KINDS.get((rdtype, covers))
+    if kind is None:
+        kind = _KINDS[(rdtype, covers)] = dns.node.NodeKind.classify(
+            dns.rdatatype.RdataType.make(rdtype), dns.rdatatype.RdataType.make(covers)
+        )
+    return kind
 
 
 class _Reader(dns.zonefile.Reader):
     collector: _Collector
-    # The wire form of the owner the fast path read last (`wire_of`): a run of lines sharing
-    # an owner converts it once.
-    wire_of: dns.name.Name | None = None
-    last_wire = b""
+    # The fast path keeps names in wire form: the owner it read last (which dnspython's
+    # `last_name` stands for until `sync_owner`), and the current origin's wire form.
+    fast_owner: bytes | None = None
+    _origin: tuple[dns.name.Name | None, bytes | None] | None = None
+
+    def owner_wire(self) -> bytes | None:
+        """The last owner, for a line that leaves it out."""
+        if self.fast_owner is None:
+            if self.last_name is None:
+                return None
+            self.fast_owner = wire_of(self.last_name)
+        return self.fast_owner
+
+    def origin_wire(self) -> bytes | None:
+        """The current $ORIGIN's wire form when it lies in the zone (else None: dnspython
+        reads what is relative to it, and refuses what falls outside)."""
+        origin = self.current_origin
+        if self._origin is None or self._origin[0] is not origin:
+            inside = (
+                origin is not None
+                and self.zone_origin is not None
+                and origin.is_subdomain(self.zone_origin)
+            )
+            found = wire_of(origin) if inside and origin is not None else None
+            self._origin = (origin, found)
+            return found
+        return self._origin[1]
+
+    def sync_owner(self) -> None:
+        """Before dnspython reads a line: its last owner is the one the fast path read."""
+        if self.fast_owner is not None:
+            self.last_name = dns.name.from_wire(self.fast_owner, 0)[0]
+            self.fast_owner = None
 
     def _rr_line(self) -> None:
         # Remember where the record starts: with parentheses it may end lines later, and by the
@@ -231,6 +283,7 @@ def parse(
             tok = dns.tokenizer.Tokenizer("\n".join(lines[i:end]) + "\n", "<records>")
             tok.line_number = i + 1
             reader.tok = tok
+            reader.sync_owner()
             reader.read()
             i = end
     except MasterFileError as e:
@@ -265,22 +318,25 @@ def _plain_record(reader: _Reader, line: str, number: int) -> bool:
     """Read one plain line as dnspython would; False: leave it to dnspython (which then
     reads it, or refuses it with its own message)."""
     tokens = line.split()
+    zone = reader.zone_origin
+    if zone is None or reader.current_origin is None:
+        return False
     if line[0] in " \t":
-        owner = reader.last_name
+        owner = reader.owner_wire()
+        if owner is None:
+            return False
     else:
         first = tokens.pop(0)
-        try:
-            if first == "@":
-                owner = reader.current_origin
-            else:
-                owner = dns.name.from_text(first, reader.current_origin)
-        except dns.exception.DNSException:
-            return False
-    zone = reader.zone_origin
-    if owner is None or zone is None:
-        return False
-    if owner is not reader.last_name and not owner.is_subdomain(zone):
-        return False
+        origin = reader.origin_wire()
+        if origin is None or first.endswith("."):
+            return False  # an absolute name, or an $ORIGIN outside the zone: dnspython's
+        if first == "@":
+            owner = origin
+        else:
+            try:
+                owner = relative(first, origin)
+            except BadName:
+                return False
     ttl: int | None = None
     while len(tokens) > 1 and (tokens[0][0].isdigit() or tokens[0].upper() == "IN"):
         token = tokens.pop(0)
@@ -318,10 +374,9 @@ def _plain_record(reader: _Reader, line: str, number: int) -> bool:
             return False
     else:
         reader.last_ttl, reader.last_ttl_known = ttl, True
-    wire = reader.last_wire if owner is reader.wire_of else wire_of(owner)
-    reader.last_name, reader.wire_of, reader.last_wire = owner, owner, wire
+    reader.fast_owner = owner
     reader.collector.line = number
-    reader.collector.add_parts(owner, wire, ttl, rdtype, 0, parts, target)
+    reader.collector.add_parts(owner, ttl, rdtype, 0, parts, target)
     return True
 
 
@@ -355,8 +410,14 @@ def _statement_end(lines: list[str], start: int) -> int:
 def _with_source(lines: list[str], line: int, message: str) -> str:
     """Quote the refused line: dnspython's messages alone rarely say which field is wrong."""
     if 1 <= line <= len(lines) and lines[line - 1].strip():
-        return f"{message} in {lines[line - 1].strip()!r}"
+        quoted = lines[line - 1].strip()
+        if len(quoted) > QUOTE:
+            quoted = quoted[:QUOTE] + "..."
+        return f"{message} in {quoted!r}"
     return message
+
+
+QUOTE = 120  # characters of a refused line quoted in its error
 
 
 def _split_where(text: str, fallback: int) -> tuple[int, str]:

@@ -8,6 +8,7 @@ reports each fault with its field path so that files and API errors can point at
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args
@@ -65,7 +66,46 @@ def _network(value: Any) -> str:
         ) from None
 
 
+def _url_path(value: Any) -> str:
+    text = str(value)
+    if not text.startswith("/") or text.startswith("//"):
+        raise PydanticCustomError(
+            "url_path", "an absolute path, starting with one / (e.g. /healthz), not an authority"
+        )
+    if len(text) > 2048 or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        raise PydanticCustomError("url_path", "no spaces or control characters, at most 2048")
+    return text
+
+
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _http_host(value: Any) -> str:
+    """A Host header / TLS name: a host name (letters, digits, hyphens, underscores), or an
+    IP address, and an optional port: nothing a header could be made to say more with."""
+    text = str(value)
+    host, port = text, ""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") else rest
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise PydanticCustomError("http_host", "a host name or address, and an optional :port")
+    try:
+        ipaddress.ip_address(host)
+        return text
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise PydanticCustomError("http_host", "a host name or address, and an optional :port")
+    return text
+
+
 IPAddress = Annotated[str, BeforeValidator(_ip)]
+UrlPath = Annotated[str, BeforeValidator(_url_path)]
+HttpHost = Annotated[str, BeforeValidator(_http_host)]
 Network = Annotated[str, BeforeValidator(_network)]
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 
@@ -90,8 +130,8 @@ class MonitorDoc(_Doc):
     fall: int = Field(2, ge=1, le=100)
     # http / https
     method: Literal["GET", "HEAD", "POST", "OPTIONS"] = "GET"
-    path: str = "/"
-    host: str | None = Field(None, description="Host header and TLS SNI")
+    path: UrlPath = "/"
+    host: HttpHost | None = Field(None, description="Host header and TLS SNI")
     expect_status: int | list[int] = 200
     expect_body: str | None = Field(None, description="a substring the body must contain")
     tls_verify: bool = True

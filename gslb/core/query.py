@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import dnslib
 
+from gslb.core import cookies
 from gslb.core.records import OPT
 
 EDNS_NSID = 3  # RFC 5001
@@ -25,12 +26,14 @@ _OPTION = struct.Struct("!HH")
 
 
 class FormErr(Exception):
-    """The message is not a well-formed query; `question` is echoed when it was readable."""
+    """The message is not a well-formed query; `question` is echoed when it was readable, and
+    `edns` says whether it carried an OPT record (which the error reply then carries too)."""
 
-    def __init__(self, reason: str, question: bytes = b"") -> None:
+    def __init__(self, reason: str, question: bytes = b"", edns: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.question = question
+        self.edns = edns
 
 
 class ClientSubnet(NamedTuple):
@@ -47,6 +50,8 @@ class Edns(NamedTuple):
     do: bool
     nsid: bool
     ecs: ClientSubnet | None
+    cookie: bytes | None = None  # the COOKIE option's data (RFC 7873), when sent
+    other: bool = False  # options that change nothing in the reply (padding, unknown ones)
 
 
 class Query(NamedTuple):
@@ -100,7 +105,7 @@ def scan(wire: bytes) -> Query:
         udp_size, _ext, version, zflags, rdlength = _OPT_FIXED.unpack_from(wire, i + 3)
         i += 11
         if i + rdlength != end:
-            raise FormErr("OPT record length does not match the message", question)
+            raise FormErr("OPT record length does not match the message", question, True)
         edns = _edns(udp_size, version, zflags, wire[i:end], question)
     elif i != end:
         raise FormErr("trailing data after the question", wire[12:i])
@@ -108,8 +113,17 @@ def scan(wire: bytes) -> Query:
 
 
 def _edns(udp_size: int, version: int, zflags: int, options: bytes, question: bytes) -> Edns:
+    try:
+        return _options(udp_size, version, zflags, options, question)
+    except FormErr as e:
+        raise FormErr(e.reason, e.question, edns=True) from None
+
+
+def _options(udp_size: int, version: int, zflags: int, options: bytes, question: bytes) -> Edns:
     nsid = False
     ecs = None
+    cookie = None
+    other = False
     i = 0
     end = len(options)
     while i < end:
@@ -125,8 +139,18 @@ def _edns(udp_size: int, version: int, zflags: int, options: bytes, question: by
             if ecs is not None:
                 raise FormErr("more than one client subnet option", question)
             ecs = _client_subnet(options[i : i + length], question)
+        elif code == cookies.COOKIE:
+            if cookie is not None:
+                raise FormErr("more than one COOKIE option", question)
+            cookie = options[i : i + length]
+            try:
+                cookies.split(cookie)
+            except cookies.BadCookie as e:
+                raise FormErr(str(e), question) from None
+        else:
+            other = True
         i += length
-    return Edns(udp_size, version, bool(zflags & 0x8000), nsid, ecs)
+    return Edns(udp_size, version, bool(zflags & 0x8000), nsid, ecs, cookie, other)
 
 
 def _client_subnet(data: bytes, question: bytes) -> ClientSubnet:
@@ -150,6 +174,14 @@ def _client_subnet(data: bytes, question: bytes) -> ClientSubnet:
     return ClientSubnet(family, source, address)
 
 
+def carries_opt(wire: bytes) -> bool:
+    """Whether a message (any opcode, any shape) carries an OPT record, if it can be read."""
+    try:
+        return any(rr.rtype == OPT for rr in dnslib.DNSRecord.parse(wire).ar)
+    except Exception:
+        return False
+
+
 def _complete_parse(wire: bytes) -> Query:
     """Unusual but possibly valid messages: let dnslib read the whole of it."""
     try:
@@ -158,7 +190,8 @@ def _complete_parse(wire: bytes) -> Query:
         raise FormErr(f"malformed message: {e}") from None
     header = record.header
     if len(record.questions) != 1:
-        raise FormErr(f"{len(record.questions)} questions (exactly one is allowed)")
+        has_opt = any(rr.rtype == OPT for rr in record.ar)
+        raise FormErr(f"{len(record.questions)} questions (exactly one is allowed)", b"", has_opt)
     q = record.questions[0]
     if any(not 0 < len(label) <= 63 for label in q.qname.label):
         raise FormErr("bad label in the question name")
@@ -169,11 +202,11 @@ def _complete_parse(wire: bytes) -> Query:
     opts = [rr for rr in record.ar if rr.rtype == OPT]
     edns = None
     if len(opts) > 1:
-        raise FormErr("more than one OPT record", question)
+        raise FormErr("more than one OPT record", question, True)
     if opts:
         opt = opts[0]
         if opt.rname.label:
-            raise FormErr("OPT record owner is not the root", question)
+            raise FormErr("OPT record owner is not the root", question, True)
         options = b"".join(_OPTION.pack(o.code, len(o.data)) + o.data for o in opt.rdata)
         version = (opt.ttl >> 16) & 0xFF
         edns = _edns(opt.rclass, version, opt.ttl & 0xFFFF, options, question)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gslb.core.cookies import Secrets
 from gslb.core.location import Locator
 from gslb.core.state import EMPTY, ClusterState
 from gslb.core.zone import ZoneSet
@@ -30,3 +31,4 @@ class Snapshot:
     settings: Settings = field(default_factory=Settings)
     state: ClusterState = EMPTY
     locator: Locator | None = None  # GeoIP; None: proximity and topology keep the order
+    cookies: Secrets | None = None  # the cluster's DNS Cookie secrets; None: none yet

@@ -7,6 +7,7 @@ into `file:line` and the API into a JSON error naming the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
@@ -20,7 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gslb.core import masterfile, names
 from gslb.core.pooldoc import GslbDoc, references
 from gslb.core.pools import Pool, PoolContext
-from gslb.core.records import CNAME, NS, SOA, Part, RRset, rdata_parts, rdata_wire
+from gslb.core.records import (
+    CNAME,
+    NS,
+    SOA,
+    NameRef,
+    Part,
+    RRset,
+    rdata_parts,
+    rdata_wire,
+    type_name,
+)
 from gslb.core.zone import Zone
 
 TTL = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -34,6 +45,23 @@ class _Doc(BaseModel):
 def _check_name(value: str) -> str:
     names.from_text(value)  # raises BadName (a ValueError) with the reason
     return value
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def check_zone_name(value: str) -> str:
+    """A zone's name must be a host name: labels of letters, digits, hyphens (not first or
+    last) and underscores. A zone is stored, addressed in URLs and exported to a file under
+    its name: `/tmp/x/pwned` is a valid DNS label, and must never become a path."""
+    text = value.strip().rstrip(".")
+    labels = text.split(".")
+    if not text or len(text) > 253 or not all(_HOST_LABEL.fullmatch(x) for x in labels):
+        raise ValueError(
+            f"{value!r} is not a host name (letters, digits, hyphens and underscores, "
+            "labels separated by dots)"
+        )
+    return _check_name(value)
 
 
 class SoaDoc(_Doc):
@@ -78,7 +106,7 @@ class ZoneDoc(GslbDoc):
     def _zone(cls, value: str) -> str:
         if names.from_text(value) == names.ROOT:
             raise ValueError("the root zone cannot be served")
-        return _check_name(value)
+        return check_zone_name(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> ZoneDoc:
@@ -162,6 +190,15 @@ def compile_static(
         raise ZoneError("no NS records at the apex: a delegated zone needs its name servers")
     rrsets = [_rrset(owner, rtype, recs) for (owner, rtype), recs in grouped.items()]
     lines = {key: recs[0].line for key, recs in grouped.items()}
+    for rrset in rrsets:
+        size = _answer_size(rrset)
+        if size > MAX_MESSAGE:
+            raise ZoneError(
+                f"{names.to_text(rrset.owner)} {type_name(rrset.rtype)}: its records take "
+                f"{size} octets; no DNS message can carry more than {MAX_MESSAGE}",
+                lines[(rrset.owner, rrset.rtype)],
+                True,
+            )
     soa = (soa_records[0].parts, soa_records[0].ttl) if soa_records else None
     return Static(rrsets, lines, soa)
 
@@ -265,6 +302,18 @@ def compile_document(
         pools[name] = pool
     rrsets = [*static.rrsets, soa_rrset(doc, static, serial)]
     return Zone.build(apex, rrsets, pools.values(), context), static
+
+
+MAX_MESSAGE = 65_535  # octets of a DNS message over TCP, the most any answer can be
+
+
+def _answer_size(rrset: RRset) -> int:
+    """Octets the RRset takes in an answer at the least (names compressed to 2 octets)."""
+    header, question = 12, len(rrset.owner) + 4
+    data = sum(
+        sum(2 if isinstance(p, NameRef) else len(p) for p in rdata) for rdata in rrset.rdatas
+    )
+    return header + question + len(rrset.rdatas) * 12 + data
 
 
 def _rrset(owner: bytes, rtype: int, recs: list[masterfile.SourceRecord]) -> RRset:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -11,6 +14,7 @@ from gslb import dashboard
 from gslb.api.routes import add_routes, errors
 from gslb.core import names
 from gslb.shell import metrics
+from gslb.shell.httpguard import watch_requests
 
 if TYPE_CHECKING:
     from gslb.shell.serve import Node
@@ -42,9 +46,58 @@ async def prometheus(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
+def allowed_hosts(configured: tuple[str, ...]) -> frozenset[str]:
+    """The names the listener answers to: those configured, or this host's own names."""
+    names = set(configured) or {socket.gethostname(), socket.getfqdn()}
+    return frozenset(n.lower().rstrip(".") for n in names if n) | {"localhost"}
+
+
+def host_check(allowed: frozenset[str]) -> Any:
+    """Refuse (421) a request whose Host names something else than this server: a page on
+    an attacker's name that resolves to us (DNS rebinding) must not read /healthz, /metrics
+    or an open API. An IP address is always fine: a rebinding attack sends a name."""
+
+    @web.middleware
+    async def check(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        name = (
+            host.rpartition("]")[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
+        )
+        name = name.lower().rstrip(".")
+        if name and name not in allowed and not _is_address(name):
+            return web.json_response(
+                {
+                    "status": 421,
+                    "message": f"this server does not answer for {name!r} (--http-host)",
+                    "field": None,
+                    "errors": [],
+                },
+                status=421,
+            )
+        return await handler(request)
+
+    return check
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def make_app(node: Node) -> web.Application:
     app = web.Application(
-        client_max_size=node.config.api_max_body, middlewares=[errors, dashboard.security_headers]
+        client_max_size=node.config.api_max_body,
+        middlewares=[
+            watch_requests,
+            host_check(allowed_hosts(node.config.http_hosts)),
+            errors,
+            dashboard.security_headers,
+        ],
     )
     app[NODE_KEY] = node
     app[REGISTRY_KEY] = metrics.registry_for(node)

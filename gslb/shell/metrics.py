@@ -20,7 +20,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from gslb.shell.transport import LATENCY_BUCKETS
+from gslb.shell.transport import LATENCY_BUCKETS, QueryStats
+from gslb.shell.workerstats import Totals
 from healthchecks.checker import RTT_BUCKETS
 
 if TYPE_CHECKING:
@@ -35,8 +36,11 @@ class NodeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         node = self.node
         sync = node.sync
+        workers = node.worker_stats.totals()
         yield CounterMetricFamily(
-            "gslb_dns_queries", "DNS messages received", value=node.answerer.queries
+            "gslb_dns_queries",
+            "DNS messages received (by every worker of the node)",
+            value=node.answerer.queries + workers.queries,
         )
         yield GaugeMetricFamily(
             "gslb_snapshot_version",
@@ -59,14 +63,22 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "gslb_reply_cache_entries", "encoded replies cached", value=len(node.answerer.cache)
         )
-        yield from _queries(node)
+        yield from _queries(node, workers)
         limiter = node.answerer.rrl
         if limiter is not None:
-            for name, value, text in (
-                ("gslb_rrl_limited", limiter.stats.limited, "UDP responses over the rate limit"),
-                ("gslb_rrl_dropped", limiter.stats.dropped, "of those, dropped"),
-                ("gslb_rrl_slipped", limiter.stats.slipped, "of those, sent truncated (TC=1)"),
+            own = vars(limiter.stats)
+            for name, key, text in (
+                ("gslb_rrl_limited", "limited", "UDP responses over the rate limit"),
+                ("gslb_rrl_dropped", "dropped", "of those, dropped"),
+                ("gslb_rrl_slipped", "slipped", "of those, sent truncated (TC=1)"),
+                ("gslb_rrl_badcookie", "badcookie", "of those, sent as BADCOOKIE with a cookie"),
+                (
+                    "gslb_rrl_cookie_passed",
+                    "cookie_passed",
+                    "over the rate, but answered: a valid DNS cookie proved the client",
+                ),
             ):
+                value = own.get(key, 0) + workers.rrl.get(key, 0)
                 yield CounterMetricFamily(name, text, value=value)
         yield from _pools(node)
         if node.checker is not None:
@@ -79,14 +91,25 @@ class NodeCollector(Collector):
             )
 
 
-def _queries(node: Node) -> Iterator[Metric]:
+def _queries(node: Node, workers: Totals) -> Iterator[Metric]:
     answerer = node.answerer
+    merged: dict[str, QueryStats] = {}
+    for transport in {*answerer.stats, *workers.stats}:
+        into = merged[transport] = QueryStats()
+        for stats in (answerer.stats.get(transport), workers.stats.get(transport)):
+            if stats is None:
+                continue
+            for key, count in list(stats.counts.items()):
+                into.counts[key] = into.counts.get(key, 0) + count
+            for i, count in enumerate(stats.latency):
+                into.latency[i] += count
+            into.latency_sum += stats.latency_sum
     queries = CounterMetricFamily(
         "gslb_dns_answers",
         "DNS messages by transport, query type and reply code (none: no reply, or held)",
         labels=["transport", "qtype", "rcode"],
     )
-    for transport, stats in answerer.stats.items():
+    for transport, stats in sorted(merged.items()):
         for (qtype, code), count in list(stats.counts.items()):
             queries.add_metric([transport, _qtype(qtype), _rcode(code)], count)
     yield queries
@@ -95,14 +118,17 @@ def _queries(node: Node) -> Iterator[Metric]:
         "time from a query read to its reply ready (UDP: one query in 8 measured)",
         labels=["transport"],
     )
-    for transport, stats in answerer.stats.items():
+    for transport, stats in sorted(merged.items()):
         buckets = _cumulative(LATENCY_BUCKETS, stats.latency)
         latency.add_metric([transport], buckets, sum_value=stats.latency_sum)
     yield latency
     answers = CounterMetricFamily(
         "gslb_member_answers", "answers that named the member", labels=["member"]
     )
-    for member, count in sorted(list(answerer.answers_total.items())):
+    totals = dict(answerer.answers_total)
+    for member, count in workers.answers.items():
+        totals[member] = totals.get(member, 0) + count
+    for member, count in sorted(totals.items()):
         answers.add_metric([member], count)
     yield answers
 

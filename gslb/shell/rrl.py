@@ -5,9 +5,14 @@ address. RRL counts, per client network (/24 for IPv4, /56 for IPv6) and per *re
 the replies sent; past `rate` a second (with a burst of `window` seconds' worth) the reply is
 dropped, except every `slip`-th one, which goes out truncated (TC=1, no records: a few octets,
 no amplification) so that a real client behind that network retries over TCP, where no
-spoofing is possible. A response is identified as BIND does: for an answer, the question
-(name in lower case and type); for NXDOMAIN and for errors, the reply code alone, so that
-random-name floods share one budget per network.
+spoofing is possible. Responses are grouped as BIND groups them (gslb.core.rrl): a wildcard's
+answers by the wildcard, referrals by the delegation point, NXDOMAIN and NODATA by the zone,
+so that a flood of random names shares one budget per network.
+
+DNS Cookies (RFC 7873) tell a real client from a spoofed one: a query over the limit that
+brings back a valid server cookie comes from the address it says, and is answered; one that
+sends only a client cookie gets BADCOOKIE with a fresh cookie (a few octets) instead of a
+truncated reply, and passes when it asks again with it.
 
 Networks listed as exempt (by default loopback) are never limited. The table is bounded: when
 it fills it starts afresh, which errs towards answering.
@@ -20,6 +25,10 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+
+from gslb.core.handler import bad_cookie, cookie_status
+from gslb.core.rrl import identity
+from gslb.core.snapshot import Snapshot
 
 FLAG_QR_AA_TC = 0x8000 | 0x0400 | 0x0200
 KEEP_FLAGS = 0x7800 | 0x0100 | 0x0010  # opcode, RD, CD are echoed
@@ -43,6 +52,8 @@ class RrlStats:
     limited: int = 0
     dropped: int = 0
     slipped: int = 0
+    badcookie: int = 0  # limited replies sent as BADCOOKIE (the client sent a cookie)
+    cookie_passed: int = 0  # over the limit, but with a valid cookie: answered
 
 
 @dataclass
@@ -57,7 +68,12 @@ class Limiter:
         self._slip = 0
 
     def check(
-        self, wire: bytes, address: str, reply: bytes, now: float | None = None
+        self,
+        wire: bytes,
+        address: str,
+        reply: bytes,
+        snapshot: Snapshot,
+        now: float | None = None,
     ) -> bytes | None:
         """The reply to send instead of `reply` (itself, a truncated one, or None: drop).
 
@@ -73,7 +89,7 @@ class Limiter:
             return reply
         if now is None:
             now = time.monotonic()
-        key = (_network(address), _identity(wire, reply))
+        key = (_network(address), identity(wire, reply, snapshot))
         bucket = self._buckets.get(key)
         rate, burst = self.config.rate, self.config.rate * self.config.window
         if bucket is None:
@@ -86,7 +102,16 @@ class Limiter:
         if bucket[0] >= 1.0:
             bucket[0] -= 1.0
             return reply
+        sent_cookie, valid = cookie_status(wire, address, snapshot)
+        if valid:
+            self.stats.cookie_passed += 1
+            return reply
         self.stats.limited += 1
+        if sent_cookie:
+            bad = bad_cookie(wire, address, snapshot)
+            if bad is not None:
+                self.stats.badcookie += 1
+                return bad
         slip = self.config.slip
         if slip:
             self._slip += 1
@@ -110,14 +135,6 @@ def _network(address: str) -> bytes:
     if ":" in address:
         return socket.inet_pton(socket.AF_INET6, address.partition("%")[0])[:7]
     return socket.inet_aton(address)[:3]
-
-
-def _identity(wire: bytes, reply: bytes) -> bytes:
-    code = reply[3] & 0xF if len(reply) > 3 else 0
-    if code:
-        return bytes((code,))  # NXDOMAIN, REFUSED, errors: one budget per network
-    end = wire.find(0, 12)
-    return wire[12 : end + 3].lower() if end > 0 else b""
 
 
 def truncated(wire: bytes) -> bytes:

@@ -36,12 +36,14 @@ from gslb.core.stored import Meta
 from gslb.core.zone import ZoneSet
 from gslb.schema import NODES
 from gslb.shell import http
-from gslb.shell.embedded_redis import EmbeddedRedis
+from gslb.shell.embedded_redis import EmbeddedRedis, die_with_parent
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
+from gslb.shell.httpguard import GuardedSite, HttpLimits
 from gslb.shell.mirror import Mirror
 from gslb.shell.rrl import Limiter, RrlConfig
 from gslb.shell.sync import ColdStart, Sync
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
+from gslb.shell.workerstats import WorkerStats, send_reports
 from gslb.state.migrate import LayoutError, ensure_layout
 from gslb.state.store import Store, Write, ZoneView
 from gslb.state.zones import (
@@ -78,12 +80,17 @@ class NodeConfig:
     reuse_port: bool = False  # set in the workers themselves
     wait_for_sync: float = 0.0  # seconds to wait for the first read of Redis before listening
     parent_pid: int | None = None  # a worker stops when this process is gone
+    stats_fd: int | None = None  # a worker reports what it counts to its node on this pipe
     query_log_rate: float = 0.0
     snapshot_file: Path | None = None  # the last state read from Redis, kept on disk
     rrl: RrlConfig = field(default_factory=RrlConfig)
     tokens: Tokens = field(default_factory=lambda: Tokens([]))
     api_max_body: int = 1 << 20  # bytes of a request body
     limits: Limits = field(default_factory=Limits)  # what one zone may cost
+    http_limits: HttpLimits = field(default_factory=HttpLimits)
+    # Host names the HTTP listener answers to besides IP addresses and localhost (DNS
+    # rebinding: a browser tricked into sending an attacker's name is turned away).
+    http_hosts: tuple[str, ...] = ()
 
 
 class Node:
@@ -112,6 +119,7 @@ class Node:
             config.tokens,
             redis_up=lambda: self.sync is not None and self.sync.connected,
             limits=config.limits,
+            body_timeout=config.http_limits.body_timeout,
         )
         self.embedded: EmbeddedRedis | None = None
         self.store: Store | None = None
@@ -119,6 +127,7 @@ class Node:
         self.checker: CheckerNode | None = None
         self.listeners: Listeners | None = None
         self.http_runner: web.AppRunner | None = None
+        self.http_site: GuardedSite | None = None
         self.stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[object]] = set()
         self._reloading = asyncio.Lock()
@@ -126,6 +135,7 @@ class Node:
         self._files_pending = zones is not None
         self._last_beat = (0.0, 0)
         self._workers: dict[int, asyncio.subprocess.Process] = {}
+        self.worker_stats = WorkerStats()  # what the workers count, for /metrics
         self._started_at = time.time()
         self.exit_code = 0
 
@@ -237,9 +247,17 @@ class Node:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _on_connect(self) -> None:
-        """First thing on every connection to Redis: its layout, then the zone files."""
+    async def _on_connect(self, lost: bool = False) -> None:
+        """First thing on every connection to Redis: its layout, then the zone files. When
+        Redis came back with less than it had (`lost`: restarted empty, or from an old
+        copy), the zone files are stored again: what they said may be gone from it."""
         assert self.store is not None
+        if lost and self.config.zones_dir is not None:
+            log.warning(
+                "the shared state went back (redis restarted empty, or from an old copy): "
+                "storing the zone files again"
+            )
+            self._files_pending = True
         try:
             await ensure_layout(self.store.redis)
         except LayoutError as e:
@@ -267,7 +285,8 @@ class Node:
             on_connect=self._on_connect,
             take_tally=self.answerer.take_tally,
             cold_start=self.cold_start,
-            heartbeat=self.heartbeat,
+            # A worker's node speaks for it (one row per node on the dashboard).
+            heartbeat=self.heartbeat if self.config.parent_pid is None else None,
             mirror=Mirror(self.config.snapshot_file) if self.config.snapshot_file else None,
             # Workers read what their node keeps on disk; only the node writes it.
             mirror_writer=self.config.parent_pid is None,
@@ -287,10 +306,14 @@ class Node:
         if self.config.workers > 1 and self.config.worker_command is not None:
             self._spawn(self._run_workers(url, self.listeners.addresses()))
         if self.config.http is not None:
-            self.http_runner = web.AppRunner(http.make_app(self), access_log=None)
+            limits = self.config.http_limits
+            self.http_runner = web.AppRunner(
+                http.make_app(self), access_log=None, keepalive_timeout=limits.keepalive_timeout
+            )
             await self.http_runner.setup()
             host, port = self.config.http
-            await web.TCPSite(self.http_runner, host, port).start()
+            self.http_site = GuardedSite(self.http_runner, host, port, limits, backlog=1024)
+            await self.http_site.start()
         log.info(
             "started",
             dns=[format_endpoint(h, p) for h, p in self.listeners.addresses()],
@@ -323,10 +346,21 @@ class Node:
                             worker=index,
                             code=proc.returncode,
                         )
-                    procs[index] = await asyncio.create_subprocess_exec(
-                        *command(url, endpoints, index),
-                        env=_worker_environment(url),
-                    )
+                    self.worker_stats.restarted(index)
+                    read_end, write_end = os.pipe()
+                    try:
+                        procs[index] = await asyncio.create_subprocess_exec(
+                            *command(url, endpoints, index),
+                            "--stats-fd",
+                            str(write_end),
+                            env=_worker_environment(url),
+                            pass_fds=(write_end,),
+                            # A node killed outright takes its workers along at once.
+                            preexec_fn=die_with_parent,
+                        )
+                    finally:
+                        os.close(write_end)
+                    self._spawn(self.worker_stats.read(index, read_end))
                     log.info("dns worker started", worker=index, pid=procs[index].pid)
                 await asyncio.sleep(1.0)
         finally:
@@ -351,7 +385,11 @@ class Node:
     def heartbeat(self) -> tuple[str, dict[str, object]]:
         """What this process says of itself in gslb:nodes (for the dashboard)."""
         now = time.time()
-        queries = self.answerer.queries
+        # The node speaks for its workers too: one row per node on the dashboard.
+        by_process = {"0": self.answerer.queries}
+        for index, line in sorted(self.worker_stats.latest.items()):
+            by_process[str(index)] = int(line.get("queries", 0))
+        queries = self.answerer.queries + self.worker_stats.totals().queries
         last_at, last_queries = self._last_beat
         qps = (queries - last_queries) / (now - last_at) if last_at and now > last_at else 0.0
         self._last_beat = (now, queries)
@@ -373,6 +411,8 @@ class Node:
             else [],
             "queries": queries,
             "qps": round(qps, 1),
+            "workers": self.config.workers,
+            "queries_by_worker": by_process,
             "version": self.answerer.snapshot.version,
             "started": self._started_at,
             "seen": now,
@@ -417,6 +457,8 @@ class Node:
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
         if self.config.parent_pid is not None:
             self._spawn(self._watch_parent(self.config.parent_pid))
+        if self.config.stats_fd is not None:
+            self._spawn(send_reports(self.answerer, self.config.stats_fd))
         try:
             await self.start()
             await self.stopping.wait()

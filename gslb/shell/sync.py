@@ -38,8 +38,9 @@ import orjson
 
 from gslb.common import logs
 from gslb.common.gcpause import gc_paused
-from gslb.common.redis import REDIS_ERRORS
+from gslb.common.redis import REDIS_ERRORS, refused_credentials
 from gslb.core import names
+from gslb.core.cookies import Secrets
 from gslb.core.pools import Pool, PoolContext
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState, MemberState, member_state, rounded
@@ -73,6 +74,7 @@ STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting
 LOAD_REFRESH = 5.0  # seconds between re-reads of load, answer counts and ISP paths down
 BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
 TALLY_EVERY = 1.0  # seconds between writes of the answers handed out
+COOKIE_ROTATION = 86_400.0  # seconds a DNS Cookie secret is the current one
 PERSIST_EVERY = 2.0  # seconds between writes of the snapshot kept on disk
 INLINE = 200  # changed items up to which a zone is updated on the loop, beyond in a thread
 
@@ -163,7 +165,7 @@ class Sync:
         store: Store,
         current: Callable[[], Snapshot],
         install: Callable[[Snapshot], None],
-        on_connect: Callable[[], Any] | None = None,
+        on_connect: Callable[[bool], Any] | None = None,
         take_tally: Callable[[], dict[str, int]] | None = None,
         cold_start: ColdStart | None = None,
         heartbeat: Callable[[], tuple[str, dict[str, Any]]] | None = None,
@@ -204,8 +206,14 @@ class Sync:
             return 0.0
         return time.monotonic() - self.last_sync if self.last_sync else float("inf")
 
-    def install(self, zones: ZoneSet | None = None, state: ClusterState | None = None) -> None:
-        """Swap in the current snapshot with new zones and/or state (one attribute write)."""
+    def install(
+        self,
+        zones: ZoneSet | None = None,
+        state: ClusterState | None = None,
+        secrets: Secrets | None = None,
+    ) -> None:
+        """Swap in the current snapshot with new zones, state or cookie secrets (one attribute
+        write)."""
         old = self.current()
         state = self.cold_start.apply(state if state is not None else old.state)
         self._install(
@@ -214,9 +222,17 @@ class Sync:
                 version=old.version + 1,
                 zones=zones if zones is not None else old.zones,
                 state=state,
+                cookies=secrets if secrets is not None else old.cookies,
             )
         )
         self.moved.set()
+
+    async def refresh_cookies(self) -> None:
+        """The cluster's cookie secrets, made or rotated when due (gslb.state.store)."""
+        current, previous, upcoming = await self.store.cookie_secrets(COOKIE_ROTATION)
+        secrets = Secrets(current, previous, upcoming)
+        if secrets != self.current().cookies:
+            self.install(secrets=secrets)
 
     # --- full reads ----------------------------------------------------------------------
 
@@ -244,6 +260,7 @@ class Sync:
         self._new_pools(old.zones, new_zones, health)
         state = _with_load(dataclasses.replace(old.state, health=health), load, new_zones)
         self.install(new_zones, state)
+        await self.refresh_cookies()
         self.position = position
         self._pending.clear()
         self.last_sync = time.monotonic()
@@ -496,6 +513,16 @@ class Sync:
             await asyncio.sleep(0.01)
         return await self.settled(max(0.0, deadline - time.monotonic()))
 
+    async def _went_back(self) -> bool:
+        """Whether Redis holds less history than this process has seen: restarted empty, or
+        from an old copy. What was stored may be gone (zones of zone files among it)."""
+        if self.position is None:
+            return False
+        now = await self.store.position()
+        return (
+            now.config_seq < self.position.config_seq or now.health_seq < self.position.health_seq
+        )
+
     async def _continuous(self) -> bool:
         """After a reconnection: whether the logs still hold where this process stands (else
         Redis lost or rewrote history, and everything is read again)."""
@@ -518,6 +545,7 @@ class Sync:
     async def refresh_load(self) -> None:
         """Load reports and answer counts (while some pool uses them) and ISP paths down."""
         self._refreshed = time.monotonic()
+        await self.refresh_cookies()
         current = self.current()
         fresh = await self.store.load_state(load=_uses_load(current.zones))
         old = current.state
@@ -606,9 +634,11 @@ class Sync:
         backoff = 0.2
         while True:
             try:
+                continuous = await self._continuous()
+                lost = self.position is not None and not continuous and await self._went_back()
                 if self.on_connect is not None:
-                    await self.on_connect()
-                if await self._continuous():
+                    await self.on_connect(lost)
+                if continuous:
                     log.info("redis reachable again, following the change logs on")
                 else:
                     await self.resync()
@@ -651,10 +681,17 @@ class Sync:
     def _down(self, error: BaseException) -> None:
         if self.connected or self.down_since is None:
             self.down_since = time.monotonic()
-            log.warning(
-                "redis unreachable, answering from the last snapshot",
-                error=str(error) or type(error).__name__,
-            )
+            if refused_credentials(error):
+                log.error(
+                    "redis refused our credentials (check the password in the Redis URL); "
+                    "answering from the last snapshot",
+                    error=str(error) or type(error).__name__,
+                )
+            else:
+                log.warning(
+                    "redis unreachable, answering from the last snapshot",
+                    error=str(error) or type(error).__name__,
+                )
         self.connected = False
 
 

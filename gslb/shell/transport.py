@@ -46,6 +46,8 @@ class TcpLimits:
     max_message: int = 65535
     max_pending_output: int = 1 << 20  # octets of replies a client may leave unread
     max_queries: int = 10_000  # queries one connection may ask; then it is closed (RFC 7766 §6.2.1)
+    max_per_client: int = 16  # connections one client (IPv4 /32, IPv6 /64) may hold at once
+    write_timeout: float = 5.0  # seconds a reply may wait for the client to read it
 
 
 Send = Callable[[bytes], None]
@@ -226,11 +228,11 @@ class UdpThread:
             if reply is DEFER:
                 client = Client(str(addr[0]), int(addr[1]))
                 self.loop.call_soon_threadsafe(
-                    answerer.hold, wire, client, functools.partial(self.send, addr=addr)
+                    answerer.hold, wire, client, functools.partial(self.send, addr=addr, wire=wire)
                 )
                 continue
             if limiter is not None:
-                reply = limiter.check(wire, addr[0], reply)
+                reply = limiter.check(wire, addr[0], reply, answerer.snapshot)
                 if reply is None:
                     continue
             try:  # noqa: SIM105 (a plain try costs less than a context manager per packet)
@@ -238,7 +240,15 @@ class UdpThread:
             except OSError:
                 pass  # the kernel refused this one (buffer full, unreachable): next
 
-    def send(self, reply: bytes, addr: tuple[object, ...]) -> None:
+    def send(self, reply: bytes, addr: tuple[object, ...], wire: bytes = b"") -> None:
+        """A held query's reply, once its pool's health is known: rate limited like any
+        (a cold start must not be a window for an unlimited flood)."""
+        limiter = self.answerer.rrl
+        if limiter is not None and wire:
+            limited = limiter.check(wire, str(addr[0]), reply, self.answerer.snapshot)
+            if limited is None:
+                return
+            reply = limited
         with contextlib.suppress(OSError):
             self.sock.sendto(reply, addr)
 
@@ -253,15 +263,61 @@ class UdpThread:
         self.sock.close()
 
 
+def client_network(address: str) -> bytes:
+    """What one client is, for connection caps: its IPv4 address, or its IPv6 /64 (a host
+    is given a /64, and can use any address in it)."""
+    try:
+        if ":" in address:
+            return socket.inet_pton(socket.AF_INET6, address.partition("%")[0])[:8]
+        return socket.inet_aton(address)
+    except OSError:
+        return address.encode()
+
+
+class Clients:
+    """Connections by client network, for a per-client cap on a listener."""
+
+    def __init__(self) -> None:
+        self.counts: dict[bytes, int] = {}
+
+    def add(self, network: bytes, cap: int) -> bool:
+        count = self.counts.get(network, 0)
+        if count >= cap:
+            return False
+        self.counts[network] = count + 1
+        return True
+
+    def remove(self, network: bytes) -> None:
+        count = self.counts.get(network, 0) - 1
+        if count > 0:
+            self.counts[network] = count
+        else:
+            self.counts.pop(network, None)
+
+
 class TcpConnection(asyncio.Protocol):
-    def __init__(self, answerer: Answerer, limits: TcpLimits, registry: set[TcpConnection]) -> None:
+    """One TCP client (RFC 7766). Its limits: a cap on connections per client network and in
+    all; an idle timeout; replies it leaves unread stop the reading of its queries, and if
+    they stay unread `write_timeout` seconds (or pile past `max_pending_output`) the
+    connection is aborted: a client that never reads must not hold a slot for minutes."""
+
+    def __init__(
+        self,
+        answerer: Answerer,
+        limits: TcpLimits,
+        registry: set[TcpConnection],
+        clients: Clients | None = None,
+    ) -> None:
         self.answerer = answerer
         self.limits = limits
         self.registry = registry
+        self.clients = clients if clients is not None else Clients()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.client = Client("", 0, True)
+        self.network: bytes | None = None
         self.idle: asyncio.TimerHandle | None = None
+        self.stalled: asyncio.TimerHandle | None = None
         self.writing_paused = False
         self.asked = 0
 
@@ -270,11 +326,15 @@ class TcpConnection(asyncio.Protocol):
         # asyncio.Transport, though they behave as one.
         stream = cast(asyncio.Transport, transport)
         self.transport = stream
-        if len(self.registry) >= self.limits.max_connections:
+        peer = stream.get_extra_info("peername") or ("", 0)
+        network = client_network(str(peer[0]))
+        if len(self.registry) >= self.limits.max_connections or not self.clients.add(
+            network, self.limits.max_per_client
+        ):
             stream.abort()
             return
+        self.network = network
         self.registry.add(self)
-        peer = stream.get_extra_info("peername") or ("", 0)
         self.client = Client(str(peer[0]), int(peer[1]), True)
         stream.set_write_buffer_limits(high=64 * 1024)
         self._arm_idle()
@@ -286,8 +346,15 @@ class TcpConnection(asyncio.Protocol):
         self.idle = loop.call_later(self.limits.idle_timeout, self._close)
 
     def _close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        """Close after what is written has gone out, or at once if it cannot go (the client
+        is not reading): a close that waits to flush would wait forever."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self.writing_paused or transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -320,19 +387,34 @@ class TcpConnection(asyncio.Protocol):
             transport.abort()  # it asks and never reads: it gets no more of our memory
 
     def pause_writing(self) -> None:
-        # The client reads slower than it asks: stop reading its queries until it catches up.
+        # The client reads slower than it asks: stop reading its queries until it catches
+        # up, and give it `write_timeout` seconds to do so.
         self.writing_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
+        if self.stalled is None:
+            loop = asyncio.get_running_loop()
+            self.stalled = loop.call_later(self.limits.write_timeout, self._abort)
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        if self.stalled is not None:
+            self.stalled.cancel()
+            self.stalled = None
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
+        for timer in (self.idle, self.stalled):
+            if timer is not None:
+                timer.cancel()
+        if self.network is not None:
+            self.clients.remove(self.network)
+            self.network = None
         self.registry.discard(self)
 
 
@@ -400,9 +482,13 @@ async def listen(
     loop = asyncio.get_running_loop()
     limits = limits or TcpLimits()
     connections: set[TcpConnection] = set()
+    clients = Clients()
     udp: list[UdpThread] = []
     tcp: list[asyncio.Server] = []
-    factory: Callable[[], TcpConnection] = lambda: TcpConnection(answerer, limits, connections)  # noqa: E731
+
+    def factory() -> TcpConnection:
+        return TcpConnection(answerer, limits, connections, clients)
+
     try:
         for host, port in endpoints:
             server = await loop.create_server(

@@ -15,6 +15,7 @@ writers of one zone never interleave and writers of different zones never wait o
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from gslb.schema import (
     CHECKERS,
     CONFIG_LOG,
     CONFIG_SEQ,
+    COOKIE_SECRETS,
     EVENTS,
     HEALTH,
     HEALTH_LOG,
@@ -385,6 +387,44 @@ class Store:
 
     def scan(self, key: str) -> AsyncIterator[dict[str, str]]:
         return scan_hash(self.redis, key)
+
+    async def cookie_secrets(
+        self, rotate_every: float, now: float | None = None
+    ) -> tuple[bytes, bytes | None, bytes | None]:
+        """The cluster's DNS Cookie secrets (current, previous, upcoming), made on first use
+        and rotated every `rotate_every` seconds by whichever node notices first: the
+        upcoming one becomes current, the current one previous, a new one upcoming."""
+        now = time.time() if now is None else now
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(COOKIE_SECRETS)
+                    raw = {_s(k): _s(v) for k, v in (await pipe.hgetall(COOKIE_SECRETS)).items()}
+                    fresh = raw.get("current") and now - float(raw.get("since", 0)) < rotate_every
+                    if fresh:
+                        await pipe.reset()  # type: ignore[no-untyped-call]
+                        break
+                    if raw.get("current"):
+                        raw = {
+                            "previous": raw["current"],
+                            "current": raw.get("upcoming") or secrets.token_hex(16),
+                        }
+                    else:
+                        raw = {"current": secrets.token_hex(16)}
+                    raw["upcoming"] = secrets.token_hex(16)
+                    raw["since"] = repr(now)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.delete(COOKIE_SECRETS)
+                    pipe.hset(COOKIE_SECRETS, mapping=raw)  # type: ignore[arg-type]
+                    await pipe.execute()
+                    break
+                except redis.exceptions.WatchError:
+                    continue
+        return (
+            bytes.fromhex(raw["current"]),
+            bytes.fromhex(raw["previous"]) if raw.get("previous") else None,
+            bytes.fromhex(raw["upcoming"]) if raw.get("upcoming") else None,
+        )
 
     async def load_state(self, now: float | None = None, load: bool = True) -> ClusterState:
         """ISP paths down and (with `load`) agents' fresh load reports and recent answer

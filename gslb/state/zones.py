@@ -52,6 +52,7 @@ from gslb.core.zonedoc import (
     ZoneDoc,
     ZoneError,
     automatic,
+    check_zone_name,
     compile_document,
     format_loc,
     placement_fault,
@@ -87,7 +88,12 @@ class Conflict(DocumentError):
 
 
 def zone_name(text: str) -> str:
-    """The name a zone is stored and addressed under: no trailing dot, lower case."""
+    """The name a zone is stored and addressed under: no trailing dot, lower case; a name
+    that is not a host name is refused (400 at the API)."""
+    try:
+        check_zone_name(text)
+    except ValueError as e:
+        raise DocumentError([("zone", str(e))]) from None
     return text.strip().rstrip(".").lower()
 
 

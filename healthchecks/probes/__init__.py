@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gslb.schema import Load, Target
 
@@ -27,6 +28,9 @@ class Resources:
     def __init__(self, load_report: Callable[[str], Awaitable[Load | None]] | None = None) -> None:
         self.load_report = load_report
         self.sessions: dict[tuple[str | None, bool], object] = {}
+        # What the checker may connect to (healthchecks.allow.TargetPolicy): probes check the
+        # address they actually reached against it too.
+        self.policy: Any = None
 
     async def close(self) -> None:
         for session in self.sessions.values():
