@@ -18,6 +18,10 @@ VERSION = PREFIX + "version"  # integer, INCR'd by every change of configuration
 # JSON document per zone in gslb:zones); gslb.state.migrate moves older layouts forward.
 LAYOUT = PREFIX + "layout"
 LAYOUT_VERSION = 2
+# A random token made with the state (by the first node to find Redis empty): a node that
+# finds another one, or none, knows the state it read went away (Redis restarted empty, or
+# was pointed at another copy), whatever the sequence numbers say.
+EPOCH = PREFIX + "epoch"
 LAYOUT1_ZONES = PREFIX + "zones"  # layout 1: hash zone -> whole stored document
 LAYOUT1_TARGETS = PREFIX + "targets"  # layout 1: hash zone -> every target of the zone
 ZONE_LIST = PREFIX + "zone-list"  # set of every zone's name (each zone's keys: zone_key)

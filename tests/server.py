@@ -75,7 +75,7 @@ class ServerProcess:
         return [line for line in self.lines if line.get("event") == name]
 
     def wait_for_event(
-        self, name: str, count: int = 1, timeout: float = 10
+        self, name: str, count: int = 1, timeout: float = 30
     ) -> list[dict[str, object]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

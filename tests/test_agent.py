@@ -90,7 +90,7 @@ pools:
             raw = client.hget("gslb:load", BUSY)
             return Load.from_json(raw).sessions if raw else None
 
-        until(lambda: busy_sessions() == 5, 5)
+        until(lambda: busy_sessions() == 5)
 
         def first() -> str:
             reply = dns.query.udp(
@@ -102,8 +102,8 @@ pools:
             decided = client.hgetall("gslb:health")
             return len(decided) == 2 and all(b'"health":"up"' in v for v in decided.values())
 
-        until(both_up, 5)
-        until(lambda: first() == IDLE, 8)  # load is re-read every 5 s
+        until(both_up)
+        until(lambda: first() == IDLE)  # load is re-read every 5 s
         assert answers_of(node) == {BUSY, IDLE}
 
         stop_process(agents[IDLE])  # its agent falls silent: 3 intervals, then fall failures

@@ -124,7 +124,7 @@ def bed(tmp_path: Path) -> Iterator[dict[str, object]]:
     checkers: list[Checker] = []
     dns_node = None
     try:
-        until(lambda: redis_ready(port), 10)
+        until(lambda: redis_ready(port))
         for backend in backends.values():
             backend.start()
         dns_node = ServerProcess(
@@ -174,8 +174,8 @@ def test_member_stops_and_returns(bed: dict[str, object]) -> None:
     checkers: list[Checker] = bed["checkers"]  # type: ignore[assignment]
     backends: dict[str, Backend] = bed["backends"]  # type: ignore[assignment]
     checkers += [Checker(str(bed["url"]), f"c{i}", f"r{i}") for i in range(3)]
-    until(lambda: all_up(int(bed["port"]), voters=3), 10)  # the checkers have spoken
-    until(lambda: answers(dns_node) == set(MEMBERS), 1)
+    until(lambda: all_up(int(bed["port"]), voters=3))  # the checkers have spoken
+    until(lambda: answers(dns_node) == set(MEMBERS))
 
     backends["127.10.1.10"].stop()
     stopped = time.monotonic()
@@ -201,12 +201,12 @@ def test_quorum_outvotes_a_checker_that_cannot_reach_anything(bed: dict[str, obj
         Checker(url, "good2", "r2"),
         Checker(url, "cut-off", "r3", f"default={BROKEN_SOURCE}"),
     ]
-    until(lambda: answers(dns_node) == set(MEMBERS), 10)
+    until(lambda: answers(dns_node) == set(MEMBERS))
 
     def votes() -> dict[str, str]:
         return health(int(bed["port"])).get("127.10.1.10", {}).get("votes", {})  # type: ignore[return-value]
 
-    until(lambda: votes().get("cut-off|default") == "down", 5)
+    until(lambda: votes().get("cut-off|default") == "down")
     for _ in range(3 * int(INTERVAL * 10)):
         assert answers(dns_node) == set(MEMBERS), "no false down: the quorum says up"
         time.sleep(0.1)
@@ -238,7 +238,7 @@ def test_killed_checker_share_moves_and_its_votes_expire(bed: dict[str, object])
             "k2" in v for v in current.values()
         )
 
-    until(settled, 15)  # all three alive, and the votes of shares handed over have expired
+    until(settled)  # all three alive, and the votes of shares handed over have expired
     assert any("k2" in v for v in voters().values()), "k2 has a share"
     checkers[2].kill()
     killed = time.monotonic()
@@ -270,7 +270,7 @@ def test_one_path_down_moves_that_isps_addresses_last(bed: dict[str, object]) ->
     )
     decided = health(int(bed["port"]))
     assert all(h["health"] == "up" for h in decided.values()), "down on that path only"
-    until(lambda: answers(dns_node) == set(MEMBERS), 1.0)  # the DNS node has caught up
+    until(lambda: answers(dns_node) == set(MEMBERS))  # the DNS node has caught up
 
     def visible() -> dict[str, Any]:
         url = f"http://127.0.0.1:{dns_node.http[0][1]}/api/v1/health"
@@ -280,7 +280,7 @@ def test_one_path_down_moves_that_isps_addresses_last(bed: dict[str, object]) ->
     def seen() -> dict[str, Any]:
         return visible()["members"]["gslb.example.com/www/127.10.2.10"]  # type: ignore[no-any-return]
 
-    until(lambda: len(seen()["checkers"]) == 6, 10)  # three checkers, two paths each
+    until(lambda: len(seen()["checkers"]) == 6)  # three checkers, two paths each
     member = seen()
     assert member["health"] == "up" and member["paths_down"] == ["isp-b"]
     for name in ("p0", "p1", "p2"):

@@ -157,7 +157,7 @@ def test_the_dashboard_follows_health_and_drains_a_member(bed: Bed, page: Page) 
     page.wait_for_selector("#confirm[open]")
     assert "127.10.6.10" in page.inner_text("#confirm-text")
     page.click("#confirm-yes")
-    until(lambda: "127.10.6.10" not in bed.answers(), 2)
+    until(lambda: "127.10.6.10" not in bed.answers())
     page.wait_for_selector(f'#members tr[data-member="{key("127.10.6.10")}"][data-admin="drained"]')
     assert bed.answers() == {"127.10.7.10"}
     page.screenshot(path=str(OUTPUT / "dashboard-pool-drained.png"), full_page=True)

@@ -47,7 +47,7 @@ def test_a_demo_backend_answers_its_check_and_fails_on_request(tmp_path: Path) -
     )
     base = "http://127.10.9.10:18095"
     try:
-        until(lambda: status(base + "/healthz") == 200, 10)
+        until(lambda: status(base + "/healthz") == 200)
         assert status(base + "/demo/fail", "POST") == 200
         assert status(base + "/healthz") == 503
         assert status(base + "/demo/recover", "POST") == 200

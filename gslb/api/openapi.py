@@ -16,7 +16,7 @@ from gslb.api.models import SCHEMAS
 from gslb.api.table import PREFIX, Operation, ref
 
 ERRORS = {
-    400: "The request or the document is invalid; `field` names the place",
+    400: "The request does not match this document's schema; `field` names the place",
     401: "No token, or an unknown one",
     403: "The token may not do this (a read token on a write)",
     404: "The zone or the part named does not exist",
@@ -24,6 +24,8 @@ ERRORS = {
     409: "The resource changed since it was read (If-Match), or exists already",
     413: "The body is larger than the limit",
     415: "The body is not JSON",
+    422: "The request matches the schema but is refused for what a schema cannot say "
+    "(a reference to nothing, an address that is not one); `field` names the place",
     503: "Redis is unreachable: nothing was read or changed",
 }
 
@@ -41,7 +43,7 @@ def _responses(op: Operation) -> dict[str, Any]:
         responses["201"] = {"description": "Created", "content": ok.get("content", {})}
     codes = set()
     if op.body is not None or op.query or op.method != "GET":
-        codes.add(400)
+        codes |= {400, 422}
     if op.role is not None:
         codes |= {401, 403} if op.role == "write" or "{zone}" in op.path else {401}
     if "{" in op.path:

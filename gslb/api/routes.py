@@ -304,7 +304,7 @@ async def put_zone(request: web.Request) -> web.Response:
         body = {"zone": zone, **body}
     elif not isinstance(body["zone"], str) or zone_key(body["zone"]) != zone:
         raise ApiError(
-            400, f"zone: the document is for {body['zone']!r}, the URL for {zone!r}", "zone"
+            422, f"zone: the document is for {body['zone']!r}, the URL for {zone!r}", "zone"
         )
     await _refuse_overlap(request, zone)
     who = _who(request, "put", f"zones/{zone}")
@@ -575,7 +575,7 @@ def _replace_member(member: Json, body: Json) -> Json:
     if "address" in body and str(body["address"]) != str(member.get("address")):
         # A new address is a new member: its health history is not this one's.
         raise ApiError(
-            400,
+            422,
             "address: to change a member's address, add the new one and remove the old",
             "address",
         )
@@ -718,16 +718,16 @@ async def explain(request: web.Request) -> web.Response:
         try:
             asked = names.from_text(name if name.endswith(".") else name + ".")
         except names.BadName as e:
-            raise ApiError(400, f"name: {e}", "name") from None
+            raise ApiError(422, f"name: {e}", "name") from None
         found = snapshot.zones.find(asked)
         if found is None or not _sees(request, names.to_text(found.apex).rstrip(".")):
             raise ApiError(403, "this token may not explain names outside its zones", "name")
     try:
         result = run_explain(snapshot, name, query.get("type", "A"), client, prefix)
     except ExplainError as e:
-        raise ApiError(400, str(e), e.field) from None
+        raise ApiError(422, str(e), e.field) from None
     except ValueError as e:
-        raise ApiError(400, str(e)) from None
+        raise ApiError(422, str(e)) from None
     return web.json_response(result)
 
 

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 StepName = Literal[
@@ -37,12 +37,40 @@ STEPS: tuple[str, ...] = get_args(StepName)
 DEFAULT_POLICY: tuple[StepName, ...] = ("health", "round_robin", "limit")
 
 
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+    return value
+
+
 class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A part of a zone document. Numbers as JSON Schema counts them: pydantic's lax mode
+    would take `true` and `"80"` for a port, its strict mode refuses `80.0`, which JSON
+    Schema (and so the OpenAPI document) calls an integer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_numbers(cls, value: Any) -> Any:
+        return _whole(value)
+
+
+StrictDoc = _Doc  # the base of the zone document's models (gslb.core.zonedoc too)
+
+
+def _text(value: Any) -> str:
+    """A string, as the schema says: the validators below take any input (they run before
+    pydantic's own check), and a number is refused as a number, not as a bad address."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
 
 
 def _ip(value: Any) -> str:
-    text = str(value)
+    text = _text(value)
     if "." in text and ":" not in text:
         # The common case, quickly: an IPv4 address already written the one canonical way
         # (a pool of thousands of members is validated in a blink, not in seconds).
@@ -59,7 +87,7 @@ def _ip(value: Any) -> str:
 
 def _network(value: Any) -> str:
     try:
-        return str(ipaddress.ip_network(str(value), strict=True))
+        return str(ipaddress.ip_network(_text(value), strict=True))
     except ValueError as e:
         raise PydanticCustomError(
             "ip_network", "not a network: {reason}", {"reason": str(e)}
@@ -67,7 +95,7 @@ def _network(value: Any) -> str:
 
 
 def _url_path(value: Any) -> str:
-    text = str(value)
+    text = _text(value)
     if not text.startswith("/") or text.startswith("//"):
         raise PydanticCustomError(
             "url_path", "an absolute path, starting with one / (e.g. /healthz), not an authority"
@@ -83,7 +111,7 @@ _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 def _http_host(value: Any) -> str:
     """A Host header / TLS name: a host name (letters, digits, hyphens, underscores), or an
     IP address, and an optional port: nothing a header could be made to say more with."""
-    text = str(value)
+    text = _text(value)
     host, port = text, ""
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")

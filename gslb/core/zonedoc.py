@@ -16,10 +16,10 @@ import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gslb.core import masterfile, names
-from gslb.core.pooldoc import GslbDoc, references
+from gslb.core.pooldoc import GslbDoc, StrictDoc, references
 from gslb.core.pools import Pool, PoolContext
 from gslb.core.records import (
     CNAME,
@@ -38,8 +38,7 @@ TTL = Annotated[int, Field(ge=0, le=2**31 - 1)]
 SERIAL = Annotated[int, Field(ge=1, le=2**32 - 1)]
 
 
-class _Doc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Doc = StrictDoc
 
 
 def _check_name(value: str) -> str:

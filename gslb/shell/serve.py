@@ -206,6 +206,7 @@ class Node:
                 name,
                 functools.partial(_write_file, zone=name, who=who, checked=checked, source=source),
             )
+            log.info("zone file stored", zone=name, file=str(loaded.path))
         names = {zone_name(z.doc.zone) for z in self.zones.values()}
         directory = self.config.zones_dir
         for name in _gone(metas, names, directory):

@@ -259,8 +259,8 @@ class Sync:
         new_zones = ZoneSet(zones)
         self._new_pools(old.zones, new_zones, health)
         state = _with_load(dataclasses.replace(old.state, health=health), load, new_zones)
+        await self.refresh_cookies()  # before the zones: their first answers carry cookies
         self.install(new_zones, state)
-        await self.refresh_cookies()
         self.position = position
         self._pending.clear()
         self.last_sync = time.monotonic()
@@ -514,12 +514,13 @@ class Sync:
         return await self.settled(max(0.0, deadline - time.monotonic()))
 
     async def _went_back(self) -> bool:
-        """Whether Redis holds less history than this process has seen: restarted empty, or
-        from an old copy. What was stored may be gone (zones of zone files among it)."""
+        """Whether the state this process read went away: Redis holds another epoch (or
+        none: restarted empty), or less history than was seen (restored from an old copy).
+        What was stored may be gone, zones of zone files among it."""
         if self.position is None:
             return False
         now = await self.store.position()
-        return (
+        return (bool(self.position.epoch) and now.epoch != self.position.epoch) or (
             now.config_seq < self.position.config_seq or now.health_seq < self.position.health_seq
         )
 
@@ -530,6 +531,8 @@ class Sync:
             return False
         now = await self.store.position()
         position = self.position
+        if position.epoch and now.epoch != position.epoch:
+            return False
         for log_key, seq, entry_id, current in (
             (CONFIG_LOG, position.config_seq, position.config_id, now.config_seq),
             (HEALTH_LOG, position.health_seq, position.health_id, now.health_seq),
@@ -652,6 +655,11 @@ class Sync:
                         raise self._failed
                     self.last_sync = time.monotonic()
                     if time.monotonic() - self._refreshed >= LOAD_REFRESH:
+                        if await self._went_back():
+                            # Emptied under a live connection (FLUSHALL, a failover to an
+                            # empty replica): start over as after a reconnection.
+                            log.warning("the shared state went away under this connection")
+                            break
                         await self.refresh_load()
                     if self.cold_start.due():
                         self.install()  # cold-start waits have ended

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import socket
 from typing import Any
 
@@ -22,7 +23,7 @@ from gslb.common import logs
 from gslb.core.masterfile import Limits
 from gslb.core.stored import Meta, encode_node
 from gslb.core.zonedoc import soa_rrset
-from gslb.schema import LAYOUT, LAYOUT1_TARGETS, LAYOUT1_ZONES, LAYOUT_VERSION
+from gslb.schema import EPOCH, LAYOUT, LAYOUT1_TARGETS, LAYOUT1_ZONES, LAYOUT_VERSION
 from gslb.state.store import Store, ZoneView
 from gslb.state.zones import Checked, DocumentError, Outcome, Who, check_document, create_write
 
@@ -72,7 +73,13 @@ def _convert(name: str, raw: str | bytes | dict[str, Any]) -> tuple[Checked, Met
 
 
 async def ensure_layout(redis: aioredis.Redis, wait: float = LOCK_SECONDS) -> None:
-    """Make sure the shared state is in this release's layout, migrating it if it is older."""
+    """Make sure the shared state is in this release's layout, migrating it if it is older,
+    and that it has its epoch."""
+    await _layout(redis, wait)
+    await redis.set(EPOCH, secrets.token_hex(8), nx=True)
+
+
+async def _layout(redis: aioredis.Redis, wait: float) -> None:
     found = await redis.get(LAYOUT)
     if found is not None:
         version = int(found)
@@ -94,7 +101,7 @@ async def ensure_layout(redis: aioredis.Redis, wait: float = LOCK_SECONDS) -> No
         )
         for _ in range(int(wait * 10)):
             if await redis.get(LAYOUT) is not None:
-                return await ensure_layout(redis, wait)
+                return await _layout(redis, wait)
             await asyncio.sleep(0.1)
         raise LayoutError(
             f"the shared state is still in layout 1 after {wait:g} s: the node holding {LOCK} "

@@ -34,6 +34,7 @@ from gslb.schema import (
     CONFIG_LOG,
     CONFIG_SEQ,
     COOKIE_SECRETS,
+    EPOCH,
     EVENTS,
     HEALTH,
     HEALTH_LOG,
@@ -200,6 +201,7 @@ class Position:
     config_id: str
     health_seq: int
     health_id: str
+    epoch: str = ""  # gslb:epoch when read ("": none yet)
 
 
 class Store:
@@ -330,12 +332,14 @@ class Store:
             pipe.xrevrange(CONFIG_LOG, count=1)
             pipe.get(HEALTH_SEQ)
             pipe.xrevrange(HEALTH_LOG, count=1)
-            config_seq, config_last, health_seq, health_last = await pipe.execute()
+            pipe.get(EPOCH)
+            config_seq, config_last, health_seq, health_last, epoch = await pipe.execute()
         return Position(
             int(config_seq or 0),
             _s(config_last[0][0]) if config_last else "0-0",
             int(health_seq or 0),
             _s(health_last[0][0]) if health_last else "0-0",
+            _s(epoch) if epoch else "",
         )
 
     async def entry_at(self, log: str, entry_id: str) -> int | None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pydantic
+from pydantic_core.core_schema import ErrorType
 
 from gslb.core import names
 from gslb.core.masterfile import Limits
@@ -67,10 +69,23 @@ AUDIT_WHOLE = 64 * 1024  # octets of JSON beyond which an audit record keeps a s
 MAX_SERIAL = 2**32 - 1
 
 
+# The two ways a write is refused. 400: the request does not match the published schema (a
+# string where a number goes, a field that does not exist, a number out of range). 422: it
+# matches, and is refused for what a schema cannot say (a member naming a site that does not
+# exist, an address that is not one, a fallback cycle). A client can fix the first by reading
+# the OpenAPI document, the second only by reading the message.
+MALFORMED = 400
+UNPROCESSABLE = 422
+# pydantic's own error types are the schema's keywords (type, range, pattern, required), but
+# for the two its validators raise; our validators' custom types (ip_address, url_path) are
+# checks the schema cannot state.
+_SCHEMA_ERRORS = frozenset(typing.get_args(ErrorType)) - {"value_error", "assertion_error"}
+
+
 class DocumentError(ValueError):
     """A refused document: `faults` are (field path, reason), the first one the headline."""
 
-    def __init__(self, faults: list[tuple[str, str]], status: int = 400) -> None:
+    def __init__(self, faults: list[tuple[str, str]], status: int = UNPROCESSABLE) -> None:
         self.faults = faults
         self.status = status
         field, reason = faults[0]
@@ -89,7 +104,7 @@ class Conflict(DocumentError):
 
 def zone_name(text: str) -> str:
     """The name a zone is stored and addressed under: no trailing dot, lower case; a name
-    that is not a host name is refused (400 at the API)."""
+    that is not a host name is refused (422 at the API)."""
     try:
         check_zone_name(text)
     except ValueError as e:
@@ -163,8 +178,14 @@ def _summary(value: Json) -> Json:
 
 
 def _faults(e: pydantic.ValidationError, prefix: tuple[int | str, ...] = ()) -> DocumentError:
+    errors = e.errors()
+    # 400 only when every fault is one the schema states. A value that fails one branch of a
+    # union by the schema's rules and another by a validator's (a fallback given as a list
+    # of strings that are not addresses) matches the schema: 422.
+    beyond = any(err["type"] not in _SCHEMA_ERRORS for err in errors)
     return DocumentError(
-        [(format_loc((*prefix, *tuple(err["loc"]))), err["msg"]) for err in e.errors()]
+        [(format_loc((*prefix, *tuple(err["loc"]))), err["msg"]) for err in errors],
+        UNPROCESSABLE if beyond else MALFORMED,
     )
 
 
@@ -259,7 +280,7 @@ def check_document(
     fault's field path. (`static` and `doc` when the caller has read them already.)"""
     if doc is None:
         if not isinstance(data, dict):
-            raise DocumentError([("", "a zone document is a JSON object")])
+            raise DocumentError([("", "a zone document is a JSON object")], MALFORMED)
         if "records_file" in data:
             raise DocumentError([("records_file", "the API takes the records inline")])
         try:

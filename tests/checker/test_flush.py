@@ -30,7 +30,7 @@ def test_a_vote_changing_during_the_write_waits_for_the_next_flush(tmp_path: Pat
         stderr=subprocess.DEVNULL,
     )
     try:
-        until(lambda: redis_ready(port), 10)
+        until(lambda: redis_ready(port))
 
         async def run() -> None:
             node = CheckerNode(connect(f"redis://127.0.0.1:{port}/0"), CheckerConfig("c1"))
