@@ -1,27 +1,39 @@
 """A fuzz target for the whole answer path: `python -m tests.fuzz [COUNT] [SEED]` (`make fuzz`).
 
 Valid queries (names in and out of the zones, pools with location and rotation, EDNS with
-Client Subnet, NSID, DO, odd sizes) are mutated at random — bytes flipped, inserted, cut,
-counts and lengths rewritten, options spliced — and each result goes through `handle()` (UDP
-and TCP) and the UDP front (`answer_udp`). A finding is any exception, a reply that is not a
-well-formed DNS message, a SERVFAIL (the handler's mark of an internal error), or a UDP reply
-larger than the query allowed (512 octets, or its EDNS size).
+Client Subnet, NSID, DO, DNS Cookies, odd sizes, other opcodes) are mutated at random — bytes
+flipped, inserted, cut, counts and lengths rewritten, options spliced — and each result goes
+through `handle()` (UDP and TCP), the UDP front (`answer_udp`), and what rate limiting asks of
+a query and its reply (its cookie, the response's identity). A finding is any exception, a
+reply that is not a well-formed DNS message, a SERVFAIL (the handler's mark of an internal
+error), or a UDP reply larger than the query allowed (512 octets, or its EDNS size).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import struct
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dns.edns
 import dns.message
 import dns.rcode
 
-from gslb.core.handler import Client, Front, ReplyCache, answer_udp, handle
+from gslb.core import cookies, rrl
+from gslb.core.handler import (
+    Client,
+    Front,
+    ReplyCache,
+    answer_udp,
+    bad_cookie,
+    cookie_status,
+    handle,
+)
 from gslb.core.snapshot import Snapshot
 from tests.helpers import CORE_ZONE, snapshot_of, write_zones
 
@@ -70,6 +82,8 @@ NAMES = [
     "child.gslb.example.com",
 ]
 TYPES = ["A", "AAAA", "ANY", "MX", "TXT", "SOA", "NS", "CNAME", "DS", "SRV", "TYPE65280"]
+SECRETS = cookies.Secrets(b"\x11" * 16, b"\x22" * 16, b"\x33" * 16)
+CLIENT_COOKIE = b"\x42" * 8
 
 
 def seeds(rng: random.Random) -> list[bytes]:
@@ -84,6 +98,15 @@ def seeds(rng: random.Random) -> list[bytes]:
             message.use_edns(0, payload=rng.choice([512, 1232, 4096, 65535]), options=options)
             message.want_dnssec(rng.random() < 0.5)
             out.append(message.to_wire())
+            # DNS Cookies: a client cookie alone, and one with a server cookie of ours.
+            server = rng.choice((b"", cookies.make(SECRETS, CLIENT_COOKIE, "198.51.100.7", 0)))
+            message.use_edns(0, options=[dns.edns.CookieOption(CLIENT_COOKIE, server)])
+            out.append(message.to_wire())
+    for opcode in (1, 2, 4, 5, 6, 15):  # IQUERY, STATUS, NOTIFY, UPDATE, DSO, unassigned
+        message = dns.message.make_query("gslb.example.com", "SOA")
+        message.set_opcode(opcode)
+        wire = message.to_wire()
+        out += [wire, wire[:4] + b"\x00\x00" + wire[6:12]]  # with QDCOUNT 0 too
     return out
 
 
@@ -137,27 +160,53 @@ def check(wire: bytes, reply: bytes | None, udp: bool) -> str | None:
     return None
 
 
+def example_snapshot() -> Snapshot:
+    """The zones above, with cookie secrets, as a node would serve them."""
+    base = Path(tempfile.mkdtemp()) / "zones"
+    snapshot = snapshot_of(write_zones(base, {"core.yaml": CORE_ZONE, "pools.yaml": POOL_ZONE}))
+    return dataclasses.replace(snapshot, cookies=SECRETS)
+
+
+@dataclass
+class Target:
+    """Everything one input goes through, with the caches a process keeps between queries."""
+
+    snapshot: Snapshot
+    cache: ReplyCache = field(default_factory=ReplyCache)
+    udp_cache: ReplyCache = field(default_factory=ReplyCache)
+    front: Front = field(default_factory=Front)
+
+    def probe(self, wire: bytes, client: str) -> str | None:
+        """What is wrong with how `wire` from `client` is answered (None: nothing)."""
+        snapshot = self.snapshot
+        try:
+            reply = handle(wire, Client(client, 53, False), snapshot, self.cache)
+            problem = check(wire, reply, True)
+            problem = problem or check(
+                wire, handle(wire, Client(client, 53, True), snapshot, self.cache), False
+            )
+            problem = problem or check(
+                wire, answer_udp(wire, client, snapshot, self.udp_cache, self.front), True
+            )
+            # What rate limiting reads of a query it would limit: never an exception.
+            cookie_status(wire, client, snapshot)
+            problem = problem or check(wire, bad_cookie(wire, client, snapshot), True)
+            if reply:
+                rrl.identity(wire, reply, snapshot)
+        except Exception as e:  # none of these may raise, whatever the input
+            problem = f"raised {type(e).__name__}: {e}"
+        return problem
+
+
 def run(count: int, seed: int = 1, snapshot: Snapshot | None = None) -> list[tuple[bytes, str]]:
     rng = random.Random(seed)
-    if snapshot is None:
-        base = Path(tempfile.mkdtemp()) / "zones"
-        snapshot = snapshot_of(write_zones(base, {"core.yaml": CORE_ZONE, "pools.yaml": POOL_ZONE}))
+    target = Target(snapshot or example_snapshot())
     base_seeds = seeds(rng)
-    cache, udp_cache, front = ReplyCache(), ReplyCache(), Front()
     findings: list[tuple[bytes, str]] = []
     for i in range(count):
         wire = mutate(rng.choice(base_seeds), rng)
         client = f"198.51.100.{i % 256}" if i % 3 else f"2001:db8::{i % 65536:x}"
-        try:
-            problem = check(wire, handle(wire, Client(client, 53, False), snapshot, cache), True)
-            problem = problem or check(
-                wire, handle(wire, Client(client, 53, True), snapshot, cache), False
-            )
-            problem = problem or check(
-                wire, answer_udp(wire, client, snapshot, udp_cache, front), True
-            )
-        except Exception as e:  # handle() promises never to raise
-            problem = f"raised {type(e).__name__}: {e}"
+        problem = target.probe(wire, client)
         if problem:
             findings.append((wire, problem))
     return findings

@@ -19,26 +19,18 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["gslb.core"]):
-    from gslb.core.handler import Client, Front, ReplyCache, answer_udp, handle
+    import gslb.core.cookies
+    import gslb.core.handler
+    import gslb.core.rrl  # noqa: F401  (instrumented before tests.fuzz imports them)
 
-from tests.fuzz import CORE_ZONE, POOL_ZONE, check, seeds
-from tests.helpers import snapshot_of, write_zones
+from tests.fuzz import Target, example_snapshot, seeds
 
-SNAPSHOT = snapshot_of(
-    write_zones(
-        Path(tempfile.mkdtemp()) / "zones", {"core.yaml": CORE_ZONE, "pools.yaml": POOL_ZONE}
-    )
-)
-CACHE, UDP_CACHE, FRONT = ReplyCache(), ReplyCache(), Front()
+TARGET = Target(example_snapshot())
 
 
 def one_input(data: bytes) -> None:
-    for reply, udp in (
-        (handle(data, Client("198.51.100.7", 53, False), SNAPSHOT, CACHE), True),
-        (handle(data, Client("2001:db8::7", 53, True), SNAPSHOT, CACHE), False),
-        (answer_udp(data, "198.51.100.7", SNAPSHOT, UDP_CACHE, FRONT), True),
-    ):
-        problem = check(data, reply, udp)
+    for client in ("198.51.100.7", "2001:db8::7"):
+        problem = TARGET.probe(data, client)
         if problem:
             raise AssertionError(f"{problem}: {data.hex()}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,19 @@ import dns.rrset
 from gslb import zonefiles
 from gslb.core.handler import Client, ReplyCache, handle
 from gslb.core.snapshot import Settings, Snapshot
+
+FIGURES = Path(__file__).resolve().parent.parent / "test-output"
+
+
+def record(scenario: str, name: str, value: float) -> None:
+    """Keep what a test measured (test-output/SCENARIO-figures.json), for docs/reliability.md:
+    the test asserts the bound, the figure says where within it things were."""
+    path = FIGURES / f"{scenario}-figures.json"
+    FIGURES.mkdir(exist_ok=True)
+    figures = json.loads(path.read_text()) if path.exists() else {}
+    figures[name] = round(value, 3)
+    path.write_text(json.dumps(figures, indent=1, sort_keys=True))
+
 
 CORE_ZONE = """\
 zone: gslb.example.com

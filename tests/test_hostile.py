@@ -21,7 +21,7 @@ import dns.query
 import dns.rcode
 
 from tests.api_client import Http
-from tests.helpers import query, write_zones
+from tests.helpers import query, record, write_zones
 from tests.server import ServerProcess
 from tests.test_redis_state import until
 
@@ -54,6 +54,12 @@ def tcp_ask(host: str, port: int, source: str, name: str = "www.hostile.example"
     return reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
 
 
+def timed(check: object) -> tuple[bool, float]:
+    started = time.monotonic()
+    ok = check()  # type: ignore[operator]
+    return bool(ok), time.monotonic() - started
+
+
 def test_clients_that_never_read_cannot_hold_the_tcp_slots(tmp_path: Path) -> None:
     server = ServerProcess(
         write_zones(tmp_path / "zones", {"z.yaml": ZONE}),
@@ -83,11 +89,17 @@ def test_clients_that_never_read_cannot_hold_the_tcp_slots(tmp_path: Path) -> No
             except OSError:
                 pass  # refused at once: over its per-client cap
             hogs.append(sock)
-        assert tcp_ask(server.host, server.port, BYSTANDER), "another client is served at once"
+        ok, first = timed(lambda: tcp_ask(server.host, server.port, BYSTANDER))
+        assert ok, "another client is served at once"
+        slowest = first
         started = time.monotonic()
         while time.monotonic() - started < 20:  # and all along, for 20 s
-            assert tcp_ask(server.host, server.port, BYSTANDER)
+            ok, took = timed(lambda: tcp_ask(server.host, server.port, BYSTANDER))
+            assert ok
+            slowest = max(slowest, took)
             time.sleep(1)
+        record("hostile", "tcp hogs: bystander's first answer (s)", first)
+        record("hostile", "tcp hogs: bystander's slowest answer over 20 s (s)", slowest)
         # The hogs were cut off: reading now finds each connection closed or reset.
         closed = 0
         for sock in hogs:
@@ -133,6 +145,7 @@ def test_stalled_http_requests_do_not_starve_the_listener(tmp_path: Path) -> Non
             urllib.request.Request(f"http://{host}:{port}/healthz"), timeout=5
         ) as reply:
             assert reply.status == 200
+        record("hostile", "300 stalled http: /healthz answered in (s)", time.monotonic() - started)
         # Every stalled one is closed: refused at once past the per-client cap, the others
         # when their headers did not come within the header timeout.
         deadline = started + 2 + 3  # the header timeout, and room for a loaded machine
@@ -145,26 +158,27 @@ def test_stalled_http_requests_do_not_starve_the_listener(tmp_path: Path) -> Non
             except TimeoutError:
                 raise AssertionError("a stalled request was kept past the header timeout") from None
             assert data == b"" or data.startswith(b"HTTP/1.1 4"), data
+        record("hostile", "300 stalled http: all closed after (s)", time.monotonic() - started)
     finally:
         for sock in stalled:
             sock.close()
         server.stop()
 
 
-def test_random_names_under_a_wildcard_share_the_rate_limit(tmp_path: Path) -> None:
-    server = ServerProcess(
-        write_zones(tmp_path / "zones", {"z.yaml": ZONE}),
+def rate_limited(tmp_path: Path, zone: str, rate: int) -> ServerProcess:
+    """A node rate limiting at `rate` a second with a burst of one second's worth, no slip,
+    loopback not exempt, and no checker."""
+    return ServerProcess(
+        write_zones(tmp_path / "zones", {"z.yaml": zone}),
         tmp_path / "data",
         "--no-checker",
-        "--rrl-rate",
-        "10",
-        "--rrl-window",
-        "1",
-        "--rrl-slip",
-        "0",
-        "--rrl-exempt",
-        "192.0.2.255/32",  # so that loopback is not exempt
+        *("--rrl-rate", str(rate), "--rrl-window", "1", "--rrl-slip", "0"),
+        *("--rrl-exempt", "192.0.2.255/32"),  # so that loopback is not exempt
     )
+
+
+def test_random_names_under_a_wildcard_share_the_rate_limit(tmp_path: Path) -> None:
+    server = rate_limited(tmp_path, ZONE, 10)
     try:
         full = 0
         started = time.monotonic()
@@ -185,6 +199,8 @@ def test_random_names_under_a_wildcard_share_the_rate_limit(tmp_path: Path) -> N
         took = time.monotonic() - started
         # The burst (rate x window) and what the rate refilled while they were sent.
         assert full <= 10 + 10 * took + 1, (full, took)
+        record("hostile", "400 wildcard names at 10/s: full answers", full)
+        record("hostile", "400 wildcard names at 10/s: allowed", 10 + 10 * took + 1)
     finally:
         server.stop()
 
@@ -208,6 +224,7 @@ def test_a_generate_bomb_is_refused_at_once_while_dns_answers(tmp_path: Path) ->
         took = time.monotonic() - started
         assert reply.status == 422 and "the limit is 65536" in reply.json["message"]
         assert took < 1.0, took
+        record("hostile", "$GENERATE bomb: refused in (s)", took)
         answer = dns.query.udp(
             query("www.hostile.example"), server.host, port=server.port, timeout=2
         )
@@ -428,3 +445,46 @@ def test_a_redis_refusing_the_password_is_logged_as_such_and_the_password_is_not
     finally:
         server.stop()
         backing.kill()
+
+
+COLD = """\
+zone: cold.example
+soa: {mname: ns1, rname: hostmaster.cold.example.}
+records: |
+  @     NS    ns1
+  ns1   A     192.0.2.53
+monitors:
+  web: {type: tcp, port: 9}
+pools:
+  www:
+    monitor: web
+    cold_start_wait: 3
+    members:
+      - {address: 127.10.9.10}
+"""
+
+
+def test_queries_held_for_a_cold_start_are_rate_limited_too(tmp_path: Path) -> None:
+    """Finding 3: while a pool waits for its first health results its queries are held,
+    and were all answered when the wait ended, past the rate limit: a window for a flood."""
+    # No checker: no results ever come, and every query waits the whole cold start.
+    server = rate_limited(tmp_path, COLD, 5)
+    try:
+        full = 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((ATTACKER, 0))
+            started = time.monotonic()
+            for _ in range(60):
+                sock.sendto(query("www.cold.example").to_wire(), (server.host, server.port))
+            sock.settimeout(6)  # the 3 s wait, and room
+            try:
+                while True:
+                    full += bool(dns.message.from_wire(sock.recv(4096)).answer)
+                    sock.settimeout(1)
+            except TimeoutError:
+                pass
+        assert time.monotonic() - started >= 3, "they were held"
+        assert 1 <= full <= 5 + 1, full  # the burst, not sixty
+        record("hostile", "60 queries held for a cold start at 5/s: answered", full)
+    finally:
+        server.stop()

@@ -27,6 +27,7 @@ import dns.message
 import dns.query
 import pytest
 
+from tests import helpers
 from tests.api_client import Http
 from tests.server import ServerProcess
 from tests.test_checkers import stop_process
@@ -283,15 +284,10 @@ def everywhere(bed: Bed, check: object) -> bool:
 
 
 ALL = set(MEMBERS)
-FIGURES = ROOT / "test-output" / "netns-figures.json"
 
 
 def record(name: str, seconds: float) -> None:
-    """Keep what a scenario measured, for docs/reliability.md."""
-    FIGURES.parent.mkdir(exist_ok=True)
-    figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    figures[name] = round(seconds, 3)
-    FIGURES.write_text(json.dumps(figures, indent=1, sort_keys=True))
+    helpers.record("netns", name, seconds)
 
 
 BOUND = INTERVAL * FALL + 1  # the promise for a member that dies

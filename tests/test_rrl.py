@@ -10,6 +10,7 @@ from pathlib import Path
 import dns.edns
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import pytest
@@ -96,6 +97,39 @@ def test_random_names_share_one_budget_per_network(
         )
         sent += out is not None
     assert sent == 3
+
+
+def test_a_name_with_a_zero_octet_in_a_label_is_limited_like_the_others(
+    snapshot: Snapshot,
+) -> None:
+    """Found by `make fuzz`: the question's name was cut at its first zero octet, and a
+    label holding one (a valid name: `x\000y`) made the limiter raise instead of count."""
+    limiter = Limiter(RrlConfig(rate=1, window=2, slip=0, exempt=()))
+    sent = 0
+    for i in range(6):
+        wire = query(f"x{i}.wild.rrl.example", "TXT").to_wire()
+        wire = wire.replace(b"\x02x" + str(i).encode(), b"\x03x\x00" + str(i).encode())
+        reply = handle(wire, Client("198.51.100.7", 1), snapshot)
+        assert reply is not None and dns.message.from_wire(reply).answer  # the wildcard's
+        sent += limiter.check(wire, "198.51.100.7", reply, snapshot, 10.0) is not None
+    assert sent == 2  # one budget: the wildcard's
+
+
+def test_a_limited_update_with_a_cookie_gets_no_badcookie(snapshot: Snapshot) -> None:
+    """Found by `make fuzz`: BADCOOKIE was made for any limited query with a client cookie,
+    an UPDATE too, and came out as an UPDATE reply with a question: malformed."""
+    limiter = Limiter(RrlConfig(rate=1, window=1, slip=0, exempt=()))
+    cookied = Secrets(b"\x11" * 16, None, None)
+    snapshot = dataclasses.replace(snapshot, cookies=cookied)
+    message = query("www.rrl.example", "SOA")
+    message.set_opcode(dns.opcode.UPDATE)
+    message.use_edns(0, options=[dns.edns.CookieOption(b"\x42" * 8, b"")])
+    wire = message.to_wire()
+    reply = handle(wire, Client("198.51.100.7", 1), snapshot)
+    assert reply is not None and dns.message.from_wire(reply).rcode() == dns.rcode.NOTIMP
+    outs = [limiter.check(wire, "198.51.100.7", reply, snapshot, 5.0) for _ in range(5)]
+    assert outs[0] == reply and outs[1:] == [None] * 4  # dropped, not a broken BADCOOKIE
+    assert limiter.stats.badcookie == 0
 
 
 def test_an_ipv6_network_is_a_56(snapshot: Snapshot) -> None:

@@ -428,7 +428,7 @@ def cookie_status(wire: bytes, address: str, snapshot: Snapshot) -> tuple[bool, 
     """(sent a client cookie, brought back a valid server cookie): what rate limiting asks
     of a query it would limit. A valid cookie proves the address: it is not limited."""
     secrets = snapshot.cookies
-    if secrets is None or b"\x00\x0a" not in wire:  # no COOKIE option code: none sent
+    if secrets is None or len(wire) < 12 or b"\x00\x0a" not in wire:  # no COOKIE code
         return False, False
     try:
         edns = scan(wire).edns
@@ -446,12 +446,14 @@ def bad_cookie(wire: bytes, address: str, snapshot: Snapshot) -> bytes | None:
     """BADCOOKIE (RFC 7873 §5.2.3) with a fresh cookie: what a rate-limited query that sent a
     client cookie gets instead of its answer. A few octets; the client asks again with the
     cookie, and passes."""
+    if len(wire) < 12 or snapshot.cookies is None:
+        return None
     try:
         query = scan(wire)
     except FormErr:
         return None
-    if query.edns is None or query.edns.cookie is None or snapshot.cookies is None:
-        return None
+    if query.edns is None or query.edns.cookie is None or query.flags & 0xF800:
+        return None  # QR=1, or an opcode other than QUERY: no question to answer BADCOOKIE to
     client = Client(address, 0)
     opt = _opt(query, client, snapshot, 0, cookies.BADCOOKIE >> 4)
     question = query.qname + struct.pack("!HH", query.qtype, query.qclass)

@@ -24,16 +24,32 @@ from gslb.core.zone import RCODE_NOERROR, RCODE_NXDOMAIN, WILDCARD
 FLAG_AA = 0x0400
 
 
+def _question(wire: bytes) -> tuple[bytes, bytes] | None:
+    """The question's name (lower case, as the zones key it) and type, label by label: the
+    first zero octet need not end the name (a label may hold zeros). None when the name is
+    compressed or malformed, which no answer of ours was made for."""
+    at, end = 12, len(wire)
+    while at < end:
+        length = wire[at]
+        if length == 0:
+            if at + 3 > end:
+                return None
+            return wire[12 : at + 1].lower(), wire[at + 1 : at + 3]
+        if length > 63:
+            return None
+        at += length + 1
+    return None
+
+
 def identity(wire: bytes, reply: bytes, snapshot: Snapshot) -> bytes:
     """The key under which `reply` to `wire` is counted (the client network aside)."""
     code = reply[3] & 0xF if len(reply) > 3 else 0
     if code not in (RCODE_NOERROR, RCODE_NXDOMAIN):
         return b"E" + bytes((code,))
-    end = wire.find(0, 12)
-    if end < 0 or end + 3 > len(wire):
+    question = _question(wire)
+    if question is None:
         return b"E" + bytes((code,))
-    qname = wire[12 : end + 1].lower()
-    qtype = wire[end + 1 : end + 3]
+    qname, qtype = question
     zone = snapshot.zones.find(qname)
     if zone is None:
         return b"E" + bytes((code,))
