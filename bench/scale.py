@@ -14,7 +14,8 @@ on it, and the bench measures:
   zone served by the same process in the same run; and for 10 000 different names.
 
 Then static records: a zone file of 100 000 and 1 000 000 records read by `gslb check-zones`
-(time and peak memory) and a zone of 100 000 records PUT through the API.
+(time and peak memory), and a zone of 100 000 records PUT through the API (until a DNS node
+answers its last name).
 
 The DNS processes are pinned to core 0; Redis, the API, dnsperf and this script to core 1.
 Writes docs/performance.md between the bench-scale markers. Only loopback is used.
@@ -48,6 +49,7 @@ GSLB = [sys.executable, "-m", "gslb"]
 SERVER_CORE, CLIENT_CORE = "0", "1"
 POOLS = [int(n) for n in os.environ.get("BENCH_SCALE", "10000,100000,1000000").split(",") if n]
 RECORDS = [int(n) for n in os.environ.get("BENCH_RECORDS", "100000,1000000").split(",") if n]
+API_RECORDS = [int(n) for n in os.environ.get("BENCH_API_RECORDS", "100000").split(",") if n]
 REPEAT = int(os.environ.get("BENCH_REPEAT", "20"))
 QPS_SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 TOKEN = "bench-token-0123456789abcdef"
@@ -301,6 +303,13 @@ def until_api(port: int, timeout: float) -> None:
     raise RuntimeError("the API did not come up")
 
 
+def master_file(records: int) -> str:
+    """A zone's records: the NS, its address, and one A record per name up to `records`."""
+    lines = ["@ NS ns1", "ns1 A 192.0.2.53"]
+    lines += [f"h{i} A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in range(records - 2)]
+    return "\n".join(lines) + "\n"
+
+
 def record_figures(work: Path, records: int) -> dict[str, float]:
     directory = work / f"records-{records}"
     directory.mkdir()
@@ -308,10 +317,7 @@ def record_figures(work: Path, records: int) -> dict[str, float]:
         "zone: records.example\nsoa: {mname: ns1, rname: hostmaster.records.example.}\n"
         "records_file: big.zone\n"
     )
-    with (directory / "big.zone").open("w") as out:
-        out.write("@ NS ns1\nns1 A 192.0.2.53\n")
-        for i in range(records - 2):
-            out.write(f"h{i} A 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}\n")
+    (directory / "big.zone").write_text(master_file(records))
     started = time.monotonic()
     proc = subprocess.Popen(
         ["taskset", "-c", SERVER_CORE, *GSLB, "check-zones", str(directory)],
@@ -332,7 +338,57 @@ def record_figures(work: Path, records: int) -> dict[str, float]:
     return {"load": took, "rss": peak}
 
 
-def write_doc(pools: dict[int, dict[str, float]], records: dict[int, dict[str, float]]) -> None:
+def api_record_figures(work: Path, records: int) -> dict[str, float]:
+    """A zone of `records` static records PUT through the API: the write's latency, then
+    until a DNS node following the same Redis answers its last name, and that node's RSS."""
+    base = work / f"api-records-{records}"
+    base.mkdir()
+    redis_proc, url = start_redis(base, CLIENT_CORE)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        tokens = base / "tokens.yaml"
+        tokens.write_text(json.dumps([{"name": "bench", "role": "write", "token": TOKEN}]))
+        api_port, dns_port = free_port(), free_port()
+        api = ["api", "--redis", url, "--http", f"127.0.0.1:{api_port}", "--data-dir"]
+        api += [str(base / "api"), "--api-tokens", str(tokens), "--api-max-body", str(256 << 20)]
+        procs.append(start(api, CLIENT_CORE, base / "api.log"))
+        node = start(
+            ["dns", "--redis", url, "--dns", f"127.0.0.1:{dns_port}", "--workers", "1"],
+            SERVER_CORE,
+            base / "dns.log",
+        )
+        procs.append(node)
+        until_api(api_port, 60)
+        body = json.dumps(
+            {
+                "soa": {"mname": "ns1", "rname": "hostmaster.records.example."},
+                "records": master_file(records),
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/api/v1/zones/records.example",
+            data=body,
+            method="PUT",
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        )
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=600) as response:
+            response.read()
+        put = time.monotonic() - started
+        last = f"h{records - 3}.records.example"
+        until_all([dns_port], last, lambda a: len(a) == 1, 600)
+        return {"put": put, "to_answers": time.monotonic() - started, "rss": rss_mb(node.pid)}
+    finally:
+        for proc in procs:
+            stop(proc)
+        stop(redis_proc)
+
+
+def write_doc(
+    pools: dict[int, dict[str, float]],
+    records: dict[int, dict[str, float]],
+    api_records: dict[int, dict[str, float]],
+) -> None:
     rows = [
         f"| {n:,} | {f['rss']:.0f} MB | {f['cold']:.1f} s | {f['write'] * 1000:.1f} ms "
         f"| {f['to_answers'] * 1000:.1f} ms | {f['health'] * 1000:.1f} ms "
@@ -341,6 +397,10 @@ def write_doc(pools: dict[int, dict[str, float]], records: dict[int, dict[str, f
         for n, f in pools.items()
     ]
     record_rows = [f"| {n:,} | {f['load']:.1f} s | {f['rss']:.0f} MB |" for n, f in records.items()]
+    api_rows = [
+        f"| {n:,} | {f['put']:.1f} s | {f['to_answers']:.1f} s | {f['rss']:.0f} MB |"
+        for n, f in api_records.items()
+    ]
     largest = max(pools) if pools else 0
     aims = ""
     if largest:
@@ -395,6 +455,13 @@ memory from /proc):
 | records | load time | peak RSS |
 |---:|---:|---:|
 {chr(10).join(record_rows)}
+
+The same zone as a `PUT` of the whole document through the API (the records inline, with
+`--api-max-body` raised for it), and one DNS node following the same Redis:
+
+| records | PUT answered | until the node answers the last name | RSS of the DNS node |
+|---:|---:|---:|---:|
+{chr(10).join(api_rows)}
 <!-- bench-scale:end -->"""
     text = PERF.read_text() if PERF.exists() else "# Performance\n"
     if "<!-- bench-scale:start -->" in text:
@@ -414,17 +481,21 @@ def main() -> int:
             return 1
     work = Path(tempfile.mkdtemp(prefix="gslb-scale-"))
     try:
-        records = {}
+        records, api_records = {}, {}
         for n in RECORDS:  # first, while this process is small (it starts the command)
             print(f"scale: {n} static records", flush=True)
             records[n] = record_figures(work, n)
             print(f"  {records[n]}", flush=True)
+        for n in API_RECORDS:
+            print(f"scale: {n} static records through the API", flush=True)
+            api_records[n] = api_record_figures(work, n)
+            print(f"  {api_records[n]}", flush=True)
         pools = {}
         for n in POOLS:
             print(f"scale: {n} pools", flush=True)
             pools[n] = pool_figures(work, n)
             print(f"  {pools[n]}", flush=True)
-        write_doc(pools, records)
+        write_doc(pools, records, api_records)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
