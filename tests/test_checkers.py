@@ -24,6 +24,10 @@ from tests.test_redis_connections import REDIS
 from tests.test_redis_state import answers, free_port, redis_ready, until
 
 INTERVAL, FALL, RISE = 1.0, 2, 2
+# Most of an interval: a loopback backend answers in a millisecond, but on a busy 2-core
+# machine a Python one can take longer than half a second, and two slow answers in a row
+# are a false "down".
+TIMEOUT = 0.9
 DEAD_AFTER = 2.5  # heartbeats (1 s) before a checker's share moves
 MEMBERS = ["127.10.1.10", "127.10.2.10", "127.10.1.20", "127.10.2.20"]
 BROKEN_SOURCE = "192.0.2.1"  # not on any interface: binding to it fails, nothing is sent
@@ -39,7 +43,7 @@ isps:
   isp-a: [127.10.1.0/24]
   isp-b: [127.10.2.0/24]
 monitors:
-  web: {{type: http, port: {PORT}, path: /healthz, interval: {INTERVAL}, timeout: 0.5, rise: {RISE}, fall: {FALL}}}
+  web: {{type: http, port: {PORT}, path: /healthz, interval: {INTERVAL}, timeout: {TIMEOUT}, rise: {RISE}, fall: {FALL}}}
 pools:
   www:
     policy: [health, isp_interleave, limit]
