@@ -159,6 +159,14 @@ def post(port: int, path: str) -> float:
     return time.monotonic() - started
 
 
+def scrape(port: int) -> tuple[float, int]:
+    """Seconds a GET /metrics takes, and the octets of the body."""
+    started = time.monotonic()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=120) as response:
+        size = len(response.read())
+    return time.monotonic() - started, size
+
+
 def start(args: list[str], core: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["taskset", "-c", core, *GSLB, *args, "--log-format", "json"],
@@ -223,16 +231,14 @@ def pool_figures(work: Path, pools: int) -> dict[str, float]:
             )
         )
         dns_ports = [free_port(), free_port()]
+        metrics_port = free_port()  # the first node serves /metrics, as a production node does
         started = time.monotonic()
         nodes = []
         for i, dns_port in enumerate(dns_ports):
-            nodes.append(
-                start(
-                    ["dns", "--redis", url, "--dns", f"127.0.0.1:{dns_port}", "--workers", "1"],
-                    SERVER_CORE,
-                    base / f"dns{i}.log",
-                )
-            )
+            argv = ["dns", "--redis", url, "--dns", f"127.0.0.1:{dns_port}", "--workers", "1"]
+            if i == 0:
+                argv += ["--http", f"127.0.0.1:{metrics_port}"]
+            nodes.append(start(argv, SERVER_CORE, base / f"dns{i}.log"))
         procs.extend(nodes)
         last = f"p{pools - 1}.{BIG}"
         cold = until_all(dns_ports, last, lambda a: len(a) == 4, 900)
@@ -271,6 +277,7 @@ def pool_figures(work: Path, pools: int) -> dict[str, float]:
         )
         many = [f"p{rng.randrange(pools)}.{BIG}" for _ in range(10_000)]
         qps_many = dnsperf_qps(dns_ports[0], many, base, "many")
+        scrapes = [scrape(metrics_port) for _ in range(5)]
         del cold
         return {
             "load": load,
@@ -283,6 +290,8 @@ def pool_figures(work: Path, pools: int) -> dict[str, float]:
             "qps": qps_big,
             "qps_small": qps_small,
             "qps_many": qps_many,
+            "scrape": statistics.median(s for s, _ in scrapes),
+            "scrape_kb": scrapes[-1][1] / 1024,
         }
     finally:
         for proc in procs:
@@ -393,7 +402,8 @@ def write_doc(
         f"| {n:,} | {f['rss']:.0f} MB | {f['cold']:.1f} s | {f['write'] * 1000:.1f} ms "
         f"| {f['to_answers'] * 1000:.1f} ms | {f['health'] * 1000:.1f} ms "
         f"| {f['qps']:,.0f} / {f['qps_small']:,.0f} ({f['qps'] / f['qps_small']:.2f}x) "
-        f"| {f['qps_many']:,.0f} | {f['load']:.1f} s |"
+        f"| {f['qps_many']:,.0f} | {f['scrape'] * 1000:.0f} ms, {f['scrape_kb']:.0f} KB "
+        f"| {f['load']:.1f} s |"
         for n, f in pools.items()
     ]
     record_rows = [f"| {n:,} | {f['load']:.1f} s | {f['rss']:.0f} MB |" for n, f in records.items()]
@@ -434,8 +444,8 @@ each) on it. The DNS processes share core 0; Redis, the API, dnsperf and the ben
 Medians of {REPEAT} changes, each at a random pool. "To answers" is from the start of the
 write until both DNS nodes answer without the member (polled on both, alternately).
 
-| pools | RSS per DNS process | cold start (both nodes) | API write latency | API write to answers, every node | health change to answers, every node | answers/s, ten names: N pools / 10 pools | answers/s, 10 000 names | storing the zone |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| pools | RSS per DNS process | cold start (both nodes) | API write latency | API write to answers, every node | health change to answers, every node | answers/s, ten names: N pools / 10 pools | answers/s, 10 000 names | a /metrics scrape | storing the zone |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {chr(10).join(rows)}
 {aims}
 A write names the resource it changes (a member is a change of its pool); the API checks that
@@ -444,7 +454,9 @@ node's configuration lane reads just that pool (with the zone's meta and head) a
 zone that shares every other pool with the last one. A health change is one entry of the
 health lane, applied without reading anything. "Storing the zone" is the first write of the
 whole document (checked whole, as a zone file or a `PUT` of the zone is); the cold start is a
-node reading everything (a few thousand fields per round trip) and compiling it.
+node reading everything (a few thousand fields per round trip) and compiling it. The first
+node serves `/metrics` (a scrape costs what it reports: per pool up to 1 000 pools, per zone
+beyond, kept as changes arrive).
 
 ### Static records
 

@@ -26,6 +26,7 @@ from gslb.core.snapshot import Snapshot
 from gslb.core.state import MemberState
 from gslb.core.zone import ZoneSet
 from gslb.schema import CONFIG_LOG, HEALTH_LOG, LOAD
+from gslb.shell.poolstats import PoolStats
 from gslb.shell.sync import Sync
 from gslb.state.migrate import ensure_layout
 from gslb.state.store import Store
@@ -188,7 +189,7 @@ class Follower:
 
     def __init__(self, store: Store) -> None:
         self.snapshot = empty()
-        self.sync = Sync(store, lambda: self.snapshot, self._install)
+        self.sync = Sync(store, lambda: self.snapshot, self._install, pool_stats=PoolStats())
 
     def _install(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -239,6 +240,11 @@ async def scenario(url: str, ops: list[Op]) -> None:
         await scratch.sync.resync()
         same(follower.snapshot, scratch.snapshot)
         assert follower.sync.resyncs == 1, "nothing but the first read was whole"
+        # What /metrics says of the pools, kept change by change, is what counting afresh says.
+        counted = PoolStats()
+        counted.rebuild(scratch.snapshot.zones.zones.values(), scratch.snapshot.state.health)
+        assert follower.sync.pool_stats is not None
+        assert follower.sync.pool_stats.zones == counted.zones
     finally:
         await client.aclose()
 

@@ -7,11 +7,14 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import dns.message
 import dns.query
 from prometheus_client.parser import text_string_to_metric_families
 
+from gslb.shell import metrics
+from gslb.shell.poolstats import PoolStats, ZoneStats
 from tests.helpers import query, write_zones
 from tests.server import ServerProcess
 from tests.test_checkers import stop_process
@@ -72,7 +75,6 @@ def test_metrics_parse_and_move_under_traffic(tmp_path: Path) -> None:
                 )
                 == 1
             ),
-            10,
         )
         before = scrape(server)
         for _ in range(40):
@@ -95,7 +97,6 @@ def test_metrics_parse_and_move_under_traffic(tmp_path: Path) -> None:
                 )
                 >= 40
             ),
-            5,
         )
         after = scrape(server)
 
@@ -120,6 +121,12 @@ def test_metrics_parse_and_move_under_traffic(tmp_path: Path) -> None:
         }
         assert members == {"up": 1, "down": 1, "drained": 1}
         assert value(after, "gslb_pool_on_fallback", zone="metrics.example", pool="www") == 0
+        zone = {"zone": "metrics.example"}
+        assert value(after, "gslb_zone_members", **zone, state="up") == 1
+        assert value(after, "gslb_zone_members", **zone, state="drained") == 1
+        assert value(after, "gslb_zone_pools", **zone) == 1
+        assert value(after, "gslb_zone_pools_on_fallback", **zone) == 0
+        assert moved("gslb_zone_answers_total", **zone) == 40
         checker = server.events("checker started")[0]["id"]
         assert (
             moved("gslb_checker_probes_total", checker=str(checker), path="default", result="ok")
@@ -136,3 +143,33 @@ def test_metrics_parse_and_move_under_traffic(tmp_path: Path) -> None:
     finally:
         server.stop()
         stop_process(backend)
+
+
+def test_a_node_of_many_pools_reports_them_by_zone_and_names_those_on_fallback() -> None:
+    """At a million pools, a series per pool (and per member) is millions of series and
+    seconds of rendering at every scrape: beyond SERIES_LIMIT pools the node reports per
+    zone, and names only the pools on fallback, the ones to alert on."""
+    stats = PoolStats()
+    many = metrics.SERIES_LIMIT + 5
+    zone = stats.zones.setdefault("big.example", ZoneStats())
+    for i in range(many):
+        down = i % 1000 == 0
+        counts = (0, 2, 0, 0, 0) if down else (2, 0, 0, 0, 0)
+        zone.pools[f"p{i}"] = counts
+        zone.members = [a + b for a, b in zip(zone.members, counts, strict=True)]
+        if down:
+            zone.on_fallback.add(f"p{i}")
+    node = SimpleNamespace(sync=SimpleNamespace(pool_stats=stats))
+    families = {f.name: f for f in metrics._pools(node)}  # type: ignore[arg-type]
+    assert not families["gslb_pool_members"].samples, "no series per pool"
+    named = {s.labels["pool"] for s in families["gslb_pool_on_fallback"].samples}
+    assert named == {f"p{i}" for i in range(0, many, 1000)}
+    by_zone = {
+        (s.labels["state"], s.value)
+        for s in families["gslb_zone_members"].samples
+        if s.labels["state"] in ("up", "down")
+    }
+    fallen = len(named)
+    assert by_zone == {("up", 2 * (many - fallen)), ("down", 2 * fallen)}
+    assert families["gslb_zone_pools"].samples[0].value == many
+    assert families["gslb_zone_pools_on_fallback"].samples[0].value == fallen

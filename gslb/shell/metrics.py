@@ -20,6 +20,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from gslb.shell.poolstats import STATES
 from gslb.shell.transport import LATENCY_BUCKETS, QueryStats
 from gslb.shell.workerstats import Totals
 from healthchecks.checker import RTT_BUCKETS
@@ -122,43 +123,72 @@ def _queries(node: Node, workers: Totals) -> Iterator[Metric]:
         buckets = _cumulative(LATENCY_BUCKETS, stats.latency)
         latency.add_metric([transport], buckets, sum_value=stats.latency_sum)
     yield latency
-    answers = CounterMetricFamily(
-        "gslb_member_answers", "answers that named the member", labels=["member"]
+    own, theirs = answerer.answers, workers.answers
+    zones = CounterMetricFamily(
+        "gslb_zone_answers", "answers that named a member of the zone's pools", labels=["zone"]
     )
-    totals = dict(answerer.answers_total)
-    for member, count in workers.answers.items():
-        totals[member] = totals.get(member, 0) + count
-    for member, count in sorted(totals.items()):
-        answers.add_metric([member], count)
+    for zone in sorted({*own.by_zone, *theirs.by_zone}):
+        zones.add_metric([zone], own.by_zone.get(zone, 0) + theirs.by_zone.get(zone, 0))
+    yield zones
+    answers = CounterMetricFamily(
+        "gslb_member_answers",
+        f"answers that named the member (while at most {SERIES_LIMIT} members have been named)",
+        labels=["member"],
+    )
+    if len(own.by_member) + len(theirs.by_member) <= SERIES_LIMIT:
+        totals = dict(own.by_member)
+        for member, count in theirs.by_member.items():
+            totals[member] = totals.get(member, 0) + count
+        for member, count in sorted(totals.items()):
+            answers.add_metric([member], count)
     yield answers
 
 
 def _pools(node: Node) -> Iterator[Metric]:
-    snapshot = node.answerer.snapshot
+    """Pools by state from the counts the sync keeps (gslb.shell.poolstats): per zone always,
+    per pool while the node serves at most SERIES_LIMIT pools; beyond, only the pools on
+    fallback (the ones to alert on), at most SERIES_LIMIT of them."""
+    stats = node.sync.pool_stats if node.sync is not None else None
+    if stats is None:
+        return
+    zone_members = GaugeMetricFamily(
+        "gslb_zone_members", "members of the zone's pools by state", labels=["zone", "state"]
+    )
+    zone_pools = GaugeMetricFamily("gslb_zone_pools", "pools of the zone", labels=["zone"])
+    zone_fallback = GaugeMetricFamily(
+        "gslb_zone_pools_on_fallback",
+        "pools of the zone that can answer none of their members",
+        labels=["zone"],
+    )
     members = GaugeMetricFamily(
         "gslb_pool_members",
-        "members of each pool by state (up/down/unknown from the checkers; drained, disabled)",
+        "members of each pool by state (up/down/unknown from the checkers; drained, disabled)"
+        f"; while the node serves at most {SERIES_LIMIT} pools",
         labels=["zone", "pool", "state"],
     )
     fallback = GaugeMetricFamily(
         "gslb_pool_on_fallback",
-        "1 when no member of the pool can be answered",
+        "1 when no member of the pool can be answered (beyond "
+        f"{SERIES_LIMIT} pools: only the pools on fallback)",
         labels=["zone", "pool"],
     )
-    for zone in snapshot.zones.zones.values():
-        for pool in zone.pools_by_name.values():
-            states: dict[str, int] = dict.fromkeys(POOL_STATES, 0)
-            usable = 0
-            for member in pool.members:
-                health = snapshot.state.member(member.key).health
-                state: str = member.admin if member.admin != "enabled" else health
-                states[state] = states.get(state, 0) + 1
-                usable += member.admin == "enabled" and health != "down"
-            for name, count in states.items():
-                members.add_metric([pool.zone, pool.name, name], count)
-            fallback.add_metric([pool.zone, pool.name], 0 if usable else 1)
-    yield members
-    yield fallback
+    every_pool = stats.pool_count <= SERIES_LIMIT
+    room = SERIES_LIMIT
+    for name, zone in sorted(stats.zones.items()):
+        for state, count in zip(STATES, zone.members, strict=True):
+            zone_members.add_metric([name, state], count)
+        zone_pools.add_metric([name], len(zone.pools))
+        zone_fallback.add_metric([name], len(zone.on_fallback))
+        if every_pool:
+            for pool, counts in zone.pools.items():
+                for state, count in zip(STATES, counts, strict=True):
+                    members.add_metric([name, pool, state], count)
+                fallback.add_metric([name, pool], 1 if pool in zone.on_fallback else 0)
+        else:
+            for pool in sorted(zone.on_fallback)[:room]:
+                fallback.add_metric([name, pool], 1)
+            room = max(0, room - len(zone.on_fallback))
+    yield from (zone_members, zone_pools, zone_fallback, members, fallback)
 
 
 def _probes(checker: CheckerNode) -> Iterator[Metric]:
@@ -189,7 +219,9 @@ def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str,
     return out
 
 
-POOL_STATES = ("up", "down", "unknown", "drained", "disabled")
+# Series per pool and per member up to this many: beyond, Prometheus would hold millions of
+# series a node should not render at every scrape; the per-zone families say the same in sum.
+SERIES_LIMIT = 1_000
 
 
 def _qtype(raw: bytes) -> str:

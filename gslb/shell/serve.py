@@ -40,6 +40,7 @@ from gslb.shell.embedded_redis import EmbeddedRedis, die_with_parent
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
 from gslb.shell.httpguard import GuardedSite, HttpLimits
 from gslb.shell.mirror import Mirror
+from gslb.shell.poolstats import PoolStats
 from gslb.shell.rrl import Limiter, RrlConfig
 from gslb.shell.sync import ColdStart, Sync
 from gslb.shell.transport import Answerer, Listeners, TcpLimits, format_endpoint, listen
@@ -291,6 +292,12 @@ class Node:
             mirror=Mirror(self.config.snapshot_file) if self.config.snapshot_file else None,
             # Workers read what their node keeps on disk; only the node writes it.
             mirror_writer=self.config.parent_pid is None,
+            # Pools by state for /metrics: where there is a /metrics (not in workers).
+            pool_stats=(
+                PoolStats()
+                if self.config.http is not None and self.config.parent_pid is None
+                else None
+            ),
         )
         await self.sync.load_persisted()
         self._spawn(self.sync.run())

@@ -65,6 +65,7 @@ from gslb.schema import (
     zone_key,
 )
 from gslb.shell.mirror import Mirror
+from gslb.shell.poolstats import PoolStats
 from gslb.state.store import Position, Store
 
 log = logs.get("gslb.sync")
@@ -171,8 +172,11 @@ class Sync:
         heartbeat: Callable[[], tuple[str, dict[str, Any]]] | None = None,
         mirror: Mirror | None = None,
         mirror_writer: bool = True,
+        pool_stats: PoolStats | None = None,
     ) -> None:
         self.store = store
+        # What /metrics says of pools, kept as changes arrive (the node's, not its workers').
+        self.pool_stats = pool_stats
         self.current = current
         self._install = install
         self.on_connect = on_connect
@@ -261,6 +265,7 @@ class Sync:
         state = _with_load(dataclasses.replace(old.state, health=health), load, new_zones)
         await self.refresh_cookies()  # before the zones: their first answers carry cookies
         self.install(new_zones, state)
+        await self._recount(new_zones)
         self.position = position
         self._pending.clear()
         self.last_sync = time.monotonic()
@@ -275,6 +280,22 @@ class Sync:
             health_seconds=round(read_health, 2),
             seconds=round(time.monotonic() - started, 2),
         )
+
+    async def _recount(self, counted: ZoneSet) -> None:
+        """Count every pool again (in a thread: a million pools take seconds), then once
+        more the zones a change swapped meanwhile."""
+        if self.pool_stats is None:
+            return
+        stats = PoolStats()
+        health = self.current().state.health
+        await asyncio.to_thread(stats.rebuild, counted.zones.values(), health)
+        current = self.current()
+        for apex, zone in current.zones.zones.items():
+            if counted.zones.get(apex) is not zone:
+                stats.zone(names.to_text(apex).rstrip("."), zone, current.state.health)
+        for apex in counted.zones.keys() - current.zones.zones.keys():
+            stats.zone(names.to_text(apex).rstrip("."), None, current.state.health)
+        self.pool_stats = stats
 
     async def _read_zones(self) -> dict[bytes, Zone]:
         zones: dict[bytes, Zone] = {}
@@ -390,6 +411,9 @@ class Sync:
             health[key] = _member_state(decided)
         self.cold_start.heard(changes)
         self.install(state=dataclasses.replace(state, health=health.finish()))
+        if self.pool_stats is not None:
+            current = self.current()
+            self.pool_stats.members(changes, current.zones, current.state.health)
         if self.mirror is not None:
             self.mirror.health({k: h.to_json() for k, h in changes.items()})
 
@@ -462,13 +486,20 @@ class Sync:
             for n in got_pools
             if n in new.pools_by_name and n not in old.pools_by_name
         ]
-        self._swap(zone, old, new, added)
+        touched = None if pools is None else {*pools, *got_pools}
+        self._swap(zone, old, new, added, touched)
 
     def _swap(
-        self, zone: str, old: Zone | None, new: Zone | None, added: list[Pool] | None = None
+        self,
+        zone: str,
+        old: Zone | None,
+        new: Zone | None,
+        added: list[Pool] | None = None,
+        touched: Iterable[str] | None = None,
     ) -> None:
         """Put `new` (None: nothing) where `old` was in the current snapshot; `added`: the
-        pools new in it, when the caller knows (else every pool is looked at)."""
+        pools new in it, when the caller knows (else every pool is looked at); `touched`: the
+        pools written or removed, when the caller knows (else the zone is counted again)."""
         zones = dict(self.current().zones.zones)
         if old is not None:
             zones.pop(old.apex, None)
@@ -487,6 +518,12 @@ class Sync:
         elif self.mirror is not None:
             self.mirror.zone_gone(zone)
         self.install(ZoneSet(zones))
+        if self.pool_stats is not None:
+            health = self.current().state.health
+            if new is not None and touched is not None:
+                self.pool_stats.pools(new, touched, health)
+            else:
+                self.pool_stats.zone(zone, new, health)
 
     async def settled(self, within: float = 10.0) -> bool:
         """Wait (up to `within` seconds) until every configuration change this process has
@@ -623,6 +660,7 @@ class Sync:
             zones[zone.apex] = zone
         health = await asyncio.to_thread(_health_map, kept.health)
         self.install(ZoneSet(zones), dataclasses.replace(self.current().state, health=health))
+        await self._recount(self.current().zones)
         log.info(
             "answering from the snapshot kept on disk until redis is read",
             file=str(mirror.path),

@@ -25,8 +25,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import cast
 
 from gslb.common import logs
@@ -102,6 +102,30 @@ DRAIN_SECONDS = 5.0  # at shutdown, how long TCP clients get to read the replies
 MAX_HELD = 10_000  # queries held for cold-start pools; beyond this they are answered at once
 
 
+@dataclass
+class AnswerCounts:
+    """Answers that named each member since the process started, their sums by zone, and
+    (in a worker) what its node has not been told yet: each second's tally is added in what
+    it costs, whatever the number of members counted so far."""
+
+    by_member: dict[str, int] = field(default_factory=dict)
+    by_zone: dict[str, int] = field(default_factory=dict)
+    unreported: dict[str, int] | None = None  # None: nobody to report to
+
+    def add(self, tally: Mapping[str, int]) -> None:
+        by_member, by_zone, unreported = self.by_member, self.by_zone, self.unreported
+        for key, count in tally.items():
+            by_member[key] = by_member.get(key, 0) + count
+            zone = key.partition("/")[0]
+            by_zone[zone] = by_zone.get(zone, 0) + count
+            if unreported is not None:
+                unreported[key] = unreported.get(key, 0) + count
+
+    def take_unreported(self) -> dict[str, int]:
+        out, self.unreported = self.unreported or {}, {}
+        return out
+
+
 class Answerer:
     """What the listeners share: the current snapshot (swapped whole), the reply cache, and
     the queries held while a pool waits for its first health results (cold start)."""
@@ -115,7 +139,7 @@ class Answerer:
         self.loop_queries = 0
         self.udp_queries = 0
         self.stats = {"udp": QueryStats(), "tcp": QueryStats()}  # each kept by one thread
-        self.answers_total: dict[str, int] = {}  # by member key, since the process started
+        self.answers = AnswerCounts()
         self.query_log_rate = 0.0  # fraction of queries logged (--query-log-rate)
         self.rrl: Limiter | None = None  # response rate limiting, UDP only (set by the node)
         self.held: list[tuple[bytes, Client, Send]] = []
@@ -129,8 +153,7 @@ class Answerer:
         tally = self.cache.take_tally()
         for key, count in self.udp_cache.take_tally().items():
             tally[key] = tally.get(key, 0) + count
-        for key, count in tally.items():
-            self.answers_total[key] = self.answers_total.get(key, 0) + count
+        self.answers.add(tally)
         return tally
 
     @property

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gslb.common import logs
-from gslb.shell.transport import LATENCY_BUCKETS, Answerer, QueryStats
+from gslb.shell.transport import LATENCY_BUCKETS, AnswerCounts, Answerer, QueryStats
 
 log = logs.get("gslb.workers")
 
@@ -53,7 +53,7 @@ class Totals:
     queries: int = 0
     stats: dict[str, QueryStats] = field(default_factory=dict)
     rrl: dict[str, int] = field(default_factory=dict)
-    answers: dict[str, int] = field(default_factory=dict)
+    answers: AnswerCounts = field(default_factory=AnswerCounts)
 
 
 class WorkerStats:
@@ -62,11 +62,10 @@ class WorkerStats:
     def __init__(self) -> None:
         self.latest: dict[int, dict[str, Any]] = {}
         self.before: dict[int, list[dict[str, Any]]] = {}  # totals of earlier runs of a worker
-        self.answers: dict[str, int] = {}
+        self.answers = AnswerCounts()
 
     def take(self, worker: int, line: dict[str, Any]) -> None:
-        for member, count in (line.get("answers") or {}).items():
-            self.answers[member] = self.answers.get(member, 0) + int(count)
+        self.answers.add({str(k): int(v) for k, v in (line.get("answers") or {}).items()})
         self.latest[worker] = line
 
     def restarted(self, worker: int) -> None:
@@ -112,12 +111,10 @@ async def send_reports(answerer: Answerer, fd: int) -> None:
     """The worker's side: a line a second to its node, until the pipe closes."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(fd, "wb", buffering=0))
-    sent: dict[str, int] = {}
+    answerer.answers.unreported = {}  # from now on, what the node has not been told
     try:
         while not transport.is_closing():
-            totals = dict(answerer.answers_total)
-            answers = {k: v - sent.get(k, 0) for k, v in totals.items() if v != sent.get(k, 0)}
-            sent = totals
+            answers = answerer.answers.take_unreported()
             transport.write((json.dumps(report(answerer, answers)) + "\n").encode())
             await asyncio.sleep(REPORT_EVERY)
     finally:
