@@ -720,7 +720,7 @@ async def explain(request: web.Request) -> web.Response:
         except names.BadName as e:
             raise ApiError(422, f"name: {e}", "name") from None
         found = snapshot.zones.find(asked)
-        if found is None or not _sees(request, names.to_text(found.apex).rstrip(".")):
+        if found is None or not _sees(request, found.name):
             raise ApiError(403, "this token may not explain names outside its zones", "name")
     try:
         result = run_explain(snapshot, name, query.get("type", "A"), client, prefix)

@@ -68,6 +68,12 @@ class Zone:
     load_pools: int = 0  # pools whose answers depend on load (Pool.uses_load)
 
     @property
+    def name(self) -> str:
+        """The zone's name as pools, keys and tokens carry it: presentation form, no trailing
+        dot (not for the answer path: it is made again at each call)."""
+        return names.to_text(self.apex).rstrip(".")
+
+    @property
     def soa(self) -> RRset:
         return self.nodes[self.apex][SOA]
 

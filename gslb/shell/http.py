@@ -12,7 +12,6 @@ from prometheus_client import CollectorRegistry
 
 from gslb import dashboard
 from gslb.api.routes import add_routes, errors
-from gslb.core import names
 from gslb.shell import metrics
 from gslb.shell.httpguard import watch_requests
 
@@ -36,7 +35,7 @@ async def healthz(request: web.Request) -> web.Response:
         if sync is None or sync.staleness == float("inf")
         else round(sync.staleness, 1),
         "resyncs": sync.resyncs if sync else 0,
-        "zones": sorted(z.rstrip(".") for z in (names.to_text(a) for a in snapshot.zones.zones)),
+        "zones": sorted(zone.name for zone in snapshot.zones.zones.values()),
     }
     return web.json_response(body, status=200)
 

@@ -91,11 +91,10 @@ class PoolStats:
 
     def pools(self, zone: Zone, names: Iterable[str], health: Mapping[str, MemberState]) -> None:
         """Count again the pools `names` of `zone` (those a change wrote or removed)."""
-        zone_name = _name(zone)
         for name in names:
             pool = zone.pools_by_name.get(name)
             if pool is None:
-                self.remove(zone_name, name)
+                self.remove(zone.name, name)
             else:
                 self.put(pool, health)
 
@@ -117,9 +116,4 @@ class PoolStats:
     def rebuild(self, zones: Iterable[Zone], health: Mapping[str, MemberState]) -> None:
         self.zones = {}
         for zone in zones:
-            self.zone(_name(zone), zone, health)
-
-
-def _name(zone: Zone) -> str:
-    """A zone's name as pools carry it (`Pool.zone`): presentation form, no trailing dot."""
-    return names.to_text(zone.apex).rstrip(".")
+            self.zone(zone.name, zone, health)

@@ -292,9 +292,9 @@ class Sync:
         current = self.current()
         for apex, zone in current.zones.zones.items():
             if counted.zones.get(apex) is not zone:
-                stats.zone(names.to_text(apex).rstrip("."), zone, current.state.health)
+                stats.zone(zone.name, zone, current.state.health)
         for apex in counted.zones.keys() - current.zones.zones.keys():
-            stats.zone(names.to_text(apex).rstrip("."), None, current.state.health)
+            stats.zone(counted.zones[apex].name, None, current.state.health)
         self.pool_stats = stats
 
     async def _read_zones(self) -> dict[bytes, Zone]:
