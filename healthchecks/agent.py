@@ -1,4 +1,4 @@
-"""`gslb agent`: a member reports its own load (RFC 2391 §3.2), every few seconds.
+"""`gslb agent`: a member reports its own load (RFC 2391 §5.1, the active category).
 
 - sessions: established TCP connections whose local address is the member's address (and
   local port one of `--port`, when given), read from /proc/net/tcp and /proc/net/tcp6;

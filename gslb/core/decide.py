@@ -13,15 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gslb.core.location import ClientInfo
-from gslb.core.policy import (
-    STEPS,
-    Candidates,
-    Context,
-    isp_interleave,
-    proximity,
-    round_robin,
-    weighted,
-)
+from gslb.core.policy import STEPS, Candidates, Context
 from gslb.core.pools import Pool
 from gslb.core.state import ClusterState
 
@@ -57,9 +49,9 @@ def decide(
     trace: list[StepTrace] = []
     candidates = pool.members
     fallback = None
-    for name in pool.steps:
+    for i, name in enumerate(pool.steps):
         notes: list[str] | None = [] if explain else None
-        ctx = Context(pool, state, client, slot, client_key, notes)
+        ctx = Context(pool, state, client, slot, client_key, notes, pool.steps[:i])
         before = candidates
         candidates = STEPS[name].apply(candidates, ctx)
         if name == "health" and not candidates:
@@ -98,28 +90,23 @@ def _trace(name: str, before: Candidates, after: Candidates, notes: list[str]) -
 def period(pool: Pool, state: ClusterState, pools: Mapping[str, Pool]) -> int:
     """How many rotation slots make every rotating step of `pool` come round evenly.
 
-    Only `health` and `failover` change how many candidates there are, and they do not look
-    at the client, so the candidates each rotating step will see are known from the state.
+    Only the filtering steps change which candidates there are, and they drop for reasons
+    that are not the client's, so the candidates each rotating step will see are known from
+    the state.
     """
     candidates = pool.members
     periods = [1]
-    for name in pool.steps:
-        ctx = Context(pool, state)
-        if name in ("health", "failover"):
-            candidates = STEPS[name].apply(candidates, ctx)
+    for i, name in enumerate(pool.steps):
+        step = STEPS[name]
+        ctx = Context(pool, state, before=pool.steps[:i])
+        periods.append(step.period(candidates, ctx))
+        if step.FILTERS:
+            candidates = step.apply(candidates, ctx)
             if name == "health" and not candidates:
                 other_pool = pools.get(pool.fallback.pool or "")
                 if pool.fallback.kind == "pool" and other_pool is not None:
                     return period(other_pool, state, pools)
                 candidates = _fallback_members(pool)
-        elif name == "round_robin":
-            periods.append(round_robin.period(candidates))
-        elif name == "weighted":
-            periods.append(weighted.period(candidates))
-        elif name == "isp_interleave":
-            periods.append(isp_interleave.period(candidates, ctx))
-        elif name == "proximity" and proximity.overloaded(candidates, ctx):
-            periods.append(proximity.SPILL_GRANULARITY)
     return combine(periods)
 
 

@@ -26,7 +26,8 @@ from gslb.core import cookies, encode
 from gslb.core.decide import combine, period
 from gslb.core.decide import decide as decide_pool
 from gslb.core.location import ClientInfo, IPAddress, Location
-from gslb.core.policy import client_use, sticky
+from gslb.core.policy import Precision
+from gslb.core.policy import precision as precision_of
 from gslb.core.pools import Pool
 from gslb.core.query import FLAG_QR, Edns, FormErr, Query, carries_opt, scan
 from gslb.core.records import (
@@ -73,9 +74,7 @@ class Client(NamedTuple):
 class Route:
     """What a dynamic reply depends on, found once per (version, name, type, class, room)."""
 
-    geo: bool  # a step looks at the client's location
-    subnet: bool  # a step hashes the client's subnet
-    cidr_precision: tuple[int, int]  # topology CIDR rules: prefix bits needed (IPv4, IPv6)
+    precision: Precision  # what of the client it depends on
     period: int  # rotation slots
     cold: bool = False  # passes through a pool in its cold start
 
@@ -84,7 +83,7 @@ class Route:
 class Dynamic:
     body: bytes
     scope: int
-    members: tuple[str, ...]  # member keys handed out, for the answers tally
+    members: tuple[str, ...]  # keys of the members the answer leads with, for the tally
 
 
 ENTRY_OVERHEAD = 160  # octets a cache entry costs besides its key and reply (dict, tuple, object)
@@ -309,7 +308,7 @@ def _remember(
     if route is None:
         front.put(key, reply[2:], len(wire) + len(reply))
         return
-    if (route.geo or route.subnet) and not _has_subnet(query):
+    if not route.precision.blind and not _has_subnet(query):
         front.put(key, BY_CLIENT, len(wire))
         key = (key, client.address)
     entry = front.entries.get(key)
@@ -473,18 +472,12 @@ def route_of(query: Query, snapshot: Snapshot) -> Route | None:
     if not touched or zone is None:
         return None
     pools = _with_fallbacks(touched, zone.pools_by_name)
-    steps = tuple(s for p in pools for s in p.steps)
-    use = client_use(steps)
-    cidr = (0, 0)
-    if "topology" in steps:
-        nets = [n for p in pools for rule in p.topology for n in rule.networks]
-        cidr = (
-            max((n.prefixlen for n in nets if n.version == 4), default=0),
-            max((n.prefixlen for n in nets if n.version == 6), default=0),
-        )
+    needs = Precision()
+    for p in pools:
+        needs = needs | precision_of(p)
     slots = combine([period(p, snapshot.state, zone.pools_by_name) for p in pools])
     cold = any(p.id in snapshot.state.cold for p in pools)
-    return Route("geo" in use, "subnet" in use, cidr, slots, cold)
+    return Route(needs, slots, cold)
 
 
 def _with_fallbacks(pools: list[Pool], by_name: Mapping[str, Pool]) -> list[Pool]:
@@ -541,21 +534,19 @@ def client_decision(
     GeoIP record's network, a sticky /24 or /56, topology CIDR rules), as
     `version, prefix, network bits`; client-blind routes share the empty key.
     """
-    if not (route.geo or route.subnet):
+    needs = route.precision
+    if needs.blind:
         return BLIND, b"", 0
     version, value, source = _client_bits(query, client)
     bits = 32 if version == 4 else 128
     address = _address(version, value)
     prefix = 0
     location: Location | None = None
-    if route.geo:
-        if snapshot.locator is not None:
-            location = snapshot.locator.locate(address)
-            if location is not None:
-                prefix = location.network.prefixlen
-        prefix = max(prefix, route.cidr_precision[0 if version == 4 else 1])
-    if route.subnet:
-        prefix = max(prefix, sticky.IPV4_PREFIX if version == 4 else sticky.IPV6_PREFIX)
+    if needs.geo and snapshot.locator is not None:
+        location = snapshot.locator.locate(address)
+        if location is not None:
+            prefix = location.network.prefixlen
+    prefix = max(prefix, needs.ipv4 if version == 4 else needs.ipv6)
     network = (value >> (bits - prefix)) << (bits - prefix) if prefix else 0
     key = bytes((version, prefix)) + network.to_bytes(bits // 8, "big")
     return ClientInfo(address, source, location), key, prefix
@@ -575,7 +566,10 @@ def _dynamic(
         zone = _zone_for(query, snapshot)
         assert zone is not None
         decision = decide_pool(pool, snapshot.state, zone.pools_by_name, info, slot, decision_key)
-        members.extend(m.key for m in decision.members)
+        if decision.members:
+            # An answer counts for the member it leads with: clients that take only the
+            # first address open their session there, and the others are where retries go.
+            members.append(decision.members[0].key)
         rdatas = tuple((m.rdata,) for m in decision.members)
         return RRset(pool.owner, decision.pool.rtype, pool.ttl, rdatas)
 

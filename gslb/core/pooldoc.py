@@ -11,27 +11,20 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-StepName = Literal[
-    "health",
-    "failover",
-    "proximity",
-    "topology",
-    "round_robin",
-    "weighted",
-    "least_load",
-    "least_traffic",
-    "fastest",
-    "cost",
-    "sticky",
-    "isp_interleave",
-    "limit",
-]
-STEPS: tuple[str, ...] = get_args(StepName)
+from gslb.core import policy
+
+# The step names come from the registry of step modules: a new step is one module and one
+# line there, and the schema (and so the OpenAPI document) follows.
+STEPS: tuple[str, ...] = tuple(policy.STEPS)
+if TYPE_CHECKING:
+    StepName = str
+else:
+    StepName = Literal[STEPS]
 
 
 DEFAULT_POLICY: tuple[StepName, ...] = ("health", "round_robin", "limit")

@@ -9,13 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gslb.core import names
+from gslb.core import names, policy
 from gslb.core.pooldoc import GslbDoc, MemberDoc, PoolDoc
 from gslb.core.records import AAAA, A
 
 Admin = Literal["enabled", "drained", "disabled"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-LOAD_STEPS = frozenset({"least_load", "least_traffic", "cost"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,14 +98,9 @@ class Pool:
 
     @property
     def uses_load(self) -> bool:
-        """Whether its answers depend on reported load or answers handed out: the load
-        steps, or proximity where a capacity is declared (spill-over)."""
-        if LOAD_STEPS.intersection(self.steps):
-            return True
-        return "proximity" in self.steps and any(
-            m.capacity is not None or (m.site is not None and m.site.capacity is not None)
-            for m in self.members
-        )
+        """Whether its answers depend on reported load or answers handed out (a step says
+        it reads load: the load steps, or proximity where a capacity is declared)."""
+        return "load" in policy.reads(self)
 
 
 @dataclass(frozen=True, slots=True)

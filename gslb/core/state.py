@@ -26,7 +26,8 @@ class MemberState:
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """An agent's fresh report for one member address (RFC 2391 §3.2: hosts report load)."""
+    """An agent's fresh report for one member address (RFC 2391 §5.1, the active category:
+    an agent on each host reports its load)."""
 
     sessions: float | None = None
     cpu: float | None = None

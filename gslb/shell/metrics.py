@@ -125,14 +125,14 @@ def _queries(node: Node, workers: Totals) -> Iterator[Metric]:
     yield latency
     own, theirs = answerer.answers, workers.answers
     zones = CounterMetricFamily(
-        "gslb_zone_answers", "answers that named a member of the zone's pools", labels=["zone"]
+        "gslb_zone_answers", "answers that led with a member of the zone's pools", labels=["zone"]
     )
     for zone in sorted({*own.by_zone, *theirs.by_zone}):
         zones.add_metric([zone], own.by_zone.get(zone, 0) + theirs.by_zone.get(zone, 0))
     yield zones
     answers = CounterMetricFamily(
         "gslb_member_answers",
-        f"answers that named the member (while at most {SERIES_LIMIT} members have been named)",
+        f"answers that led with the member (while at most {SERIES_LIMIT} members have led)",
         labels=["member"],
     )
     if len(own.by_member) + len(theirs.by_member) <= SERIES_LIMIT:

@@ -9,15 +9,14 @@ from tests.policy.strategies import client_at, clients, context, member, members
 
 
 @given(st.data())
-def test_unreachable_members_go_last(data: st.DataObject) -> None:
+def test_unreachable_members_are_left_out_unless_none_is_reachable(data: st.DataObject) -> None:
     ms = data.draw(members())
     state = data.draw(states(ms))
     p = pool(ms)
     ctx = context(p, state, data.draw(clients()))
     out = cost.apply(p.members, ctx)
-    assert sorted(out, key=ms.index) == ms
-    down = [cost.path_down(m, ctx) for m in out]
-    assert down == sorted(down), "every reachable member before every unreachable one"
+    reachable = [m for m in ms if not cost.path_down(m, ctx)]
+    assert sorted(out, key=ms.index) == (reachable or ms)
 
 
 def test_distance_times_load() -> None:
@@ -33,4 +32,4 @@ def test_distance_times_load() -> None:
     cut = ClusterState(isp_paths_down=frozenset({("isp-a", "nyc")}))
     a_nyc = member(3, site="nyc", isp="isp-a")
     p2 = pool([a_nyc, near_busy])
-    assert cost.apply(p2.members, context(p2, cut, client_at(40.7, -74.0)))[-1] is a_nyc
+    assert cost.apply(p2.members, context(p2, cut, client_at(40.7, -74.0))) == (near_busy,)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from gslb.core.policy import isp_interleave
 from gslb.core.state import ClusterState
-from tests.policy.strategies import context, member, members, pool
+from tests.policy.strategies import client_at, context, member, members, pool
 
 
 @given(members(), st.integers(0, 1000))
@@ -48,3 +48,30 @@ def test_isp_with_path_down_goes_last_or_is_dropped() -> None:
         assert out[-1] is a1
     dropping = pool([a1, b1, a2, b2], isp_down="drop")
     assert a1 not in isp_interleave.apply(dropping.members, context(dropping, state))
+
+
+def test_after_proximity_the_nearest_site_leads_and_isps_interleave_inside_each_site() -> None:
+    from gslb.core.decide import decide
+
+    lon_a = member(1, "lon", "isp-a")
+    nyc_a, nyc_b = member(3, "nyc", "isp-a"), member(4, "nyc", "isp-b")
+    lon_b = member(2, "lon", "isp-b")
+    steps = ("health", "proximity", "isp_interleave", "limit")
+    london = client_at(51.5, -0.1)
+    # The review's case: London has only its isp-a member up.
+    p = pool([lon_a, nyc_a, nyc_b], steps)
+    for slot in range(12):
+        out = decide(p, ClusterState(), {}, london, slot).members
+        assert out[0] is lon_a, slot
+        assert set(out[1:]) == {nyc_a, nyc_b}
+    # Both ISPs in London: they alternate in the lead, New York behind them.
+    p2 = pool([lon_a, lon_b, nyc_a, nyc_b], steps)
+    firsts = Counter(decide(p2, ClusterState(), {}, london, s).members[0] for s in range(12))
+    assert firsts == {lon_a: 6, lon_b: 6}
+    for slot in range(12):
+        assert {m.site.name for m in decide(p2, ClusterState(), {}, london, slot).members[:2]} == {  # type: ignore[union-attr]
+            "lon"
+        }
+    # A dead path still goes last of all, behind the far site.
+    cut = ClusterState(isp_paths_down=frozenset({("isp-a", "lon")}))
+    assert decide(p, cut, {}, london, 0).members[-1] is lon_a

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import itertools
+from collections import Counter
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gslb.core.policy import least_load
+from gslb.core.policy import least_load, least_traffic
 from gslb.core.state import ClusterState, Load
 from tests.policy.strategies import (
     assert_reorders_or_filters,
@@ -17,26 +17,72 @@ from tests.policy.strategies import (
 )
 
 
+def leads(step: object, p: object, state: ClusterState, slots: int = 20) -> Counter[str]:
+    return Counter(
+        step.apply(p.members, context(p, state, slot=s))[0].address  # type: ignore[attr-defined]
+        for s in range(slots)
+    )
+
+
 @given(st.data())
-def test_ordered_by_load_per_weight_stably(data: st.DataObject) -> None:
+def test_the_leader_then_the_others_by_load_per_weight(data: st.DataObject) -> None:
     ms = data.draw(members())
     state = data.draw(states(ms))
     p = pool(ms)
-    ctx = context(p, state)
+    ctx = context(p, state, slot=data.draw(st.integers(0, 100)))
     out = least_load.apply(p.members, ctx)
     assert_reorders_or_filters(p.members, out)
     assert len(out) == len(ms)
-    keys = [ctx.sessions(m) / m.weight for m in out]
+    keys = [ctx.sessions(m) / m.weight for m in out[1:]]
     assert keys == sorted(keys)
-    for a, b in itertools.pairwise(out):
-        if ctx.sessions(a) / a.weight == ctx.sessions(b) / b.weight:
-            assert ms.index(a) < ms.index(b), "ties keep their order"
 
 
-def test_answers_handed_out_stand_in_without_agent_reports() -> None:
+@given(st.data())
+def test_each_slot_cycle_shares_the_lead_by_headroom(data: st.DataObject) -> None:
+    ms = data.draw(members(min_size=2))
+    state = data.draw(states(ms))
+    p = pool(ms)
+    ctx = context(p, state)
+    per_weight = {m.address: ctx.sessions(m) / m.weight for m in ms}
+    counted = leads(least_load, p, state, least_load.period(p.members, ctx))
+    mean = sum(ctx.sessions(m) for m in ms) / sum(m.weight for m in ms)
+    for m in ms:
+        if mean > 0 and per_weight[m.address] >= 2 * mean:
+            assert counted[m.address] == 0, "at twice the mean load: no new lead"
+    # Less loaded (per weight) never leads less often per weight than more loaded.
+    for a in ms:
+        for b in ms:
+            if per_weight[a.address] < per_weight[b.address]:
+                assert counted[a.address] / a.weight >= counted[b.address] / b.weight - 1
+
+
+def test_no_member_takes_every_answer_while_the_counts_are_frozen() -> None:
+    a, b, c = member(1), member(2), member(3)
+    p = pool([a, b, c], max_answers=1)
+    # The herd's cause: one member a bit less loaded than the others took every answer.
+    state = ClusterState(answers={a.key: 100, b.key: 101, c.key: 102})
+    counted = leads(least_load, p, state)
+    assert max(counted.values()) <= 8, counted  # 7, 7, 6 of 20
+    assert len(counted) == 3
+
+
+def test_a_member_at_twice_the_mean_gets_no_new_lead_until_the_others_catch_up() -> None:
     a, b = member(1), member(2, weight=2)
     p = pool([a, b])
-    busy_a = ClusterState(answers={a.key: 10, b.key: 15})  # b: 15/2 = 7.5 < 10
-    assert least_load.apply(p.members, context(p, busy_a)) == (b, a)
+    # Per weight: a = 30, b = 0: the mean is 10, a is at 3x: b leads every slot.
+    assert leads(least_load, p, ClusterState(answers={a.key: 30})) == {b.address: 20}
+    even = ClusterState(answers={a.key: 10, b.key: 20})
+    assert leads(least_load, p, even) == {a.address: 7, b.address: 13}, "by weight"
     reported = ClusterState(load={b.address: Load(sessions=40)}, answers={a.key: 10})
-    assert least_load.apply(p.members, context(p, reported)) == (a, b), "agent reports win"
+    # a: 10 per weight, b: 40 / 2 = 20: a leads more than its weight's 7 of 20.
+    assert leads(least_load, p, reported)[a.address] == 9, "agent reports win over answers"
+
+
+def test_least_traffic_shares_the_same_way_and_unreported_counts_as_the_mean() -> None:
+    a, b, c = member(1), member(2), member(3)
+    p = pool([a, b, c])
+    state = ClusterState(load={a.address: Load(traffic=300.0), b.address: Load(traffic=100.0)})
+    counted = leads(least_traffic, p, state)
+    # mean 200: a at 1.5x -> 0.5, b at 0.5x -> 1.5, c (no report) at the mean -> 1.
+    assert counted == {a.address: 3, b.address: 10, c.address: 7}
+    assert leads(least_traffic, p, ClusterState()) == {a.address: 7, b.address: 7, c.address: 6}

@@ -1,23 +1,75 @@
 """Policy steps (DESIGN.md §6): ordered candidates in, ordered candidates out.
 
-Every step is a pure, stable function `apply(candidates, ctx) -> candidates` in a module of its
-own, whose docstring states its rule. `STEPS` maps the names used in zone files to them; adding
-a policy is one new module and one line here. A step that looks at the client says so in
-`CLIENT` ("geo": its location; "subnet": its address block), which is what decides the
-reply-cache key and the EDNS Client Subnet scope.
+Every step is a module of its own that satisfies `Step`: a pure, stable `apply(candidates,
+ctx)` whose docstring states its rule, and declarations of what else the answer path must
+know about it (how many rotation slots it cycles through, what of the world it reads, how much
+of the client address its decision depends on). `STEPS` maps the names used in zone files to
+them, and the zone schema takes its step names from it: adding a policy is one new module and
+one line here.
+
+Step modules import the pool types only for annotations: the schema (gslb.core.pooldoc)
+imports this registry, and the pools import the schema.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from gslb.core.location import ClientInfo
-from gslb.core.pools import Member, Pool
 from gslb.core.state import NO_LOAD, ClusterState, Load
 
-Candidates = tuple[Member, ...]
+if TYPE_CHECKING:
+    from gslb.core.pools import Member, Pool
+
+Candidates = tuple["Member", ...]
+Input = Literal["client", "health", "load", "paths", "rtt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Precision:
+    """How much of the client a decision depends on, which is the EDNS Client Subnet scope
+    and the reply-cache key: its GeoIP record's network (`geo`), and at least this many
+    leading bits of its address."""
+
+    geo: bool = False
+    ipv4: int = 0
+    ipv6: int = 0
+
+    def __or__(self, other: Precision) -> Precision:
+        return Precision(
+            self.geo or other.geo, max(self.ipv4, other.ipv4), max(self.ipv6, other.ipv6)
+        )
+
+    @property
+    def blind(self) -> bool:
+        return not (self.geo or self.ipv4 or self.ipv6)
+
+
+BLIND = Precision()
+GEO = Precision(geo=True)
+
+
+class Step(Protocol):
+    """What a step module declares besides its rule."""
+
+    # Whether `apply` may drop candidates for reasons that are not the client's (health,
+    # priority groups, unreachable paths): the rotation periods of the steps after it are
+    # counted on what it keeps.
+    FILTERS: bool
+
+    def apply(self, candidates: Candidates, ctx: Context) -> Candidates: ...
+
+    def period(self, candidates: Candidates, ctx: Context) -> int:
+        """Rotation slots after which its answers repeat (1: it does not rotate)."""
+        ...
+
+    def reads(self, pool: Pool) -> frozenset[Input]:
+        """What of the client and the cluster state its answers for `pool` depend on."""
+        ...
+
+    def precision(self, pool: Pool) -> Precision: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +80,7 @@ class Context:
     slot: int = 0  # the rotation slot this query drew (DESIGN.md §9)
     client_key: bytes = b""  # the decision key, for steps that hash the client
     notes: list[str] | None = None  # filled only when explaining
+    before: tuple[str, ...] = ()  # the steps of the pool applied before this one
 
     def note(self, text: str | Callable[[], str]) -> None:
         if self.notes is not None:
@@ -38,14 +91,19 @@ class Context:
 
     def sessions(self, member: Member) -> float:
         """RFC 2391 load: the agent's session count when fresh, else the answers this cluster
-        handed out for the member in the recent window, which stand in for new sessions."""
+        led with the member in the recent window, which stand in for new sessions."""
         reported = self.load(member).sessions
         if reported is not None:
             return reported
         return self.state.answers.get(member.key, 0.0)
 
 
-def _steps() -> dict[str, ModuleType]:
+def still(candidates: Candidates, ctx: Context) -> int:
+    """The period of a step that does not rotate."""
+    return 1
+
+
+def _steps() -> dict[str, Step]:
     from gslb.core.policy import (
         cost,
         failover,
@@ -79,9 +137,19 @@ def _steps() -> dict[str, ModuleType]:
     }
 
 
-STEPS: dict[str, ModuleType] = _steps()
+STEPS: dict[str, Step] = _steps()
 
 
-def client_use(steps: tuple[str, ...]) -> frozenset[str]:
-    """What of the client a pipeline looks at: a subset of {"geo", "subnet"}."""
-    return frozenset(u for s in steps if (u := getattr(STEPS[s], "CLIENT", None)) is not None)
+def precision(pool: Pool) -> Precision:
+    """What of the client a pool's answers depend on."""
+    out = BLIND
+    for name in pool.steps:
+        out = out | STEPS[name].precision(pool)
+    return out
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    out: frozenset[Input] = frozenset()
+    for name in pool.steps:
+        out = out | STEPS[name].reads(pool)
+    return out

@@ -1,24 +1,37 @@
-"""cost: RFC 2391's distributed form, `cost(client, member) x load`, infinite when unreachable.
+"""cost: RFC 2391's distributed form, `cost(client, member) x load`; unreachable is infinite.
 
-Rule: each candidate scores `(1 + distance_km / 1000) x (1 + sessions / weight)`, lowest
-first: distance from the client to the member's site (1000 km count as one more unit of cost;
-without a client location or a site the distance term is 1), times its weighted load (see
-least_load). A member whose ISP path is reported down (for its site, globally, or on its own
-probes) costs infinity: it goes last, behind every reachable member.
+Rule: a candidate whose ISP path is reported down (for its site, globally, or on its own
+probes) has infinite cost and is left out; if that leaves none, all are kept (some answer
+beats none). Each other candidate scores `(1 + distance_km / 1000) x (1 + sessions / weight)`,
+lowest first: distance from the client to the member's site (1000 km count as one more unit of
+cost; without a client location or a site the distance term is 1), times its weighted load
+(see least_load).
 
-Origin: RFC 2391 §4 (load sharing for distributed servers: cost-weighted least load, cost
-infinite for an unreachable host).
+Origin: RFC 2391 §5.2, algorithm 1 (the product of cost and session load; "When a server is
+not accessible due to network failure, the cost of access is set to infinity and hence no
+further load can be assigned to that server").
 """
 
 from __future__ import annotations
 
-import math
+from typing import TYPE_CHECKING
 
 from gslb.core.location import distance_km
-from gslb.core.policy import Candidates, Context
-from gslb.core.pools import Member
+from gslb.core.policy import GEO, Candidates, Context, Input, Precision, still
 
-CLIENT = "geo"
+if TYPE_CHECKING:
+    from gslb.core.pools import Member, Pool
+
+FILTERS = True  # unreachable members are dropped whoever the client is
+period = still
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset({"client", "load", "paths"})
+
+
+def precision(pool: Pool) -> Precision:
+    return GEO
 
 
 def path_down(m: Member, ctx: Context) -> bool:
@@ -30,15 +43,25 @@ def path_down(m: Member, ctx: Context) -> bool:
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
     location = ctx.client.location if ctx.client else None
+    reachable = tuple(m for m in candidates if not path_down(m, ctx))
+    if len(reachable) < len(candidates):
+        if reachable:
+            ctx.note(
+                lambda: (
+                    "unreachable (infinite cost), left out: "
+                    + ", ".join(m.address for m in candidates if m not in reachable)
+                )
+            )
+        else:
+            ctx.note("every member is unreachable: keeping them all")
+            reachable = candidates
 
     def cost(m: Member) -> float:
-        if path_down(m, ctx):
-            return math.inf
         distance = 1.0
         if location and location.lat is not None and location.lon is not None and m.site:
             distance += distance_km(location.lat, location.lon, m.site.lat, m.site.lon) / 1000
         return distance * (1.0 + ctx.sessions(m) / m.weight)
 
-    ordered = sorted(candidates, key=cost)
+    ordered = sorted(reachable, key=cost)
     ctx.note(lambda: "cost: " + ", ".join(f"{m.address}={cost(m):.2f}" for m in ordered))
     return tuple(ordered)

@@ -11,7 +11,23 @@ automatic by health.
 
 from __future__ import annotations
 
-from gslb.core.policy import Candidates, Context
+from typing import TYPE_CHECKING
+
+from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, still
+
+if TYPE_CHECKING:
+    from gslb.core.pools import Pool
+
+FILTERS = True
+period = still
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset()
+
+
+def precision(pool: Pool) -> Precision:
+    return BLIND
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:

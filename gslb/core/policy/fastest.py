@@ -3,15 +3,29 @@
 Rule: candidates are ordered by the median RTT of the checkers' latest probes, ascending;
 members with no measured RTT follow, in their incoming order.
 
-Origin: RFC 2391 §3.3.5 (most responsive host first, by probe response time).
+Origin: RFC 2391 §5.1, algorithm 5 (ping to find the most responsive host).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from gslb.core.policy import Candidates, Context
-from gslb.core.pools import Member
+from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, still
+
+if TYPE_CHECKING:
+    from gslb.core.pools import Member, Pool
+
+FILTERS = False
+period = still
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset({"rtt"})
+
+
+def precision(pool: Pool) -> Precision:
+    return BLIND
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:

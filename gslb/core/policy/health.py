@@ -7,14 +7,30 @@ kept. A pool without a monitor has nothing to say about health: its enabled memb
 unless the state says otherwise. When nothing remains, the pool's `fallback` decides (the
 caller applies it).
 
-Origin: RFC 2391 §5 (dead host detection: a host that stops answering is taken out of the
+Origin: RFC 2391 §6 (dead host detection: a host that stops answering is taken out of the
 rotation); "drained" is RFC 2391's static mapping of a member away during an upgrade, kept as an
 admin state (gdnsd: an operator override is just another state).
 """
 
 from __future__ import annotations
 
-from gslb.core.policy import Candidates, Context
+from typing import TYPE_CHECKING
+
+from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, still
+
+if TYPE_CHECKING:
+    from gslb.core.pools import Pool
+
+FILTERS = True
+period = still
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset({"health"})
+
+
+def precision(pool: Pool) -> Precision:
+    return BLIND
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:

@@ -1,24 +1,65 @@
-"""least_load: least weighted load first.
+"""least_load: the least weighted load leads most, in proportion to what it can still take.
 
-Rule: candidates are ordered by `sessions / weight`, ascending (stable for ties). Sessions
-are the member agent's fresh report; without one, the answers this cluster handed out for the
-member in the recent window stand in for new sessions, so load spreads even with no agents.
+Rule: each candidate's load is `sessions / weight`: the sessions its agent reports, else the
+answers this cluster led with it in the recent window, which stand in for new sessions. The
+lead is shared by rotation slot (20 slots, 5 % steps): a candidate at the candidates' mean
+load leads its weight's share, one above the mean less (none at twice the mean), one below it
+more. After the leader the others follow by load, least first (ties keep their order).
 
-Origin: RFC 2391 §3.3.2-3.3.4: least load first, and least weighted load first
-(`sum(session weights) / host weight`), with hosts reporting their own load (§3.2).
+Origin: RFC 2391 §5.1, algorithms 2 (least load first) and 4 (least weighted load first:
+session weights by type, host weights by resource, the sum divided by the host weight), with
+hosts reporting their own load (§5.1, the active category). Sharing instead of always picking
+the least loaded one is what keeps seconds-old inputs from moving the whole load at once.
 """
 
 from __future__ import annotations
 
-from gslb.core.policy import Candidates, Context
+from typing import TYPE_CHECKING
+
+from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, _share
+
+if TYPE_CHECKING:
+    from gslb.core.pools import Pool
+
+FILTERS = False
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset({"load"})
+
+
+def precision(pool: Pool) -> Precision:
+    return BLIND
+
+
+def period(candidates: Candidates, ctx: Context) -> int:
+    return _share.slots(len(candidates))
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
-    scored = sorted(candidates, key=lambda m: ctx.sessions(m) / m.weight)
-    ctx.note(
-        lambda: (
-            "load per weight: "
-            + ", ".join(f"{m.address}={ctx.sessions(m) / m.weight:g}" for m in scored)
+    if len(candidates) < 2:
+        return candidates
+    loads = [ctx.sessions(m) for m in candidates]
+    return ordered(candidates, loads, ctx, "sessions")
+
+
+def ordered(candidates: Candidates, loads: list[float], ctx: Context, unit: str) -> Candidates:
+    """The lead by share of these loads, then the others by load per weight."""
+    lead = _share.leader(candidates, loads, ctx.slot)
+    per_weight = {m: load / m.weight for m, load in zip(candidates, loads, strict=True)}
+    rest = sorted((m for i, m in enumerate(candidates) if i != lead), key=per_weight.__getitem__)
+    out = (candidates[lead], *rest)
+
+    def note() -> str:
+        parts = _share.shares(candidates, loads)
+        return (
+            f"{unit} per weight (share of the lead): "
+            + ", ".join(
+                f"{m.address}={per_weight[m]:g} ({share:.0%})"
+                for m, share in zip(candidates, parts, strict=True)
+            )
+            + f"; slot {ctx.slot % period(candidates, ctx)} leads with {out[0].address}"
         )
-    )
-    return tuple(scored)
+
+    ctx.note(note)
+    return out

@@ -1,25 +1,33 @@
-"""least_traffic: least reported traffic per unit of weight first.
+"""least_traffic: the least reported traffic per weight leads most, in proportion.
 
-Rule: candidates are ordered by `traffic / weight` ascending, traffic being the bytes or
-packets per second the member's agent reports. Members without a fresh report follow those
-with one, in their incoming order: no report is no evidence of being idle.
+Rule: each candidate's load is `traffic / weight`, the bytes or packets per second its agent
+reports. The lead is shared by rotation slot as in least_load: a candidate at the mean leads
+its weight's share, one above it less (none at twice the mean), one below it more; the others
+follow by traffic, least first. A candidate without a fresh report counts as the mean of those
+with one (no report is no evidence of being idle, nor of being busy); with no reports at all
+the lead is shared by weight.
 
-Origin: RFC 2391 §3.3.3 (least traffic first).
+Origin: RFC 2391 §5.1, algorithm 3 (least traffic first: packet or byte counts over a period
+of time, "a reasonable approximation" of system load).
 """
 
 from __future__ import annotations
 
-import math
-
 from gslb.core.policy import Candidates, Context
-from gslb.core.pools import Member
+
+# Reads load, does not look at the client, and rotates through the same share slots.
+from gslb.core.policy.least_load import FILTERS, ordered, period, precision, reads
+
+__all__ = ["FILTERS", "apply", "period", "precision", "reads"]
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
-    def key(m: Member) -> float:
-        traffic = ctx.load(m).traffic
-        return math.inf if traffic is None else traffic / m.weight
-
-    scored = sorted(candidates, key=key)
-    ctx.note(lambda: "traffic per weight: " + ", ".join(f"{m.address}={key(m):g}" for m in scored))
-    return tuple(scored)
+    if len(candidates) < 2:
+        return candidates
+    reported = [ctx.load(m).traffic for m in candidates]
+    known = [(t, m.weight) for t, m in zip(reported, candidates, strict=True) if t is not None]
+    mean = sum(t for t, _ in known) / sum(w for _, w in known) if known else 0.0
+    loads = [
+        t if t is not None else mean * m.weight for t, m in zip(reported, candidates, strict=True)
+    ]
+    return ordered(candidates, loads, ctx, "traffic")

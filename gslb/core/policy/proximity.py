@@ -13,20 +13,41 @@ excess spreads over the next sites instead of cascading onto the single next-nea
 Without a site with headroom, the next-nearest site takes it.
 
 Origin: "intelligent DNS responses" by proximity to the client's DNS server (*To Be
-Multihomed*); RFC 2391 §4's cost-weighted distribution for distributed servers.
+Multihomed*); RFC 2391 §5.2's cost-weighted distribution for distributed servers.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from gslb.core.location import distance_km
-from gslb.core.policy import Candidates, Context
+from gslb.core.policy import GEO, Candidates, Context, Input, Precision
 from gslb.core.policy._hash import unit
-from gslb.core.pools import Member
 
-CLIENT = "geo"
+if TYPE_CHECKING:
+    from gslb.core.pools import Member, Pool
+
 SPILL_GRANULARITY = 20  # rotation slots a spilling pool cycles through: 5 % steps
+FILTERS = False
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    """The client; and load where a capacity is declared (spill-over)."""
+    if any(
+        m.capacity is not None or (m.site is not None and m.site.capacity is not None)
+        for m in pool.members
+    ):
+        return frozenset({"client", "load"})
+    return frozenset({"client"})
+
+
+def precision(pool: Pool) -> Precision:
+    return GEO
+
+
+def period(candidates: Candidates, ctx: Context) -> int:
+    return SPILL_GRANULARITY if overloaded(candidates, ctx) else 1
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:

@@ -4,14 +4,27 @@ Rule: the candidates are rotated left by `slot mod n`, where the slot is drawn p
 consecutive queries each candidate leads equally often, and the relative order is kept.
 
 Origin: DNS round robin, the load *sharing* of *To Be Multihomed* §5 (static: it ignores
-load), and RFC 2391 §3.3.1 (round robin).
+load), and RFC 2391 §5.1, algorithm 1 (round robin).
 """
 
 from __future__ import annotations
 
-from gslb.core.policy import Candidates, Context
+from typing import TYPE_CHECKING
 
-ROTATES = True
+from gslb.core.policy import BLIND, Candidates, Context, Input, Precision
+
+if TYPE_CHECKING:
+    from gslb.core.pools import Pool
+
+FILTERS = False
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset()
+
+
+def precision(pool: Pool) -> Precision:
+    return BLIND
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
@@ -22,5 +35,5 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
     return candidates[k:] + candidates[:k]
 
 
-def period(candidates: Candidates) -> int:
+def period(candidates: Candidates, ctx: Context) -> int:
     return max(1, len(candidates))

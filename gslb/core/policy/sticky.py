@@ -12,14 +12,26 @@ minimal disruption.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from gslb.core.policy import Candidates, Context
+from gslb.core.policy import Candidates, Context, Input, Precision, still
 from gslb.core.policy._hash import unit
-from gslb.core.pools import Member
 
-CLIENT = "subnet"
+if TYPE_CHECKING:
+    from gslb.core.pools import Member, Pool
+
 IPV4_PREFIX = 24
 IPV6_PREFIX = 56
+FILTERS = False
+period = still
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset({"client"})
+
+
+def precision(pool: Pool) -> Precision:
+    return Precision(ipv4=IPV4_PREFIX, ipv6=IPV6_PREFIX)
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:

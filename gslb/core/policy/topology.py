@@ -11,10 +11,29 @@ better than geometry (peering, regulation, data residency).
 
 from __future__ import annotations
 
-from gslb.core.policy import Candidates, Context
-from gslb.core.pools import Member, TopologyRule
+from typing import TYPE_CHECKING
 
-CLIENT = "geo"
+from gslb.core.policy import Candidates, Context, Input, Precision, still
+
+if TYPE_CHECKING:
+    from gslb.core.pools import Member, Pool, TopologyRule
+
+FILTERS = False
+period = still
+
+
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset({"client"})
+
+
+def precision(pool: Pool) -> Precision:
+    """The GeoIP network, and as many bits as the longest CIDR rule needs."""
+    nets = [n for rule in pool.topology for n in rule.networks]
+    return Precision(
+        True,
+        max((n.prefixlen for n in nets if n.version == 4), default=0),
+        max((n.prefixlen for n in nets if n.version == 6), default=0),
+    )
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:

@@ -6,47 +6,62 @@ members by first appearance from there. So over any whole cycle of queries each 
 exactly `weight / sum(weights)` of the answers, and the members after the leader follow in a
 weighted order too. Weights summing above 1000 are scaled down first, to bound the cycle.
 
-Origin: RFC 2391 §3.3.4 (weighted load sharing); the sequence is the "smooth" weighted round
-robin, which avoids sending a burst of consecutive answers to the heaviest member.
+Origin: RFC 2391 §5.1, algorithm 4 (weights to hosts by resource availability); the sequence
+is the "smooth" weighted round robin, which avoids sending a burst of consecutive answers to
+the heaviest member.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from gslb.core.policy import Candidates, Context
+from gslb.core.policy import BLIND, Candidates, Context, Input, Precision
 
-ROTATES = True
+if TYPE_CHECKING:
+    from gslb.core.pools import Pool
+
+FILTERS = False
 MAX_CYCLE = 1000
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
     if len(candidates) < 2:
         return candidates
-    sequence = _sequence(tuple(m.weight for m in candidates))
-    start = ctx.slot % len(sequence)
+    cycle = sequence(tuple(m.weight for m in candidates))
+    start = ctx.slot % len(cycle)
     order: list[int] = []
-    for i in range(len(sequence)):
-        index = sequence[(start + i) % len(sequence)]
+    for i in range(len(cycle)):
+        index = cycle[(start + i) % len(cycle)]
         if index not in order:
             order.append(index)
             if len(order) == len(candidates):
                 break
     ctx.note(
         lambda: (
-            f"cycle position {start} of {len(sequence)}; weights "
+            f"cycle position {start} of {len(cycle)}; weights "
             + ", ".join(f"{m.address}={m.weight}" for m in candidates)
         )
     )
     return tuple(candidates[i] for i in order)
 
 
-def period(candidates: Candidates) -> int:
-    return len(_sequence(tuple(m.weight for m in candidates))) if len(candidates) > 1 else 1
+def reads(pool: Pool) -> frozenset[Input]:
+    return frozenset()
+
+
+def precision(pool: Pool) -> Precision:
+    return BLIND
+
+
+def period(candidates: Candidates, ctx: Context) -> int:
+    return len(sequence(tuple(m.weight for m in candidates))) if len(candidates) > 1 else 1
 
 
 @lru_cache(maxsize=1024)
-def _sequence(weights: tuple[int, ...]) -> tuple[int, ...]:
+def sequence(weights: tuple[int, ...]) -> tuple[int, ...]:
+    """The smooth weighted round-robin cycle of these weights: member indexes, each `weight`
+    times (members of weight 0 never)."""
     total = sum(weights)
     if total > MAX_CYCLE:
         weights = tuple(max(1, round(w * MAX_CYCLE / total)) for w in weights)

@@ -1,0 +1,64 @@
+"""Sharing the lead in proportion to what each member can still take.
+
+The load steps do not send every answer to the least loaded member: their inputs (agents'
+reports, answers counted by the cluster) are seconds old and change only between snapshots,
+so "least loaded first" would hand one member every answer of a window and then swing the
+whole load to another, the batch reassignment RFC 2391 §5.1 warns against. Instead each
+member leads a share of the answers, drawn by rotation slot, that a proportional controller
+sets from its load: a member at the pool's mean load per weight leads its weight's share, one
+above the mean less (none at twice the mean), one below it more. Answer counts feed back
+slowly and smoothly, so the shares settle instead of oscillating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gslb.core.policy.weighted import sequence
+
+if TYPE_CHECKING:
+    from gslb.core.pools import Member
+
+GRANULARITY = 20  # rotation slots a sharing step cycles through: 5 % steps of the lead
+
+
+def slots(n: int) -> int:
+    """Rotation slots for `n` candidates: fine enough that each can have a share."""
+    return 1 if n < 2 else max(GRANULARITY, n)
+
+
+def shares(members: Sequence[Member], loads: Sequence[float]) -> list[float]:
+    """Each member's share of the lead, summing to 1, from its load (in the step's unit,
+    not yet divided by weight). Gain 1: the share falls to 0 at twice the mean load."""
+    weights = [m.weight for m in members]
+    total_weight = sum(weights)
+    mean = sum(loads) / total_weight
+    if mean <= 0:
+        raw = [float(w) for w in weights]
+    else:
+        raw = [
+            w * max(0.0, 2.0 - (load / w) / mean) for w, load in zip(weights, loads, strict=True)
+        ]
+    total = sum(raw)
+    if total <= 0:  # cannot happen (someone is at or below the mean), but never divide by 0
+        raw, total = [float(w) for w in weights], float(total_weight)
+    return [r / total for r in raw]
+
+
+def quantized(fractions: Sequence[float], units: int) -> tuple[int, ...]:
+    """Whole slots out of `units` per member, by largest remainder (summing to `units`)."""
+    exact = [f * units for f in fractions]
+    whole = [int(x) for x in exact]
+    left = units - sum(whole)
+    by_remainder = sorted(range(len(exact)), key=lambda i: (whole[i] - exact[i], i))
+    for i in by_remainder[:left]:
+        whole[i] += 1
+    return tuple(whole)
+
+
+def leader(members: Sequence[Member], loads: Sequence[float], slot: int) -> int:
+    """The index of the member that leads in this slot."""
+    units = quantized(shares(members, loads), slots(len(members)))
+    cycle = sequence(units)
+    return cycle[slot % len(cycle)]
