@@ -19,9 +19,24 @@ def test_any_prefix_spans_as_many_isps_as_it_can(ms: list, slot: int) -> None:
     for j in range(1, len(out) + 1):
         assert len({m.isp for m in out[:j]}) >= min(j, k)
     for isp in {m.isp for m in ms}:
-        assert [m for m in out if m.isp == isp] == [m for m in ms if m.isp == isp], (
-            "order kept inside an ISP"
+        mine, theirs = [m for m in out if m.isp == isp], [m for m in ms if m.isp == isp]
+        assert any(mine == theirs[i:] + theirs[:i] for i in range(len(theirs))), (
+            "inside an ISP, a rotation of the incoming order"
         )
+
+
+@given(members(min_size=2), st.integers(0, 1000))
+def test_every_member_leads_its_isps_share_in_turn(ms: list, start: int) -> None:
+    p = pool(ms)
+    ctx = context(p)
+    n = isp_interleave.period(p.members, ctx)
+    leads = Counter(
+        isp_interleave.apply(p.members, context(p, slot=start + i))[0] for i in range(n)
+    )
+    k = len({m.isp for m in ms})
+    for m in ms:
+        size = sum(1 for x in ms if x.isp == m.isp)
+        assert leads[m] * k * size == n, "each ISP leads 1/k, shared evenly inside it"
 
 
 @given(members(min_size=2), st.integers(0, 1000))

@@ -13,6 +13,7 @@ imports this registry, and the pools import the schema.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -101,6 +102,50 @@ class Context:
 def still(candidates: Candidates, ctx: Context) -> int:
     """The period of a step that does not rotate."""
     return 1
+
+
+# Steps that order by where the member is. After one of them, the steps that share the lead
+# (round_robin, weighted, least_load, least_traffic, sticky, fastest, isp_interleave) work
+# inside each site's run of candidates and keep the runs in order: sharing must not undo
+# "nearest first" (a London client led by New York because the rotation came round).
+PLACE_STEPS = frozenset({"proximity", "topology", "cost"})
+
+
+def placed(ctx: Context) -> bool:
+    return not PLACE_STEPS.isdisjoint(ctx.before)
+
+
+def tiers(candidates: Candidates, ctx: Context) -> list[Candidates]:
+    """The candidates cut where the site changes, after a place step; else one tier."""
+    if not placed(ctx):
+        return [candidates] if candidates else []
+    out: list[list[Member]] = []
+    for m in candidates:
+        if out and out[-1][0].site == m.site:
+            out[-1].append(m)
+        else:
+            out.append([m])
+    return [tuple(t) for t in out]
+
+
+def by_tier(
+    candidates: Candidates, ctx: Context, order: Callable[[Candidates], Candidates]
+) -> Candidates:
+    """`order` applied inside each tier, the tiers kept in order."""
+    parts = tiers(candidates, ctx)
+    if len(parts) <= 1:
+        return order(candidates)
+    return tuple(m for part in parts for m in order(part))
+
+
+def tier_period(candidates: Candidates, ctx: Context, period: Callable[[Candidates], int]) -> int:
+    """A period that brings `period` round in every tier: tiers are the sites' groups."""
+    if not placed(ctx):
+        return period(candidates)
+    sites: dict[object, list[Member]] = {}
+    for m in candidates:
+        sites.setdefault(m.site, []).append(m)
+    return math.lcm(*(period(tuple(g)) for g in sites.values())) if sites else 1
 
 
 def _steps() -> dict[str, Step]:

@@ -4,10 +4,13 @@ Rule: the candidates are cut into tiers: when a step before this one ordered the
 (proximity, topology, cost), each run of consecutive candidates at one site is a tier;
 otherwise all of them are one tier. Tiers keep their order, so the nearest site still leads.
 Inside a tier the candidates are grouped by ISP (the member's `isp`, or the zone's `isps` CIDR
-table), keeping their order inside each group; the ISPs are taken in order of first
-appearance, rotated left by `slot mod k` (k ISPs in the tier), and the tier takes one address
-from each ISP in turn until all are used. So inside a tier the first j addresses span
-min(j, k) ISPs, and over k consecutive answers each ISP leads once. Members of no known ISP
+table) and the tier takes one address from each ISP in turn until all are used, so inside a
+tier the first j addresses span min(j, k) ISPs (k ISPs in the tier). When a step before this
+one shares the lead (round_robin, weighted, sticky, fastest, least_load, least_traffic), its
+leader stays first: the ISPs go in order of first appearance and each group keeps its order.
+Otherwise this step shares the lead itself: the ISPs are rotated left by `slot mod k`, and
+each group by `slot div k` (mod its size), so over k consecutive answers each ISP leads once
+and each member leads its ISP's share in turn. Members of no known ISP
 form one more group. Addresses whose ISP path is reported down (globally, for the member's
 site, or on the member's own probes) go after all the tiers, still interleaved, or are
 dropped when the pool's `isp_down` is `drop`.
@@ -22,14 +25,16 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import BLIND, Candidates, Context, Input, Precision
+from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, placed, tiers
 from gslb.core.policy.cost import path_down
 
 if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
 
 FILTERS = False  # with `isp_down: drop` it drops, but only what `cost` would call unreachable
-PLACE_STEPS = frozenset({"proximity", "topology", "cost"})  # steps that order by where
+LEAD_STEPS = frozenset(  # steps that choose the leader themselves
+    {"round_robin", "weighted", "sticky", "fastest", "least_load", "least_traffic"}
+)
 
 
 def reads(pool: Pool) -> frozenset[Input]:
@@ -38,20 +43,6 @@ def reads(pool: Pool) -> frozenset[Input]:
 
 def precision(pool: Pool) -> Precision:
     return BLIND
-
-
-def tiers(candidates: Candidates, ctx: Context) -> list[list[Member]]:
-    """The candidates cut where the site changes, if an earlier step ordered them by place."""
-    if not PLACE_STEPS.intersection(ctx.before):
-        return [list(candidates)] if candidates else []
-    out: list[list[Member]] = []
-    for m in candidates:
-        site = m.site.name if m.site else None
-        if out and (out[-1][0].site.name if out[-1][0].site else None) == site:
-            out[-1].append(m)
-        else:
-            out.append([m])
-    return out
 
 
 def groups(candidates: list[Member], ctx: Context) -> tuple[list[list[Member]], list[Member]]:
@@ -70,12 +61,15 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
     ordered: list[Member] = []
     broken: list[Member] = []
     orders: list[str] = []
+    rotate = not LEAD_STEPS.intersection(ctx.before)
     for tier in tiers(candidates, ctx):
-        up, down = groups(tier, ctx)
+        up, down = groups(list(tier), ctx)
         broken += down
         if up:
-            k = ctx.slot % len(up)
-            up = up[k:] + up[:k]
+            if rotate:
+                k = ctx.slot % len(up)
+                turn = ctx.slot // len(up)
+                up = [g[turn % len(g) :] + g[: turn % len(g)] for g in up[k:] + up[:k]]
             ordered += _interleave(up)
             orders.append(", ".join(str(g[0].isp) for g in up))
     if broken:
@@ -98,11 +92,19 @@ def groups_of(members: list[Member]) -> list[list[Member]]:
 
 
 def period(candidates: Candidates, ctx: Context) -> int:
-    """The ISP count; in tiers, a multiple of every tier's (a tier has at most as many)."""
-    k = len({m.isp for m in candidates if not path_down(m, ctx)})
-    if not PLACE_STEPS.intersection(ctx.before):
-        return max(1, k)
-    return math.lcm(*range(1, k + 1)) if k else 1
+    """Slots after which every tier's ISP rotation and every group's rotation come round."""
+    if LEAD_STEPS.intersection(ctx.before):
+        return 1
+    up = [m for m in candidates if not path_down(m, ctx)]
+    if not up:
+        return 1
+    isps = {m.isp for m in up}
+    sizes = {sum(1 for m in up if m.isp == isp) for isp in isps}
+    k = len(isps)
+    # In tiers, a tier has at most k ISPs and at most as many members per ISP.
+    ks = range(1, k + 1) if placed(ctx) else (k,)
+    group = range(1, max(sizes) + 1) if placed(ctx) else sizes
+    return math.lcm(*ks) * math.lcm(*group)
 
 
 def _interleave(groups: list[list[Member]]) -> list[Member]:

@@ -4,7 +4,8 @@ Rule: each candidate's load is `sessions / weight`: the sessions its agent repor
 answers this cluster led with it in the recent window, which stand in for new sessions. The
 lead is shared by rotation slot (20 slots, 5 % steps): a candidate at the candidates' mean
 load leads its weight's share, one above the mean less (none at twice the mean), one below it
-more. After the leader the others follow by load, least first (ties keep their order).
+more. After the leader the others follow by load, least first (ties keep their order). After
+a step that orders by place, each site's run shares by itself and the runs keep their order.
 
 Origin: RFC 2391 §5.1, algorithms 2 (least load first) and 4 (least weighted load first:
 session weights by type, host weights by resource, the sum divided by the host weight), with
@@ -16,7 +17,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, _share
+from gslb.core.policy import (
+    BLIND,
+    Candidates,
+    Context,
+    Input,
+    Precision,
+    _share,
+    by_tier,
+    tier_period,
+)
 
 if TYPE_CHECKING:
     from gslb.core.pools import Pool
@@ -33,18 +43,21 @@ def precision(pool: Pool) -> Precision:
 
 
 def period(candidates: Candidates, ctx: Context) -> int:
-    return _share.slots(len(candidates))
+    return tier_period(candidates, ctx, lambda tier: _share.slots(len(tier)))
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
-    if len(candidates) < 2:
-        return candidates
-    loads = [ctx.sessions(m) for m in candidates]
-    return ordered(candidates, loads, ctx, "sessions")
+    return by_tier(
+        candidates,
+        ctx,
+        lambda tier: ordered(tier, [ctx.sessions(m) for m in tier], ctx, "sessions"),
+    )
 
 
 def ordered(candidates: Candidates, loads: list[float], ctx: Context, unit: str) -> Candidates:
     """The lead by share of these loads, then the others by load per weight."""
+    if len(candidates) < 2:
+        return candidates
     lead = _share.leader(candidates, loads, ctx.slot)
     per_weight = {m: load / m.weight for m, load in zip(candidates, loads, strict=True)}
     rest = sorted((m for i, m in enumerate(candidates) if i != lead), key=per_weight.__getitem__)

@@ -5,7 +5,8 @@ reports. The lead is shared by rotation slot as in least_load: a candidate at th
 its weight's share, one above it less (none at twice the mean), one below it more; the others
 follow by traffic, least first. A candidate without a fresh report counts as the mean of those
 with one (no report is no evidence of being idle, nor of being busy); with no reports at all
-the lead is shared by weight.
+the lead is shared by weight. After a step that orders by place, each site's run shares by
+itself.
 
 Origin: RFC 2391 §5.1, algorithm 3 (least traffic first: packet or byte counts over a period
 of time, "a reasonable approximation" of system load).
@@ -13,7 +14,7 @@ of time, "a reasonable approximation" of system load).
 
 from __future__ import annotations
 
-from gslb.core.policy import Candidates, Context
+from gslb.core.policy import Candidates, Context, by_tier
 
 # Reads load, does not look at the client, and rotates through the same share slots.
 from gslb.core.policy.least_load import FILTERS, ordered, period, precision, reads
@@ -22,8 +23,10 @@ __all__ = ["FILTERS", "apply", "period", "precision", "reads"]
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
-    if len(candidates) < 2:
-        return candidates
+    return by_tier(candidates, ctx, lambda tier: _by_traffic(tier, ctx))
+
+
+def _by_traffic(candidates: Candidates, ctx: Context) -> Candidates:
     reported = [ctx.load(m).traffic for m in candidates]
     known = [(t, m.weight) for t, m in zip(reported, candidates, strict=True) if t is not None]
     mean = sum(t for t, _ in known) / sum(w for _, w in known) if known else 0.0

@@ -1,7 +1,9 @@
 """round_robin: rotate the order from one answer to the next.
 
 Rule: the candidates are rotated left by `slot mod n`, where the slot is drawn per query. Over
-consecutive queries each candidate leads equally often, and the relative order is kept.
+consecutive queries each candidate leads equally often, and the relative order is kept. After
+a step that orders by place (proximity, topology, cost) each site's run rotates by itself and
+the runs keep their order.
 
 Origin: DNS round robin, the load *sharing* of *To Be Multihomed* §5 (static: it ignores
 load), and RFC 2391 §5.1, algorithm 1 (round robin).
@@ -11,7 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import BLIND, Candidates, Context, Input, Precision
+from gslb.core.policy import (
+    BLIND,
+    Candidates,
+    Context,
+    Input,
+    Precision,
+    by_tier,
+    placed,
+    tier_period,
+)
 
 if TYPE_CHECKING:
     from gslb.core.pools import Pool
@@ -28,12 +39,13 @@ def precision(pool: Pool) -> Precision:
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
-    if len(candidates) < 2:
-        return candidates
-    k = ctx.slot % len(candidates)
-    ctx.note(f"rotated by {k} (slot {ctx.slot})")
-    return candidates[k:] + candidates[:k]
+    def rotate(tier: Candidates) -> Candidates:
+        k = ctx.slot % len(tier)
+        return tier[k:] + tier[:k]
+
+    ctx.note(f"rotated (slot {ctx.slot}){' inside each site' if placed(ctx) else ''}")
+    return by_tier(candidates, ctx, rotate) if candidates else candidates
 
 
 def period(candidates: Candidates, ctx: Context) -> int:
-    return max(1, len(candidates))
+    return tier_period(candidates, ctx, lambda tier: max(1, len(tier)))

@@ -4,6 +4,7 @@ Rule: weighted rendezvous hashing (highest random weight) on the client's subnet
 IPv4, /56 for IPv6): each candidate scores `-weight / ln(h)`, with `h` a stable hash of (subnet,
 member address) in (0, 1), and the highest score leads. A member leaving moves only the
 clients it held (1/n of them), spread over the others; one joining takes only its share.
+After a step that orders by place, the hashing picks inside each site's run.
 
 Origin: client affinity for stateful services; rendezvous hashing (Thaler & Ravishankar) for
 minimal disruption.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import Candidates, Context, Input, Precision, still
+from gslb.core.policy import Candidates, Context, Input, Precision, by_tier, still
 from gslb.core.policy._hash import unit
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
     def score(m: Member) -> float:
         return -m.weight / math.log(unit(subnet, m.address))
 
-    ordered = sorted(candidates, key=score, reverse=True)
+    ordered = by_tier(candidates, ctx, lambda t: tuple(sorted(t, key=score, reverse=True)))
     if ordered:
         ctx.note(f"client subnet hashes to {ordered[0].address} first")
     return tuple(ordered)
