@@ -45,14 +45,14 @@ def test_london_client_gets_london_first_and_new_york_client_new_york() -> None:
 
 
 def test_capacity_spills_the_excess_over_sites_with_headroom() -> None:
-    # London is full (150 sessions for a capacity of 100): a third of the answers must lead
-    # elsewhere, shared by Frankfurt and New York in proportion to their headroom (3:1).
+    # London is at 90 of 100, half way from where spilling starts (80 %) to full: half of
+    # the answers lead elsewhere, shared by Frankfurt and New York by their headroom (3:1).
     lon = member(1, site="lon", capacity=100)
     fra = member(2, site="fra", capacity=100)
     nyc = member(3, site="nyc", capacity=100)
     state = ClusterState(
         load={
-            lon.address: Load(sessions=150),
+            lon.address: Load(sessions=90),
             fra.address: Load(sessions=25),
             nyc.address: Load(sessions=75),
         }
@@ -65,17 +65,24 @@ def test_capacity_spills_the_excess_over_sites_with_headroom() -> None:
         key = i.to_bytes(4, "big")  # many client networks
         out = proximity.apply(p.members, context(p, state, client, slot=i % 20, client_key=key))
         leaders[out[0].site.name] += 1  # type: ignore[union-attr]
-    assert abs(leaders["lon"] / draws - 2 / 3) < 0.02
+    assert abs(leaders["lon"] / draws - 1 / 2) < 0.02
     spilled = leaders["fra"] + leaders["nyc"]
     assert abs(leaders["fra"] / spilled - 0.75) < 0.03, (
         "in proportion to headroom, not all to the next"
     )
 
 
-def test_no_spill_below_capacity() -> None:
+def test_no_spill_below_the_spill_threshold_and_all_of_it_at_capacity() -> None:
     lon = member(1, site="lon", capacity=100)
     fra = member(2, site="fra", capacity=100)
-    state = ClusterState(load={lon.address: Load(sessions=99)})
+    p = pool([lon, fra])
+    full = ClusterState(load={lon.address: Load(sessions=100)})
+    for i in range(200):
+        out = proximity.apply(
+            p.members, context(p, full, client_at(51.5, -0.1), slot=i, client_key=bytes([i]))
+        )
+        assert out[0] is fra
+    state = ClusterState(load={lon.address: Load(sessions=79)})
     p = pool([lon, fra])
     for i in range(200):
         out = proximity.apply(
@@ -101,4 +108,4 @@ def test_site_capacity_overrides_member_capacities() -> None:
         )[0].site.name  # type: ignore[union-attr]
         for i in range(4000)
     )
-    assert abs(leads["fra"] / 4000 - 0.5) < 0.03
+    assert leads["fra"] == 4000, "over the site's own capacity, all of it spills"

@@ -6,7 +6,7 @@ so "least loaded first" would hand one member every answer of a window and then 
 whole load to another, the batch reassignment RFC 2391 §5.1 warns against. Instead each
 member leads a share of the answers, drawn by rotation slot, that a proportional controller
 sets from its load: a member at the pool's mean load per weight leads its weight's share, one
-above the mean less (none at twice the mean), one below it more. Answer counts feed back
+above the mean less (none at a third above it), one below it more. Answer counts feed back
 slowly and smoothly, so the shares settle instead of oscillating.
 """
 
@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from gslb.core.pools import Member
 
 GRANULARITY = 20  # rotation slots a sharing step cycles through: 5 % steps of the lead
+# How strongly a share answers a load's distance from the mean. Chosen with make simulate
+# (docs/balancing.md): at 1 a big resolver's batch of clients stays uncorrected (imbalance
+# 1.10 inside a site), at 5 and more the shares start to swing (reversals up by half); 3 is
+# the least imbalance without more oscillation.
+GAIN = 3.0
 
 
 def slots(n: int) -> int:
@@ -30,7 +35,8 @@ def slots(n: int) -> int:
 
 def shares(members: Sequence[Member], loads: Sequence[float]) -> list[float]:
     """Each member's share of the lead, summing to 1, from its load (in the step's unit,
-    not yet divided by weight). Gain 1: the share falls to 0 at twice the mean load."""
+    not yet divided by weight): `weight x (1 + GAIN x (1 - load per weight / mean))`, at
+    least 0, so it falls to 0 at (1 + 1 / GAIN) times the mean."""
     weights = [m.weight for m in members]
     total_weight = sum(weights)
     mean = sum(loads) / total_weight
@@ -38,7 +44,8 @@ def shares(members: Sequence[Member], loads: Sequence[float]) -> list[float]:
         raw = [float(w) for w in weights]
     else:
         raw = [
-            w * max(0.0, 2.0 - (load / w) / mean) for w, load in zip(weights, loads, strict=True)
+            w * max(0.0, 1.0 + GAIN * (1.0 - (load / w) / mean))
+            for w, load in zip(weights, loads, strict=True)
         ]
     total = sum(raw)
     if total <= 0:  # cannot happen (someone is at or below the mean), but never divide by 0

@@ -3,8 +3,8 @@
 Rule: each candidate's load is `sessions / weight`: the sessions its agent reports, else the
 answers this cluster led with it in the recent window, which stand in for new sessions. The
 lead is shared by rotation slot (20 slots, 5 % steps): a candidate at the candidates' mean
-load leads its weight's share, one above the mean less (none at twice the mean), one below it
-more. After the leader the others follow by load, least first (ties keep their order). After
+load leads its weight's share, one above the mean less (none at a third above it), one below
+it more (`weight x (1 + 3 x (1 - load / mean))`, at least 0). After the leader the others follow by load, least first (ties keep their order). After
 a step that orders by place, each site's run shares by itself and the runs keep their order.
 
 Origin: RFC 2391 §5.1, algorithms 2 (least load first) and 4 (least weighted load first:

@@ -2,7 +2,7 @@
 
 Rule: each candidate's load is `traffic / weight`, the bytes or packets per second its agent
 reports. The lead is shared by rotation slot as in least_load: a candidate at the mean leads
-its weight's share, one above it less (none at twice the mean), one below it more; the others
+its weight's share, one above it less (none at a third above it), one below it more; the others
 follow by traffic, least first. A candidate without a fresh report counts as the mean of those
 with one (no report is no evidence of being idle, nor of being busy); with no reports at all
 the lead is shared by weight. After a step that orders by place, each site's run shares by

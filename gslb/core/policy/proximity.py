@@ -4,13 +4,15 @@ Rule: candidates are ordered by great-circle distance from the client's location
 EDNS Client Subnet, else of the resolver) to their site's coordinates, nearest first; members
 without a site follow, and without a client location the order is kept.
 
-Capacity spill-over: when the nearest site has a `capacity` (its own, or its members' summed) and
-its reported
-load (sessions, else answers handed out) reaches it, the fraction `1 - capacity / load` of the
-answers (chosen per client network and rotation slot, so the same clients stay put) leads
-instead with another site that has headroom, picked in proportion to `capacity - load`, so the
-excess spreads over the next sites instead of cascading onto the single next-nearest one.
-Without a site with headroom, the next-nearest site takes it.
+Capacity spill-over: when the nearest site has a `capacity` (its own, or its members' summed)
+and its reported load (sessions, else answers led) passes `SPILL_FROM` (80 %) of it, a
+fraction of the answers that grows linearly from 0 there to all of them at capacity (chosen per
+client network and rotation slot, so the same clients stay put) leads instead with another
+site that has headroom, picked in proportion to `capacity - load`, so the excess spreads over
+the next sites instead of cascading onto the single next-nearest one. Without a site with
+headroom, the next-nearest site takes it. Starting before the site is full is what keeps it
+from going over: the load reported is seconds old, and clients behind resolver caches keep
+arriving for a TTL after the answers change.
 
 Origin: "intelligent DNS responses" by proximity to the client's DNS server (*To Be
 Multihomed*); RFC 2391 §5.2's cost-weighted distribution for distributed servers.
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
 
 SPILL_GRANULARITY = 20  # rotation slots a spilling pool cycles through: 5 % steps
+SPILL_FROM = 0.8  # share of a site's capacity at which its answers start spilling over
 FILTERS = False
 
 
@@ -94,9 +97,11 @@ def site_usage(members: list[Member] | Candidates, site: str, ctx: Context) -> t
 
 
 def overloaded(members: Candidates, ctx: Context) -> bool:
-    """Whether any site of these candidates is at capacity (spill-over may happen)."""
+    """Whether any site of these candidates is past SPILL_FROM (spill-over may happen)."""
     sites = _sites_in_order(list(members))
-    return any(0 < cap <= load for cap, load in (site_usage(members, s, ctx) for s in sites))
+    return any(
+        0 < cap * SPILL_FROM <= load for cap, load in (site_usage(members, s, ctx) for s in sites)
+    )
 
 
 def _spill(ordered: list[Member], ctx: Context) -> list[Member]:
@@ -105,12 +110,12 @@ def _spill(ordered: list[Member], ctx: Context) -> list[Member]:
         return ordered
     nearest = sites[0]
     capacity, load = site_usage(ordered, nearest, ctx)
-    if capacity <= 0 or load < capacity:
+    if capacity <= 0 or load < capacity * SPILL_FROM:
         return ordered
-    excess = 1.0 - capacity / load if load > 0 else 0.0
+    excess = min(1.0, (load - capacity * SPILL_FROM) / (capacity * (1 - SPILL_FROM)))
     draw = unit(ctx.client_key, ctx.slot, ctx.pool.id)
     if draw >= excess:
-        ctx.note(f"site {nearest} is at capacity ({load:g}/{capacity:g}); this answer stays")
+        ctx.note(f"site {nearest} is near capacity ({load:g}/{capacity:g}); this answer stays")
         return ordered
     headroom = {}
     for site in sites[1:]:
@@ -127,6 +132,9 @@ def _spill(ordered: list[Member], ctx: Context) -> list[Member]:
                 break
     else:
         target = sites[1]
-    ctx.note(f"site {nearest} is over capacity ({load:g}/{capacity:g}): spilled to {target}")
+    ctx.note(
+        f"site {nearest} is near capacity ({load:g}/{capacity:g}, {excess:.0%} spill): "
+        f"spilled to {target}"
+    )
     front = [m for m in ordered if m.site is not None and m.site.name == target]
     return front + [m for m in ordered if m not in front]
