@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.run-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint typecheck unit system-deps clean bench bench-checker fuzz soak
+.PHONY: run test lint typecheck unit system-deps clean bench bench-checker fuzz soak simulate
 
 # The example zone's members are loopback addresses; demo-backends answers their health checks.
 run: $(RUN_STAMP)
@@ -50,6 +50,12 @@ fuzz: $(TEST_STAMP)
 soak: $(TEST_STAMP) system-deps
 	sh bench/deps.sh
 	$(BIN)/python bench/soak.py
+
+# The balancing simulator: six scenarios (steady, a site failure, an ISP path failure, a
+# recovery, a flash crowd, a drain) for gslb's policies and the emulated peers, around the
+# real answer path; writes docs/balancing.md and its plots. About two minutes on two cores.
+simulate: $(TEST_STAMP)
+	$(BIN)/python bench/simulate.py
 
 # Probes per second of one checker, and failover delays with three checkers in quorum;
 # writes docs/performance.md. Takes about two minutes.

@@ -47,7 +47,9 @@ from gslb.core.handler import Client, ReplyCache, handle
 from gslb.core.location import distance_km
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState, Load, MemberState
+from gslb.schema import Health
 from gslb.shell.geoip import GeoIpLocator
+from gslb.shell.ramp import SlowStart
 
 SESSION_S = 20.0  # mean session length (web: a page and its keep-alive connection)
 RATE = 3000.0  # new sessions per second, the whole world
@@ -338,7 +340,7 @@ SCENARIOS = [
     Scenario("drain", "A New York member is drained at 120 s", 120.0, _drain(DRAINED)),
 ]
 WARM_UP = 60.0
-SETTLED = 0.10  # share of the answers that may still differ from the final ones
+SETTLED = 0.05  # share of the answers that may still go to another site than at the end
 COLD_SHARE = 0.3
 WARM_S = 60.0
 
@@ -363,6 +365,7 @@ class View:
     sessions: np.ndarray | None  # agents' latest reports (None: no agents)
     answers: dict[int, float]  # answers led in the window
     drained: frozenset[int]
+    now: float = 0.0
 
 
 class Decider:
@@ -370,6 +373,9 @@ class Decider:
     emulation = False
 
     def prepare(self, view: View, version: int) -> None: ...
+
+    def due(self, now: float) -> bool:
+        return False
 
     def answer(self, r: int) -> list[int]: ...
 
@@ -415,8 +421,10 @@ class Gslb(Decider):
     ) -> None:
         self.pool = pool
         self.agents = agents
-        self.name = f"gslb {' + '.join(POLICIES[pool][1:-1])}" + (
-            " (agents)" if agents else " (no agents)" if "least_load" in POLICIES[pool] else ""
+        self.name = (
+            f"gslb {' + '.join(POLICIES[pool][1:-1])}"
+            + (" (agents)" if agents else " (no agents)" if "least_load" in POLICIES[pool] else "")
+            + (f", slow_start {slow_start:g} s" if slow_start else "")
         )
         self.locator = locator
         self.root = root
@@ -437,6 +445,8 @@ class Gslb(Decider):
         self._drained: frozenset[int] | None = None
         self.zones = None
         self.snapshot: Snapshot | None = None
+        self.ramps = SlowStart()  # the DNS node's own clock of slow starts
+        self.known_up: np.ndarray | None = None
 
     def _zones(self, drained: frozenset[int]) -> object:
         if self._drained != drained or self.zones is None:
@@ -462,10 +472,21 @@ class Gslb(Decider):
         if self.agents and view.sessions is not None:
             load = {m.address: Load(sessions=float(view.sessions[m.index])) for m in MEMBERS}
         answers = {self.keys[i]: n for i, n in view.answers.items()}
-        state = ClusterState(health, load, answers)
-        self.snapshot = Snapshot(
-            version, self._zones(view.drained), state=state, locator=self.locator
-        )  # type: ignore[arg-type]
+        zones = self._zones(view.drained)
+        if self.known_up is not None:
+            back = {
+                self.keys[i]: Health("up")
+                for i in range(len(MEMBERS))
+                if view.up[i] and not self.known_up[i]
+            }
+            before = {self.keys[i]: MemberState("down") for i in range(len(MEMBERS))}
+            self.ramps.heard(back, before, zones, now=view.now)  # type: ignore[arg-type]
+        self.known_up = view.up.copy()
+        state = self.ramps.apply(ClusterState(health, load, answers), now=view.now)
+        self.snapshot = Snapshot(version, zones, state=state, locator=self.locator)  # type: ignore[arg-type]
+
+    def due(self, now: float) -> bool:
+        return self.ramps.due(now)
 
     def answer(self, r: int) -> list[int]:
         assert self.snapshot is not None
@@ -554,7 +575,7 @@ class Trace:
 
     load: np.ndarray  # (ticks, members): sessions in progress
     capacity: np.ndarray  # (ticks, members): what each member could take
-    alive: np.ndarray  # (ticks, members)
+    alive: np.ndarray  # (ticks, members): reachable (running, path up) and not drained
     nearest_ok: np.ndarray  # (ticks,): sessions that landed at their nearest site with room
     nearest_all: np.ndarray  # (ticks,): sessions whose nearest healthy site had room
     failed: np.ndarray  # (ticks,): sessions that reached nothing
@@ -590,6 +611,7 @@ def run(
     lead = np.full(res.count, -1)  # the first address of each resolver's cached answer
     first_ok = np.full(res.count, -1)  # the first of them its clients can reach
     member_site = np.array([list(SITES).index(m.site) for m in MEMBERS] + [-2])
+    city_rate = np.bincount(res.city, res.rate, minlength=len(CITIES))
     region_of = np.array([list(REGIONS).index(CITIES[c][1]) for c in res.city])
     city_where = [(c[2], c[3]) for c in CITIES]
     decay = math.exp(-1.0 / SESSION_S)
@@ -642,7 +664,7 @@ def run(
             changed = True
         if t % AGENT_EVERY == 0:
             reported = load.copy()
-        if t % REFRESH_EVERY == 0 or changed:
+        if t % REFRESH_EVERY == 0 or changed or decider.due(float(t)):
             bucket = t // BUCKET_S
             window: dict[int, float] = {}
             for b in range(bucket - 2, bucket + 1):
@@ -651,7 +673,14 @@ def run(
                         window[i] = window.get(i, 0.0) + float(count)
             version += 1
             decider.prepare(
-                View(known_up.copy(), dict(known_paths), reported.copy(), window, world.drained),
+                View(
+                    known_up.copy(),
+                    dict(known_paths),
+                    reported.copy(),
+                    window,
+                    world.drained,
+                    float(t),
+                ),
                 version,
             )
 
@@ -662,19 +691,23 @@ def run(
             for s in SITES
             if any(world.alive[i] and i not in world.drained for i in site_members[s])
         ]
+        # A site has room when the clients it is nearest to fit in what of it can be reached:
+        # their demand (sessions they would keep open there) under its capacity.
+        nearest_of = [
+            nearest_site(lat, lon, open_sites) if open_sites else None for lat, lon in city_where
+        ]
+        demand = dict.fromkeys(open_sites, 0.0)
+        for c, w in enumerate(nearest_of):
+            if w is not None:
+                demand[w] += city_rate[c] * world.demand[CITIES[c][1]] * SESSION_S
         room = {
-            s: sum(load[i] for i in site_members[s])
-            < sum(capacity[i] for i in site_members[s] if world.alive[i] and i not in world.drained)
+            s: demand[s]
+            < sum(capacity[i] for i in site_members[s] if reachable(i) and i not in world.drained)
             for s in open_sites
         }
         site_names = list(SITES)
         target_site = np.array(
-            [
-                site_names.index(w)
-                if open_sites and room[w := nearest_site(lat, lon, open_sites)]
-                else -1
-                for lat, lon in city_where
-            ]
+            [site_names.index(w) if w is not None and room[w] else -1 for w in nearest_of]
         )
 
         factor = np.array([world.demand[r] for r in REGIONS])[region_of]
@@ -724,7 +757,7 @@ def run(
         buckets[t // BUCKET_S] = buckets.get(t // BUCKET_S, np.zeros(n)) + counts
         trace.load[t] = load
         trace.capacity[t] = capacity
-        trace.alive[t] = world.alive
+        trace.alive[t] = ok[:n] & ~np.isin(np.arange(n), list(world.drained))
         trace.leads[t] = answers_now
         trace.dead_leads[t] = dead_now
         trace.answers[t] = answers_now.sum()
@@ -743,6 +776,7 @@ class Measures:
     amplitude: float  # their mean size, in % of capacity
     settle_s: float | None  # after the event, until the answers stay as they end
     settle_load_s: float | None  # ... until every member's load stays within 10 % of its end
+    late_amplitude: float  # mean swing once the load has settled (after the event), % capacity
     dead_leads: float  # answers leading with a dead member or path, after detection
     failed: float  # sessions that reached nothing
 
@@ -778,11 +812,15 @@ def measure(trace: Trace, scenario: Scenario, seconds: int) -> Measures:
         reversals.append(turns / (len(means) * 5 / 60))
         amplitudes.extend(s / m.capacity * 100 for s in sizes)
     settle = settle_load = None
+    late_from = start
     if scenario.event is not None:
         event = int(scenario.until or scenario.event)
-        # Answers: 10 s shares of the lead per member against the last minute's; settled once
-        # fewer than SETTLED of the answers would have to move to match it.
-        leads = trace.leads
+        # Answers: 10 s shares of the lead per site against the last minute's; settled once
+        # fewer than SETTLED of the answers would have to move to another site to match it.
+        by_site = np.zeros((len(SITES), len(MEMBERS)))
+        for m in MEMBERS:
+            by_site[list(SITES).index(m.site), m.index] = 1
+        leads = trace.leads @ by_site.T
         final = leads[seconds - 60 :].sum(axis=0) / max(1.0, leads[seconds - 60 :].sum())
         late = []
         for t in range(event, seconds - 9):
@@ -796,6 +834,16 @@ def measure(trace: Trace, scenario: Scenario, seconds: int) -> Measures:
         off = (np.abs(smooth - end) / np.array([m.capacity for m in MEMBERS])).max(axis=1) > 0.10
         off_late = [t for t in range(event, seconds) if off[t]]
         settle_load = float(off_late[-1] + 1 - event) if off_late else 0.0
+    late_from = (
+        start
+        if scenario.event is None
+        else int((scenario.until or scenario.event) + (settle_load or 0))
+    )
+    late = []
+    for m in MEMBERS:
+        series = trace.load[late_from:seconds, m.index]
+        means = series[: len(series) // 5 * 5].reshape(-1, 5).mean(axis=1)
+        late.extend(x / m.capacity * 100 for x in _turns(means, 0.02 * m.capacity)[1])
     after = int((scenario.event or 0) + DETECT_S)
     dead = trace.dead_leads[after:].sum() / max(1.0, trace.answers[after:].sum())
     failed = trace.failed[sl].sum() / max(1.0, trace.sessions[sl].sum())
@@ -807,6 +855,7 @@ def measure(trace: Trace, scenario: Scenario, seconds: int) -> Measures:
         float(np.mean(amplitudes)) if amplitudes else 0.0,
         settle,
         settle_load,
+        float(np.mean(late)) if late else 0.0,
         float(dead),
         float(failed),
     )
@@ -851,6 +900,9 @@ class Setup:
             ),
             "least-load-answers": lambda: Gslb(
                 "nearest-least-load", False, self.res, self.locator, self.root
+            ),
+            "least-load-slow-start": lambda: Gslb(
+                "nearest-least-load", True, self.res, self.locator, self.root, slow_start=30.0
             ),
             "pickclosest": lambda: PickClosest(self.res, self.locator, rng()),
             "multifo": lambda: Multifo(self.res, self.locator, rng()),

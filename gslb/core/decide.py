@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gslb.core import slowstart
 from gslb.core.location import ClientInfo
 from gslb.core.policy import STEPS, Candidates, Context
 from gslb.core.pools import Pool
@@ -49,9 +50,14 @@ def decide(
     trace: list[StepTrace] = []
     candidates = pool.members
     fallback = None
+    ramped = False
+    memo: dict[int, bool] = {}
     for i, name in enumerate(pool.steps):
         notes: list[str] | None = [] if explain else None
-        ctx = Context(pool, state, client, slot, client_key, notes, pool.steps[:i])
+        ctx = Context(pool, state, client, slot, client_key, notes, pool.steps[:i], memo)
+        if name == "limit" and not ramped:
+            candidates = _slow_start(candidates, Context(*_ctx_args(ctx, explain)), trace)
+            ramped = True
         before = candidates
         candidates = STEPS[name].apply(candidates, ctx)
         if name == "health" and not candidates:
@@ -68,7 +74,30 @@ def decide(
                 notes.append(f"nothing healthy: fallback {pool.fallback.kind}")
         if notes is not None:
             trace.append(_trace(name, before, candidates, notes))
+    if not ramped:
+        last = Context(pool, state, client, slot, client_key, [] if explain else None)
+        candidates = _slow_start(candidates, last, trace)
     return Decision(pool, candidates, fallback, tuple(trace))
+
+
+def _slow_start(candidates: Candidates, ctx: Context, trace: list[StepTrace]) -> Candidates:
+    """Slow start of recovered members, between the ordering steps and `limit`."""
+    if not state_ramps(ctx):
+        return candidates
+    out = slowstart.apply(candidates, ctx)
+    if ctx.notes is not None and ctx.notes:
+        trace.append(_trace("slow_start", candidates, out, ctx.notes))
+    return out
+
+
+def _ctx_args(
+    ctx: Context, explain: bool
+) -> tuple[Pool, ClusterState, ClientInfo | None, int, bytes, list[str] | None]:
+    return ctx.pool, ctx.state, ctx.client, ctx.slot, ctx.client_key, [] if explain else None
+
+
+def state_ramps(ctx: Context) -> bool:
+    return bool(ctx.state.ramp) and ctx.pool.slow_start > 0
 
 
 def _fallback_members(pool: Pool) -> Candidates:
@@ -96,9 +125,10 @@ def period(pool: Pool, state: ClusterState, pools: Mapping[str, Pool]) -> int:
     """
     candidates = pool.members
     periods = [1]
+    memo: dict[int, bool] = {}
     for i, name in enumerate(pool.steps):
         step = STEPS[name]
-        ctx = Context(pool, state, before=pool.steps[:i])
+        ctx = Context(pool, state, before=pool.steps[:i], memo=memo)
         periods.append(step.period(candidates, ctx))
         if step.FILTERS:
             candidates = step.apply(candidates, ctx)
@@ -107,6 +137,9 @@ def period(pool: Pool, state: ClusterState, pools: Mapping[str, Pool]) -> int:
                 if pool.fallback.kind == "pool" and other_pool is not None:
                     return period(other_pool, state, pools)
                 candidates = _fallback_members(pool)
+    last = Context(pool, state)
+    if state_ramps(last) and slowstart.ramping(candidates, last):
+        periods.append(slowstart.SLOTS)
     return combine(periods)
 
 

@@ -205,6 +205,13 @@ class PoolDoc(_Doc):
         description="seconds to hold queries while no member's health is known yet "
         "(default: the monitor's timeout; 0: fail open at once)",
     )
+    slow_start: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        description="seconds over which a member that comes back up (or is enabled again) "
+        "ramps from a small share of the lead to its full share (RFC 2391 §6); 0: at once",
+    )
     members: list[MemberDoc] = Field(min_length=1)
 
 

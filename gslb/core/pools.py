@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import sys
@@ -52,8 +53,10 @@ class Member:
         return f"{self.pool}/{address_text(self.rdata)}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def address_text(rdata: bytes) -> str:
-    """The one text form of an address (the zone documents' and the keys')."""
+    """The one text form of an address (the zone documents' and the keys'); remembered, as
+    the steps ask for it per member on every decision (health, load and path lookups)."""
     if len(rdata) == 4:
         return socket.inet_ntop(socket.AF_INET, rdata)
     return str(ipaddress.IPv6Address(rdata))
@@ -91,6 +94,7 @@ class Pool:
     isp_down: Literal["last", "drop"] = "last"
     topology: tuple[TopologyRule, ...] = ()
     cold_start_wait: float = 0.0  # seconds; 0 without a monitor
+    slow_start: float = 0.0  # seconds a recovered member takes to reach its full share
 
     @property
     def id(self) -> str:
@@ -166,6 +170,7 @@ class PoolContext:
             isp_down=pool.isp_down,
             topology=self.topology,
             cold_start_wait=wait,
+            slow_start=pool.slow_start,
         )
 
     def _member(self, pool: str, doc: MemberDoc) -> Member:

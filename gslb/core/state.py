@@ -65,6 +65,9 @@ class ClusterState:
     # cold-start wait: their queries are held for the first results instead of guessed at.
     cold: frozenset[str] = frozenset()
     cold_deadline: float = 0.0  # unix time when the last of them stops waiting
+    # Members (by key) in their pool's slow start, with the share of their full lead they
+    # may take now, in 5 % steps (absent: full share). The shell moves it on as time passes.
+    ramp: Mapping[str, float] = field(default_factory=dict)
 
     def member(self, key: str) -> MemberState:
         return self.health.get(key, UNKNOWN)

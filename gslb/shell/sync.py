@@ -66,6 +66,7 @@ from gslb.schema import (
 )
 from gslb.shell.mirror import Mirror
 from gslb.shell.poolstats import PoolStats
+from gslb.shell.ramp import SlowStart
 from gslb.state.store import Position, Store
 
 log = logs.get("gslb.sync")
@@ -182,6 +183,7 @@ class Sync:
         self.on_connect = on_connect
         self.take_tally = take_tally
         self.cold_start = cold_start or ColdStart()
+        self.slow_start = SlowStart()
         self.position: Position | None = None
         self.connected = False
         self.last_sync = 0.0  # when the snapshot last matched Redis (monotonic clock)
@@ -220,6 +222,7 @@ class Sync:
         write)."""
         old = self.current()
         state = self.cold_start.apply(state if state is not None else old.state)
+        state = self.slow_start.apply(state)
         self._install(
             dataclasses.replace(
                 old,
@@ -410,6 +413,7 @@ class Sync:
         for key, decided in changes.items():
             health[key] = _member_state(decided)
         self.cold_start.heard(changes)
+        self.slow_start.heard(changes, base, self.current().zones)
         self.install(state=dataclasses.replace(state, health=health.finish()))
         if self.pool_stats is not None:
             current = self.current()
@@ -506,6 +510,12 @@ class Sync:
         if new is not None:
             zones[new.apex] = new
             state = self.current().state
+            if old is not None:
+                self.slow_start.pools(
+                    old.pools_by_name,
+                    new.pools_by_name,
+                    new.pools_by_name if touched is None else touched,
+                )
             if added is not None:
                 self.cold_start.added(added, state)
             elif old is None:
@@ -699,8 +709,8 @@ class Sync:
                             log.warning("the shared state went away under this connection")
                             break
                         await self.refresh_load()
-                    if self.cold_start.due():
-                        self.install()  # cold-start waits have ended
+                    if self.cold_start.due() or self.slow_start.due():
+                        self.install()  # cold-start waits have ended, or a ramp moved on
                     await self.flush_tally()
                     await self.beat()
                     await self.persist()

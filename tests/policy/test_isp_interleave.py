@@ -25,30 +25,6 @@ def test_any_prefix_spans_as_many_isps_as_it_can(ms: list, slot: int) -> None:
         )
 
 
-@given(members(min_size=2), st.integers(0, 1000))
-def test_every_member_leads_its_isps_share_in_turn(ms: list, start: int) -> None:
-    p = pool(ms)
-    ctx = context(p)
-    n = isp_interleave.period(p.members, ctx)
-    leads = Counter(
-        isp_interleave.apply(p.members, context(p, slot=start + i))[0] for i in range(n)
-    )
-    k = len({m.isp for m in ms})
-    for m in ms:
-        size = sum(1 for x in ms if x.isp == m.isp)
-        assert leads[m] * k * size == n, "each ISP leads 1/k, shared evenly inside it"
-
-
-@given(members(min_size=2), st.integers(0, 1000))
-def test_each_isp_leads_equally_often(ms: list, start: int) -> None:
-    p = pool(ms)
-    k = len({m.isp for m in ms})
-    leads = Counter(
-        isp_interleave.apply(p.members, context(p, slot=start + i))[0].isp for i in range(k * 5)
-    )
-    assert set(leads.values()) == {5}
-
-
 def test_isp_with_path_down_goes_last_or_is_dropped() -> None:
     a1, b1, a2, b2 = (
         member(1, "lon", "isp-a"),

@@ -5,7 +5,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gslb.core.policy import _share, least_load, least_traffic
+from gslb.core.policy import _share, cost, least_load, least_traffic
 from gslb.core.state import ClusterState, Load
 from tests.policy.strategies import (
     assert_reorders_or_filters,
@@ -43,15 +43,19 @@ def test_each_slot_cycle_shares_the_lead_by_headroom(data: st.DataObject) -> Non
     state = data.draw(states(ms))
     p = pool(ms)
     ctx = context(p, state)
-    per_weight = {m.address: ctx.sessions(m) / m.weight for m in ms}
     counted = leads(least_load, p, state, least_load.period(p.members, ctx))
-    mean = sum(ctx.sessions(m) for m in ms) / sum(m.weight for m in ms)
+    usable = [m for m in ms if not cost.path_down(m, ctx)] or ms
     for m in ms:
+        if m not in usable:
+            assert counted[m.address] == 0, "unreachable over its ISP: no lead"
+    per_weight = {m.address: ctx.sessions(m) / m.weight for m in usable}
+    mean = sum(ctx.sessions(m) for m in usable) / sum(m.weight for m in usable)
+    for m in usable:
         if mean > 0 and per_weight[m.address] >= (1 + 1 / _share.GAIN) * mean:
             assert counted[m.address] == 0, "a third above the mean load: no new lead"
     # Less loaded (per weight) never leads less often per weight than more loaded.
-    for a in ms:
-        for b in ms:
+    for a in usable:
+        for b in usable:
             if per_weight[a.address] < per_weight[b.address]:
                 assert counted[a.address] / a.weight >= counted[b.address] / b.weight - 1
 

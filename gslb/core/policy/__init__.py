@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from gslb.core.location import ClientInfo
@@ -82,6 +82,9 @@ class Context:
     client_key: bytes = b""  # the decision key, for steps that hash the client
     notes: list[str] | None = None  # filled only when explaining
     before: tuple[str, ...] = ()  # the steps of the pool applied before this one
+    # What the steps of one decision found out about its members (whether a path is down),
+    # shared by them: several steps ask the same of the same members.
+    memo: dict[int, bool] = field(default_factory=dict, compare=False)  # by id(member)
 
     def note(self, text: str | Callable[[], str]) -> None:
         if self.notes is not None:
@@ -121,7 +124,8 @@ def tiers(candidates: Candidates, ctx: Context) -> list[Candidates]:
         return [candidates] if candidates else []
     out: list[list[Member]] = []
     for m in candidates:
-        if out and out[-1][0].site == m.site:
+        # Sites are shared objects (one per site of a zone): identity is the quick test.
+        if out and (out[-1][0].site is m.site or out[-1][0].site == m.site):
             out[-1].append(m)
         else:
             out.append([m])

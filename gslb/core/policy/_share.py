@@ -33,10 +33,21 @@ def slots(n: int) -> int:
     return 1 if n < 2 else max(GRANULARITY, n)
 
 
-def shares(members: Sequence[Member], loads: Sequence[float]) -> list[float]:
+def shares(
+    members: Sequence[Member], loads: Sequence[float], usable: Sequence[bool] | None = None
+) -> list[float]:
     """Each member's share of the lead, summing to 1, from its load (in the step's unit,
     not yet divided by weight): `weight x (1 + GAIN x (1 - load per weight / mean))`, at
-    least 0, so it falls to 0 at (1 + 1 / GAIN) times the mean."""
+    least 0, so it falls to 0 at (1 + 1 / GAIN) times the mean. Members not `usable` (on a
+    path that is down) get none, and their load does not count in the mean: clients cannot
+    reach them, so their low load is no room."""
+    if usable is not None and any(usable) and not all(usable):
+        kept = [i for i, ok in enumerate(usable) if ok]
+        inner = shares([members[i] for i in kept], [loads[i] for i in kept])
+        out = [0.0] * len(members)
+        for i, share in zip(kept, inner, strict=True):
+            out[i] = share
+        return out
     weights = [m.weight for m in members]
     total_weight = sum(weights)
     mean = sum(loads) / total_weight
@@ -64,8 +75,10 @@ def quantized(fractions: Sequence[float], units: int) -> tuple[int, ...]:
     return tuple(whole)
 
 
-def leader(members: Sequence[Member], loads: Sequence[float], slot: int) -> int:
+def leader(
+    members: Sequence[Member], loads: Sequence[float], slot: int, usable: Sequence[bool]
+) -> int:
     """The index of the member that leads in this slot."""
-    units = quantized(shares(members, loads), slots(len(members)))
+    units = quantized(shares(members, loads, usable), slots(len(members)))
     cycle = sequence(units)
     return cycle[slot % len(cycle)]

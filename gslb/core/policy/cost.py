@@ -35,10 +35,15 @@ def precision(pool: Pool) -> Precision:
 
 
 def path_down(m: Member, ctx: Context) -> bool:
-    site = m.site.name if m.site else None
-    return ctx.state.path_down(m.isp, site) or (
-        m.isp is not None and m.isp in ctx.state.member(m.key).paths_down
-    )
+    if m.isp is None:
+        return False
+    found = ctx.memo.get(id(m))
+    if found is None:
+        site = m.site.name if m.site else None
+        found = ctx.memo[id(m)] = ctx.state.path_down(m.isp, site) or (
+            m.isp in ctx.state.member(m.key).paths_down
+        )
+    return found
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:

@@ -8,9 +8,11 @@ table) and the tier takes one address from each ISP in turn until all are used, 
 tier the first j addresses span min(j, k) ISPs (k ISPs in the tier). When a step before this
 one shares the lead (round_robin, weighted, sticky, fastest, least_load, least_traffic), its
 leader stays first: the ISPs go in order of first appearance and each group keeps its order.
-Otherwise this step shares the lead itself: the ISPs are rotated left by `slot mod k`, and
-each group by `slot div k` (mod its size), so over k consecutive answers each ISP leads once
-and each member leads its ISP's share in turn. Members of no known ISP
+Otherwise this step shares the lead itself, by weight: over a cycle of slots (the tier's
+summed weights) each ISP leads in proportion to its members' summed weights (a smooth
+weighted round robin over the ISPs), and inside it each member in proportion to its own, so
+every member leads `weight / sum(weights)` of the answers whatever the ISPs' sizes, and the
+other ISPs follow the leading one in their order of first appearance. Members of no known ISP
 form one more group. Addresses whose ISP path is reported down (globally, for the member's
 site, or on the member's own probes) go after all the tiers, still interleaved, or are
 dropped when the pool's `isp_down` is `drop`.
@@ -22,11 +24,11 @@ path state per SCTP multihoming (paths fail independently, so each is watched).
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, placed, tiers
+from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, tier_period, tiers
 from gslb.core.policy.cost import path_down
+from gslb.core.policy.weighted import sequence
 
 if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
@@ -67,9 +69,7 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
         broken += down
         if up:
             if rotate:
-                k = ctx.slot % len(up)
-                turn = ctx.slot // len(up)
-                up = [g[turn % len(g) :] + g[: turn % len(g)] for g in up[k:] + up[:k]]
+                up = _rotated(up, ctx.slot)
             ordered += _interleave(up)
             orders.append(", ".join(str(g[0].isp) for g in up))
     if broken:
@@ -91,20 +91,31 @@ def groups_of(members: list[Member]) -> list[list[Member]]:
     return list(by_isp.values())
 
 
+def _rotated(up: list[list[Member]], slot: int) -> list[list[Member]]:
+    """The ISP groups with this slot's leading ISP first and each group led by its member
+    whose turn it is: a smooth weighted cycle over the groups' summed weights picks the ISP,
+    and the group's own weighted cycle, read at how often the group has led, the member."""
+    cycle = sequence(tuple(sum(m.weight for m in g) for g in up))
+    position = slot % len(cycle)
+    lead = cycle[position]
+    out = []
+    for i, group in enumerate(up):
+        inner = sequence(tuple(m.weight for m in group))
+        turn = inner[cycle[:position].count(i) % len(inner)]
+        out.append(group[turn:] + group[:turn])
+    return out[lead:] + out[:lead]
+
+
 def period(candidates: Candidates, ctx: Context) -> int:
-    """Slots after which every tier's ISP rotation and every group's rotation come round."""
+    """Slots after which every tier's weighted cycle comes round: its summed weights."""
     if LEAD_STEPS.intersection(ctx.before):
         return 1
-    up = [m for m in candidates if not path_down(m, ctx)]
-    if not up:
-        return 1
-    isps = {m.isp for m in up}
-    sizes = {sum(1 for m in up if m.isp == isp) for isp in isps}
-    k = len(isps)
-    # In tiers, a tier has at most k ISPs and at most as many members per ISP.
-    ks = range(1, k + 1) if placed(ctx) else (k,)
-    group = range(1, max(sizes) + 1) if placed(ctx) else sizes
-    return math.lcm(*ks) * math.lcm(*group)
+
+    def cycle(tier: Candidates) -> int:
+        up = [m for m in tier if not path_down(m, ctx)]
+        return len(sequence(tuple(m.weight for m in up))) if up else 1
+
+    return tier_period(candidates, ctx, cycle)
 
 
 def _interleave(groups: list[list[Member]]) -> list[Member]:

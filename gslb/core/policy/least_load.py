@@ -4,8 +4,10 @@ Rule: each candidate's load is `sessions / weight`: the sessions its agent repor
 answers this cluster led with it in the recent window, which stand in for new sessions. The
 lead is shared by rotation slot (20 slots, 5 % steps): a candidate at the candidates' mean
 load leads its weight's share, one above the mean less (none at a third above it), one below
-it more (`weight x (1 + 3 x (1 - load / mean))`, at least 0). After the leader the others follow by load, least first (ties keep their order). After
-a step that orders by place, each site's run shares by itself and the runs keep their order.
+it more (`weight x (1 + 3 x (1 - load / mean))`, at least 0); a candidate whose ISP path is
+down gets no share (its low load is no room: clients cannot reach it). After the leader the others
+follow by load, least first (ties keep their order). After a step that orders by place, each
+site's run shares by itself and the runs keep their order.
 
 Origin: RFC 2391 §5.1, algorithms 2 (least load first) and 4 (least weighted load first:
 session weights by type, host weights by resource, the sum divided by the host weight), with
@@ -27,6 +29,7 @@ from gslb.core.policy import (
     by_tier,
     tier_period,
 )
+from gslb.core.policy.cost import path_down
 
 if TYPE_CHECKING:
     from gslb.core.pools import Pool
@@ -35,7 +38,7 @@ FILTERS = False
 
 
 def reads(pool: Pool) -> frozenset[Input]:
-    return frozenset({"load"})
+    return frozenset({"load", "paths"})
 
 
 def precision(pool: Pool) -> Precision:
@@ -58,13 +61,14 @@ def ordered(candidates: Candidates, loads: list[float], ctx: Context, unit: str)
     """The lead by share of these loads, then the others by load per weight."""
     if len(candidates) < 2:
         return candidates
-    lead = _share.leader(candidates, loads, ctx.slot)
+    usable = [not path_down(m, ctx) for m in candidates]
+    lead = _share.leader(candidates, loads, ctx.slot, usable)
     per_weight = {m: load / m.weight for m, load in zip(candidates, loads, strict=True)}
     rest = sorted((m for i, m in enumerate(candidates) if i != lead), key=per_weight.__getitem__)
     out = (candidates[lead], *rest)
 
     def note() -> str:
-        parts = _share.shares(candidates, loads)
+        parts = _share.shares(candidates, loads, usable)
         return (
             f"{unit} per weight (share of the lead): "
             + ", ".join(

@@ -5,7 +5,7 @@ EDNS Client Subnet, else of the resolver) to their site's coordinates, nearest f
 without a site follow, and without a client location the order is kept.
 
 Capacity spill-over: when the nearest site has a `capacity` (its own, or its members' summed)
-and its reported load (sessions, else answers led) passes `SPILL_FROM` (80 %) of it, a
+and its reported load (sessions, else answers led) passes `SPILL_FROM` (70 %) of it, a
 fraction of the answers that grows linearly from 0 there to all of them at capacity (chosen per
 client network and rotation slot, so the same clients stay put) leads instead with another
 site that has headroom, picked in proportion to `capacity - load`, so the excess spreads over
@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING
 from gslb.core.location import distance_km
 from gslb.core.policy import GEO, Candidates, Context, Input, Precision
 from gslb.core.policy._hash import unit
+from gslb.core.policy.cost import path_down
 
 if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
 
 SPILL_GRANULARITY = 20  # rotation slots a spilling pool cycles through: 5 % steps
-SPILL_FROM = 0.8  # share of a site's capacity at which its answers start spilling over
+SPILL_FROM = 0.7  # share of a site's capacity at which its answers start spilling over
 FILTERS = False
 
 
@@ -41,7 +42,7 @@ def reads(pool: Pool) -> frozenset[Input]:
         m.capacity is not None or (m.site is not None and m.site.capacity is not None)
         for m in pool.members
     ):
-        return frozenset({"client", "load"})
+        return frozenset({"client", "load", "paths"})
     return frozenset({"client"})
 
 
@@ -60,10 +61,16 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
         return candidates
     lat, lon = location.lat, location.lon
 
+    known: dict[int, float] = {}  # per site object: members share their site's distance
+
     def distance(m: Member) -> float:
-        if m.site is None:
+        site = m.site
+        if site is None:
             return math.inf
-        return distance_km(lat, lon, m.site.lat, m.site.lon)
+        found = known.get(id(site))
+        if found is None:
+            found = known[id(site)] = distance_km(lat, lon, site.lat, site.lon)
+        return found
 
     ordered = sorted(candidates, key=distance)
     ctx.note(
@@ -88,10 +95,15 @@ def _sites_in_order(ordered: list[Member]) -> list[str]:
 
 def site_usage(members: list[Member] | Candidates, site: str, ctx: Context) -> tuple[float, float]:
     """(capacity, load) of a site's candidates: the site's declared capacity, else the sum of
-    its members'; 0 when none is declared."""
+    its members'; 0 when none is declared. Members whose ISP path is down bring no capacity:
+    clients cannot reach them (the declared capacity shrinks by their share of the site)."""
     at_site = [m for m in members if m.site is not None and m.site.name == site]
+    reachable = [m for m in at_site if not path_down(m, ctx)]
     declared = at_site[0].site.capacity if at_site and at_site[0].site else None
-    capacity = declared if declared is not None else sum(m.capacity or 0.0 for m in at_site)
+    if declared is not None:
+        capacity = declared * len(reachable) / len(at_site)
+    else:
+        capacity = sum(m.capacity or 0.0 for m in reachable)
     load = sum(ctx.sessions(m) for m in at_site)
     return capacity, load
 

@@ -1,0 +1,136 @@
+"""Balancing over the wire, against a real `gslb serve` (issue 15, "Done when"): the nearest
+site leads with interleaved ISPs, least_load does not herd without agents, and a recovered
+member takes its share slowly."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import dns.message
+import dns.query
+import pytest
+
+from gslb.core.state import MemberState
+from tests.geoip_fixtures import LONDON, write_city
+from tests.helpers import ecs, write_zones
+from tests.server import ServerProcess
+from tests.test_redis_state import run, until
+
+ZONE = """\
+zone: gslb.example.com
+soa: {mname: ns1, rname: hostmaster.example.com.}
+records: |
+  @     NS    ns1
+  ns1   A     192.0.2.53
+isps:
+  isp-a: [192.0.2.0/25]
+  isp-b: [192.0.2.128/25]
+sites:
+  lon: {lat: 51.51, lon: -0.13}
+  nyc: {lat: 40.71, lon: -74.01}
+pools:
+  www:
+    policy: [health, proximity, isp_interleave, limit]
+    members:
+      - {address: 192.0.2.10, site: lon}
+      - {address: 192.0.2.130, site: lon}
+      - {address: 192.0.2.20, site: nyc}
+      - {address: 192.0.2.140, site: nyc}
+  shared:
+    policy: [health, least_load, limit]
+    max_answers: 1
+    members:
+      - {address: 192.0.2.31}
+      - {address: 192.0.2.32}
+      - {address: 192.0.2.33}
+  slow:
+    policy: [health, round_robin, limit]
+    max_answers: 1
+    slow_start: 30
+    members:
+      - {address: 192.0.2.41}
+      - {address: 192.0.2.42}
+      - {address: 192.0.2.43}
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+    base = tmp_path_factory.mktemp("balancing")
+    city = write_city(base / "city.mmdb")
+    server = ServerProcess(
+        write_zones(base / "zones", {"z.yaml": ZONE}), base / "data", "--geoip", str(city)
+    )
+    url = f"unix://{(base / 'data' / 'redis.sock').resolve()}"
+    until(lambda: server.events("redis synced"))
+    yield server, url
+    assert server.stop() == 0
+
+
+def first(server: ServerProcess, name: str, subnet: str | None = None) -> str | None:
+    options = [ecs(subnet, 24)] if subnet else []
+    q = dns.message.make_query(f"{name}.gslb.example.com", "A", use_edns=0, options=options)
+    reply = dns.query.udp(q, server.host, port=server.port, timeout=2)
+    for rrset in reply.answer:
+        return str(rrset[0])
+    return None
+
+
+def set_health(url: str, states: dict[str, str]) -> None:
+    run(
+        lambda store: store.set_health(
+            {f"gslb.example.com/{k}": MemberState(v) for k, v in states.items()}  # type: ignore[arg-type]
+        ),
+        url,
+    )
+
+
+def test_a_london_client_is_led_by_london_when_it_has_only_one_isp_up(
+    served: tuple[ServerProcess, str],
+) -> None:
+    server, url = served
+    set_health(url, {"www/192.0.2.130": "down"})
+    until(lambda: all(first(server, "www", LONDON) == "192.0.2.10" for _ in range(5)))
+    leads = Counter(first(server, "www", LONDON) for _ in range(100))
+    assert leads["192.0.2.10"] >= 99, leads
+
+
+def test_least_load_without_agents_gives_nobody_most_answers_in_any_2_s_window(
+    served: tuple[ServerProcess, str],
+) -> None:
+    server, _ = served
+    windows: list[Counter[str | None]] = []
+    started = time.monotonic()
+    # 12 s: answer counts reach Redis every second and are read back every 5 s, so the
+    # shares change at least twice while we look.
+    while time.monotonic() - started < 12:
+        window: Counter[str | None] = Counter()
+        until_end = time.monotonic() + 2
+        while time.monotonic() < until_end:
+            window[first(server, "shared")] += 1
+        windows.append(window)
+    for window in windows:
+        total = sum(window.values())
+        assert max(window.values()) <= 0.6 * total, windows
+        assert len(window) == 3, windows
+
+
+def test_a_recovered_member_ramps_up_over_its_slow_start(
+    served: tuple[ServerProcess, str],
+) -> None:
+    server, url = served
+    member = "192.0.2.43"
+    set_health(url, {f"slow/{member}": "down"})
+    until(lambda: all(first(server, "slow") != member for _ in range(10)))
+    set_health(url, {f"slow/{member}": "up"})
+    back = time.monotonic()
+    early: Counter[str | None] = Counter()
+    while time.monotonic() - back < 5:
+        early[first(server, "slow")] += 1
+    assert early[member] < 0.3 * sum(early.values()), early
+    assert early[member] > 0, "it does take trial answers"
+    time.sleep(max(0.0, back + 31 - time.monotonic()))
+    late = Counter(first(server, "slow") for _ in range(300))
+    assert late[member] == pytest.approx(100, abs=15), late
