@@ -335,6 +335,8 @@ class Load:
     cpu: float | None = None
     traffic: float | None = None
     at: float = 0.0
+    # Sessions per local port ("80": 120), for pools that weigh session types (RFC 2391 §5.1).
+    ports: dict[str, float] | None = None
 
     def to_json(self) -> str:
         return dumps(asdict(self))
@@ -342,6 +344,11 @@ class Load:
     @classmethod
     def from_json(cls, raw: str | bytes) -> Load:
         data = json.loads(raw)
+        ports = data.get("ports")
         return cls(
-            data.get("sessions"), data.get("cpu"), data.get("traffic"), float(data.get("at", 0))
+            data.get("sessions"),
+            data.get("cpu"),
+            data.get("traffic"),
+            float(data.get("at", 0)),
+            {str(k): float(v) for k, v in ports.items()} if isinstance(ports, dict) else None,
         )

@@ -1,8 +1,10 @@
 """`gslb agent`: a member reports its own load (RFC 2391 §5.1, the active category).
 
 - sessions: established TCP connections whose local address is the member's address (and
-  local port one of `--port`, when given), read from /proc/net/tcp and /proc/net/tcp6;
-- cpu: the one-minute load average per CPU;
+  local port one of `--port`, when given), read from /proc/net/tcp and /proc/net/tcp6, in
+  all and per local port (session types, for pools with `session_weights`);
+- cpu: the one-minute load average per CPU (`least_load` gives a member at 1.0 or more no new
+  lead: its CPUs are saturated whatever its session count);
 - traffic: bytes per second through the interfaces, received plus sent, since the last report
   (all interfaces but loopback, or only loopback for a loopback member).
 
@@ -47,14 +49,20 @@ def _hex_address(address: str) -> str:
 
 
 def sessions(config: AgentConfig) -> int:
+    return sum(sessions_by_port(config).values())
+
+
+def sessions_by_port(config: AgentConfig) -> dict[int, int]:
+    """Established connections to the member's address, per local port (only `--port`
+    ones when given): the session types a pool's `session_weights` weigh."""
     ip = ipaddress.ip_address(config.member)
     table = "tcp" if ip.version == 4 else "tcp6"
     wanted = _hex_address(config.member)
-    count = 0
+    counts: dict[int, int] = {}
     try:
         lines = (config.proc / "net" / table).read_text().splitlines()[1:]
     except OSError:
-        return 0
+        return counts
     for line in lines:
         fields = line.split()
         if len(fields) < 4 or fields[3] != ESTABLISHED:
@@ -62,10 +70,11 @@ def sessions(config: AgentConfig) -> int:
         local_address, _, local_port = fields[1].partition(":")
         if local_address != wanted:
             continue
-        if config.ports and int(local_port, 16) not in config.ports:
+        port = int(local_port, 16)
+        if config.ports and port not in config.ports:
             continue
-        count += 1
-    return count
+        counts[port] = counts.get(port, 0) + 1
+    return counts
 
 
 def cpu_load(config: AgentConfig) -> float:
@@ -104,7 +113,14 @@ class Agent:
         if self._last is not None and now > self._last[0]:
             rate = max(0.0, (transferred - self._last[1]) / (now - self._last[0]))
         self._last = (now, transferred)
-        return Load(float(sessions(self.config)), round(cpu_load(self.config), 3), rate, now)
+        ports = sessions_by_port(self.config)
+        return Load(
+            float(sum(ports.values())),
+            round(cpu_load(self.config), 3),
+            rate,
+            now,
+            {str(p): float(n) for p, n in sorted(ports.items())},
+        )
 
 
 async def run_agent(url: str, config: AgentConfig) -> None:

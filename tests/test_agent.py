@@ -12,7 +12,7 @@ import dns.query
 import redis
 
 from gslb.schema import Load
-from healthchecks.agent import AgentConfig, sessions
+from healthchecks.agent import Agent, AgentConfig, sessions
 from tests.helpers import query, write_zones
 from tests.server import ServerProcess
 from tests.test_checkers import stop_process
@@ -40,6 +40,22 @@ def test_sessions_are_counted_from_the_kernel() -> None:
         assert sessions(AgentConfig(IDLE)) == 0
     finally:
         for s in [*clients, *accepted, server]:
+            s.close()
+
+
+def test_sessions_are_reported_per_port_for_session_weights() -> None:
+    web, mail = free_port(), free_port()
+    servers = [listen(BUSY, web), listen(BUSY, mail)]
+    clients = [socket.create_connection((BUSY, web)) for _ in range(3)]
+    clients.append(socket.create_connection((BUSY, mail)))
+    accepted = [servers[0].accept()[0] for _ in range(3)] + [servers[1].accept()[0]]
+    try:
+        report = Agent(AgentConfig(BUSY, (web, mail))).measure()
+        assert report.ports == {str(web): 3.0, str(mail): 1.0}
+        assert report.sessions == 4
+        assert Load.from_json(report.to_json()).ports == report.ports, "through Redis whole"
+    finally:
+        for s in [*clients, *accepted, *servers]:
             s.close()
 
 

@@ -205,6 +205,11 @@ class PoolDoc(_Doc):
         description="seconds to hold queries while no member's health is known yet "
         "(default: the monitor's timeout; 0: fail open at once)",
     )
+    session_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="least_load: weight of a session by the member's local port (agent "
+        'reports), e.g. {"21": 5, "23": 1}; ports not listed weigh 1 (RFC 2391 §5.1)',
+    )
     slow_start: float = Field(
         0,
         ge=0,
@@ -213,6 +218,26 @@ class PoolDoc(_Doc):
         "ramps from a small share of the lead to its full share (RFC 2391 §6); 0: at once",
     )
     members: list[MemberDoc] = Field(min_length=1)
+
+    @field_validator("session_weights", mode="before")
+    @classmethod
+    def _ports(cls, value: Any) -> Any:
+        """Ports as YAML writes them (numbers) or JSON must (strings), kept as text."""
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for port, weight in value.items():
+            text = str(port) if isinstance(port, int) and not isinstance(port, bool) else port
+            if not (isinstance(text, str) and text.isdigit() and 0 < int(text) < 65536):
+                raise PydanticCustomError(
+                    "port", "a port number, 1 to 65535: {port!r}", {"port": port}
+                )
+            if not (
+                isinstance(weight, int | float) and not isinstance(weight, bool) and weight > 0
+            ):
+                raise PydanticCustomError("weight", "a weight above 0: {w!r}", {"w": weight})
+            out[text] = float(weight)
+        return out
 
 
 class GslbDoc(_Doc):

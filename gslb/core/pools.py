@@ -95,6 +95,7 @@ class Pool:
     topology: tuple[TopologyRule, ...] = ()
     cold_start_wait: float = 0.0  # seconds; 0 without a monitor
     slow_start: float = 0.0  # seconds a recovered member takes to reach its full share
+    session_weights: tuple[tuple[int, float], ...] = ()  # (port, weight), for least_load
 
     @property
     def id(self) -> str:
@@ -171,6 +172,7 @@ class PoolContext:
             topology=self.topology,
             cold_start_wait=wait,
             slow_start=pool.slow_start,
+            session_weights=tuple(sorted((int(p), w) for p, w in pool.session_weights.items())),
         )
 
     def _member(self, pool: str, doc: MemberDoc) -> Member:

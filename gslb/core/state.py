@@ -30,8 +30,9 @@ class Load:
     an agent on each host reports its load)."""
 
     sessions: float | None = None
-    cpu: float | None = None
+    cpu: float | None = None  # one-minute load average per CPU (1.0: every CPU busy)
     traffic: float | None = None  # bytes or packets per second, as the agent counts them
+    ports: tuple[tuple[int, float], ...] = ()  # sessions per local port, when reported
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -626,7 +626,8 @@ def _state(
             continue
         if now - report.at > LOAD_FRESH:
             continue  # a stale report is no report (RFC 2391: the agent stopped talking)
-        loads[_s(address)] = Load(report.sessions, report.cpu, report.traffic)
+        ports = tuple(sorted((int(p), n) for p, n in (report.ports or {}).items() if p.isdigit()))
+        loads[_s(address)] = Load(report.sessions, report.cpu, report.traffic, ports)
     counted: dict[str, float] = {}
     for bucket in answers:
         for key, count in bucket.items():

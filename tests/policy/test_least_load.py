@@ -90,3 +90,31 @@ def test_least_traffic_shares_the_same_way_and_unreported_counts_as_the_mean() -
     # mean 200: a at 1.5x -> 0, b at 0.5x -> 2.5, c (no report) at the mean -> 1.
     assert counted == {b.address: 14, c.address: 6}
     assert leads(least_traffic, p, ClusterState()) == {a.address: 7, b.address: 7, c.address: 6}
+
+
+def test_rfc_2391_worked_example_weighs_sessions_by_type_and_hosts_by_resource() -> None:
+    # RFC 2391 §5.1, algorithm 4: FTP sessions weigh 5, telnet 1; S3 is 3 times as resourceful
+    # as S1. S1 holds 1 FTP + 1 telnet (6), S3 2 FTP + 5 telnet (15 / 3 = 5): S3 is picked.
+    s1, s3 = member(1, weight=1), member(3, weight=3)
+    p = pool([s1, s3], session_weights=((21, 5.0), (23, 1.0)))
+    state = ClusterState(
+        load={
+            s1.address: Load(sessions=2, ports=((21, 1.0), (23, 1.0))),
+            s3.address: Load(sessions=7, ports=((21, 2.0), (23, 5.0))),
+        }
+    )
+    ctx = context(p, state)
+    assert ctx.sessions(s1) / s1.weight == 6 and ctx.sessions(s3) / s3.weight == 5
+    counted = leads(least_load, p, state)
+    assert counted[s3.address] > counted[s1.address], "the RFC's choice leads"
+    unweighted = pool([s1, s3])
+    assert context(unweighted, state).sessions(s3) == 7, "without session_weights: the count"
+
+
+def test_a_member_whose_cpus_are_saturated_gets_no_new_lead() -> None:
+    a, b = member(1), member(2)
+    p = pool([a, b])
+    busy = ClusterState(
+        load={a.address: Load(sessions=0, cpu=1.2), b.address: Load(sessions=50, cpu=0.4)}
+    )
+    assert leads(least_load, p, busy) == {b.address: 20}

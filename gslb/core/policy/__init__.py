@@ -94,12 +94,18 @@ class Context:
         return self.state.load.get(member.address, NO_LOAD)
 
     def sessions(self, member: Member) -> float:
-        """RFC 2391 load: the agent's session count when fresh, else the answers this cluster
-        led with the member in the recent window, which stand in for new sessions."""
-        reported = self.load(member).sessions
-        if reported is not None:
-            return reported
-        return self.state.answers.get(member.key, 0.0)
+        """RFC 2391 load: the agent's session count when fresh (weighted by session type
+        when the pool gives `session_weights` and the agent counts per port), else the
+        answers this cluster led with the member in the recent window, which stand in for
+        new sessions."""
+        load = self.load(member)
+        if load.sessions is None:
+            return self.state.answers.get(member.key, 0.0)
+        weights = self.pool.session_weights
+        if weights and load.ports:
+            by_port = dict(weights)
+            return sum(n * by_port.get(port, 1.0) for port, n in load.ports)
+        return load.sessions
 
 
 def still(candidates: Candidates, ctx: Context) -> int:

@@ -5,14 +5,17 @@ answers this cluster led with it in the recent window, which stand in for new se
 lead is shared by rotation slot (20 slots, 5 % steps): a candidate at the candidates' mean
 load leads its weight's share, one above the mean less (none at a third above it), one below
 it more (`weight x (1 + 3 x (1 - load / mean))`, at least 0); a candidate whose ISP path is
-down gets no share (its low load is no room: clients cannot reach it). After the leader the others
+down, or whose agent reports every CPU busy (load average per CPU of 1 or more), gets no share
+(its low session count is no room). With `session_weights` (port -> weight) and agents that
+count per port, sessions are weighed by type: `sum(sessions x weight)`. After the leader the others
 follow by load, least first (ties keep their order). After a step that orders by place, each
 site's run shares by itself and the runs keep their order.
 
 Origin: RFC 2391 §5.1, algorithms 2 (least load first) and 4 (least weighted load first:
-session weights by type, host weights by resource, the sum divided by the host weight), with
-hosts reporting their own load (§5.1, the active category). Sharing instead of always picking
-the least loaded one is what keeps seconds-old inputs from moving the whole load at once.
+"The sum of all session loads by weight assigned to a server, divided by weight of server"),
+with hosts reporting their own load and resource use (§5.1, the active category). Sharing
+instead of always picking the least loaded one is what keeps seconds-old inputs from moving
+the whole load at once.
 """
 
 from __future__ import annotations
@@ -32,9 +35,18 @@ from gslb.core.policy import (
 from gslb.core.policy.cost import path_down
 
 if TYPE_CHECKING:
-    from gslb.core.pools import Pool
+    from gslb.core.pools import Member, Pool
 
 FILTERS = False
+
+
+CPU_FULL = 1.0  # an agent's load average per CPU at which a member takes no new lead
+
+
+def saturated(m: Member, ctx: Context) -> bool:
+    """Whether the member's agent says every CPU is busy: no room, whatever its sessions."""
+    cpu = ctx.load(m).cpu
+    return cpu is not None and cpu >= CPU_FULL
 
 
 def reads(pool: Pool) -> frozenset[Input]:
@@ -61,7 +73,7 @@ def ordered(candidates: Candidates, loads: list[float], ctx: Context, unit: str)
     """The lead by share of these loads, then the others by load per weight."""
     if len(candidates) < 2:
         return candidates
-    usable = [not path_down(m, ctx) for m in candidates]
+    usable = [not path_down(m, ctx) and not saturated(m, ctx) for m in candidates]
     lead = _share.leader(candidates, loads, ctx.slot, usable)
     per_weight = {m: load / m.weight for m, load in zip(candidates, loads, strict=True)}
     rest = sorted((m for i, m in enumerate(candidates) if i != lead), key=per_weight.__getitem__)
