@@ -124,7 +124,16 @@ def _parser() -> argparse.ArgumentParser:
     export_cmd = zones_sub.add_parser("export", help="write the API's zones as zone files")
     export_cmd.add_argument("--out", type=Path, help="directory to write NAME.yaml into")
     export_cmd.add_argument("--zone", action="append", help="only this zone (repeatable)")
-    for cmd in (apply_cmd, export_cmd):
+    drain_cmd = sub.add_parser(
+        "drain", help="drain a member through the API, now or planned (--at / --in)"
+    )
+    drain_cmd.add_argument("zone")
+    drain_cmd.add_argument("pool")
+    drain_cmd.add_argument("address")
+    when = drain_cmd.add_mutually_exclusive_group()
+    when.add_argument("--at", help="when, ISO 8601 with a zone (2026-12-02T15:00:00Z)")
+    when.add_argument("--in", dest="delay", type=float, metavar="SECONDS", help="in how long")
+    for cmd in (apply_cmd, export_cmd, drain_cmd):
         cmd.add_argument(
             "--api", default="http://127.0.0.1:8053", help="the API's base URL (%(default)s)"
         )
@@ -453,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args)
     if args.command == "zones":
         return zonesync.main(args)
+    if args.command == "drain":
+        return zonesync.drain(args)
     if args.command == "explain":
         return explain(args)
     if args.command == "checker":

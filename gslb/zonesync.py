@@ -126,6 +126,33 @@ def export(client: Client, out: Path | None, only: list[str] | None) -> int:
     return 0
 
 
+def drain(args: argparse.Namespace) -> int:
+    """`gslb drain ZONE POOL ADDRESS [--at TIME | --in SECONDS]`: POST .../drain."""
+    client = Client(args.api, token_of(args))
+    path = "/".join(
+        [
+            zone_path(args.zone),
+            "pools",
+            urllib.parse.quote(args.pool, safe=""),
+            "members",
+            urllib.parse.quote(args.address, safe=""),
+            "drain",
+        ]
+    )
+    plan = {"at": args.at} if args.at else {"in": args.delay} if args.delay is not None else None
+    try:
+        _, raw = client.call("POST", path, plan)
+    except ApiFailure as e:
+        print(f"gslb drain: {e}", file=sys.stderr)
+        return 1
+    member = json.loads(raw)
+    if member.get("drain_at"):
+        print(f"{args.address} drains at {member['drain_at']}; the pool's TTL drops one TTL ahead")
+    else:
+        print(f"{args.address} drained")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     client = Client(args.api, token_of(args))
     try:

@@ -42,6 +42,7 @@ from gslb.schema import (
     LAYOUT,
     LAYOUT_VERSION,
     LOAD,
+    PATHS_DOWN,
     RESULTS,
     VERSION,
     ZONE_LIST,
@@ -64,7 +65,7 @@ from healthchecks.allow import TargetPolicy
 from healthchecks.assign import owners
 from healthchecks.probes import Outcome, Probe, Resources, registry
 from healthchecks.probes import icmp as icmp_probe
-from healthchecks.quorum import Quorum, decide
+from healthchecks.quorum import Quorum, decide, path_cut
 
 log = logs.get("gslb.checker")
 
@@ -94,6 +95,7 @@ SWEEP_EVERY = 10.0  # seconds between re-deciding every member (expired votes of
 START_RATE = 2000  # probe tasks started per second at most (phases spread over the interval)
 DECIDE_BATCH = 500  # members decided per flush at most, so one flush never stalls the loop
 AGENT_PATH = "agent"
+GROUP_LIMIT = 10_000  # members of one (ISP, site) up to which its ISP-wide path state is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,7 @@ class CheckerNode:
         self.config = config
         self._append_log = redis.register_script(APPEND_LOG)
         self.targets: dict[str, Target] = {}
+        self.groups: dict[tuple[str, str], list[str]] = {}  # (ISP, site) -> member keys
         # Per zone: pool -> its PoolTargets JSON, and monitor name -> Monitor JSON.
         self.zone_targets: dict[str, dict[str, str]] = {}
         self.zone_monitors: dict[str, dict[str, str]] = {}
@@ -376,6 +379,11 @@ class CheckerNode:
                     if self._allowed(target):
                         targets[target.key] = target
         self.targets = targets
+        groups: dict[tuple[str, str], list[str]] = {}
+        for target in targets.values():
+            if target.isp is not None and target.site is not None:
+                groups.setdefault((target.isp, target.site), []).append(target.key)
+        self.groups = groups
 
     def _allowed(self, target: Target) -> bool:
         if self.policy.permits(target.address):
@@ -635,6 +643,30 @@ class CheckerNode:
                 paths_down=list(health.paths_down),
                 votes=health.votes,
             )
+        await self.isp_paths(changes)
+
+    async def isp_paths(self, changes: dict[str, Health]) -> None:
+        """Write or clear the ISP-wide path state of the (ISP, site) groups these changes
+        touch, from the decided states of all their members (quorum.path_cut)."""
+        touched: set[tuple[str, str]] = set()
+        for key in changes:
+            t = self.targets.get(key)
+            if t is not None and t.isp is not None and t.site is not None:
+                touched.add((t.isp, t.site))
+        for isp, site in sorted(touched):
+            keys = self.groups.get((isp, site), [])
+            if not keys or len(keys) > GROUP_LIMIT:
+                continue  # beyond the limit each member's own paths_down still counts
+            states = [
+                Health.from_json(raw) if raw else None
+                for raw in await self.redis.hmget(HEALTH, keys)
+            ]
+            item = f"{isp}|{site}"
+            if path_cut(isp, states):
+                if await self.redis.sadd(PATHS_DOWN, item):
+                    log.warning("isp path cut at a site", isp=isp, site=site, members=len(keys))
+            elif await self.redis.srem(PATHS_DOWN, item):
+                log.info("isp path back at a site", isp=isp, site=site)
 
 
 def _text(value: bytes | str) -> str:

@@ -9,13 +9,17 @@ after `rise` successes or `fall` failures in a row); here the fresh votes are co
   or `all`, `any`, or a number), `up` otherwise, `unknown` without fresh votes;
 - per path, the same rule over the checkers that have that path: the paths a quorum sees down
   are the member's `paths_down`, which `isp_interleave` and `cost` use;
-- votes past their expiry do not count: a dead or partitioned checker's word fades by itself.
+- votes past their expiry do not count: a dead or partitioned checker's word fades by itself;
+- an ISP's path at a site is cut when every member of that ISP at that site is up (another
+  path reaches it) with that ISP's path among its `paths_down` (each one a quorum's verdict):
+  the checkers then write `isp|site` to `gslb:paths_down`, which `isp_interleave` and `cost`
+  read for every member of that ISP there, and take it away when one of them is reached again.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from gslb.schema import Health, HealthWord, Result
 
@@ -31,6 +35,13 @@ def needed(quorum: Quorum, voters: int) -> int:
     if quorum == "any":
         return 1
     return max(1, min(int(quorum), voters))
+
+
+def path_cut(isp: str, members: Sequence[Health | None]) -> bool:
+    """Whether the members of `isp` at one site (their decided states) say its path is cut."""
+    return bool(members) and all(
+        h is not None and h.health == "up" and isp in h.paths_down for h in members
+    )
 
 
 def decide(

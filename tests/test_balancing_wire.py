@@ -4,9 +4,12 @@ member takes its share slowly."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import dns.message
 import dns.query
@@ -45,6 +48,12 @@ pools:
       - {address: 192.0.2.31}
       - {address: 192.0.2.32}
       - {address: 192.0.2.33}
+  planned:
+    policy: [health, round_robin, limit]
+    ttl: 20
+    members:
+      - {address: 192.0.2.51}
+      - {address: 192.0.2.52}
   slow:
     policy: [health, round_robin, limit]
     max_answers: 1
@@ -57,7 +66,7 @@ pools:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str, Path]]:
     base = tmp_path_factory.mktemp("balancing")
     city = write_city(base / "city.mmdb")
     server = ServerProcess(
@@ -65,7 +74,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
     )
     url = f"unix://{(base / 'data' / 'redis.sock').resolve()}"
     until(lambda: server.events("redis synced"))
-    yield server, url
+    yield server, url, base
     assert server.stop() == 0
 
 
@@ -88,9 +97,9 @@ def set_health(url: str, states: dict[str, str]) -> None:
 
 
 def test_a_london_client_is_led_by_london_when_it_has_only_one_isp_up(
-    served: tuple[ServerProcess, str],
+    served: tuple[ServerProcess, str, Path],
 ) -> None:
-    server, url = served
+    server, url, _ = served
     set_health(url, {"www/192.0.2.130": "down"})
     until(lambda: all(first(server, "www", LONDON) == "192.0.2.10" for _ in range(5)))
     leads = Counter(first(server, "www", LONDON) for _ in range(100))
@@ -98,9 +107,9 @@ def test_a_london_client_is_led_by_london_when_it_has_only_one_isp_up(
 
 
 def test_least_load_without_agents_gives_nobody_most_answers_in_any_2_s_window(
-    served: tuple[ServerProcess, str],
+    served: tuple[ServerProcess, str, Path],
 ) -> None:
-    server, _ = served
+    server, _, _ = served
     windows: list[Counter[str | None]] = []
     started = time.monotonic()
     # 12 s: answer counts reach Redis every second and are read back every 5 s, so the
@@ -118,9 +127,9 @@ def test_least_load_without_agents_gives_nobody_most_answers_in_any_2_s_window(
 
 
 def test_a_recovered_member_ramps_up_over_its_slow_start(
-    served: tuple[ServerProcess, str],
+    served: tuple[ServerProcess, str, Path],
 ) -> None:
-    server, url = served
+    server, url, _ = served
     member = "192.0.2.43"
     set_health(url, {f"slow/{member}": "down"})
     until(lambda: all(first(server, "slow") != member for _ in range(10)))
@@ -134,3 +143,46 @@ def test_a_recovered_member_ramps_up_over_its_slow_start(
     time.sleep(max(0.0, back + 31 - time.monotonic()))
     late = Counter(first(server, "slow") for _ in range(300))
     assert late[member] == pytest.approx(100, abs=15), late
+
+
+def ttl_and_addresses(server: ServerProcess, name: str) -> tuple[int, set[str]]:
+    q = dns.message.make_query(f"{name}.gslb.example.com", "A")
+    reply = dns.query.udp(q, server.host, port=server.port, timeout=2)
+    return reply.answer[0].ttl, {str(rr) for rr in reply.answer[0]}
+
+
+def test_a_planned_drain_steps_the_ttl_down_first_and_back_after(
+    served: tuple[ServerProcess, str, Path],
+) -> None:
+    server, _, base = served
+    assert ttl_and_addresses(server, "planned") == (20, {"192.0.2.51", "192.0.2.52"})
+    token = base / "data" / "api-token"
+    api = f"http://127.0.0.1:{server.http[0][1]}"
+    said = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gslb",
+            "drain",
+            "gslb.example.com",
+            "planned",
+            "192.0.2.52",
+            "--in",
+            "8",
+            "--api",
+            api,
+            "--token-file",
+            str(token),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "drains at" in said
+    # Inside the TTL before the drain: a short TTL, the member still answered.
+    until(lambda: ttl_and_addresses(server, "planned")[0] <= 5)
+    ttl, addresses = ttl_and_addresses(server, "planned")
+    assert ttl == 5 and "192.0.2.52" in addresses, "not drained yet: planned 8 s ahead"
+    # Then it is drained, and the TTL comes back.
+    until(lambda: ttl_and_addresses(server, "planned") == (20, {"192.0.2.51"}))

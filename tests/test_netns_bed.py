@@ -334,6 +334,32 @@ def test_a_cut_isp_link_makes_answers_lead_with_the_other_isp(bed: Bed) -> None:
     until(lambda: everywhere(bed, lambda a: set(a) == ALL), INTERVAL * RISE + 6)
 
 
+def test_an_isp_path_cut_at_one_site_is_written_isp_wide_and_cleared(bed: Bed) -> None:
+    import redis
+
+    client = redis.Redis.from_url(bed.redis_url, socket_timeout=2)
+
+    def cut() -> set[str]:
+        return {m.decode() for m in client.smembers("gslb:paths_down")}
+
+    # Over ISP A, nothing reaches London's ISP A member any more; over ISP B it still does.
+    rule = ("from", "10.11.0.0/16", "to", "10.1.0.10", "blackhole")
+    sh("ip", "rule", "add", *rule, ns=NET)
+    try:
+        started = time.monotonic()
+        until(lambda: "isp-a|lon" in cut(), BOUND + 4)
+        record("ISP A path cut at London: written ISP-wide", time.monotonic() - started)
+        assert "isp-a|nyc" not in cut(), "New York's ISP A path still works"
+        for _ in range(6):  # every rotation: the cut address last, still there
+            for node in bed.nodes:
+                got = answers(node)
+                assert got[-1] == "10.1.0.10" and set(got) == ALL, got
+    finally:
+        sh("ip", "rule", "del", *rule, ns=NET)
+    until(lambda: "isp-a|lon" not in cut(), INTERVAL * RISE + 6)
+    client.close()
+
+
 def test_a_checker_cut_off_from_the_members_raises_no_false_alarm(bed: Bed) -> None:
     ns = f"{TAG}c1"
     routes = [("10.1.0.0/24", t) for t in ("1", "2", "main")] + [

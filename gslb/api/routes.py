@@ -12,6 +12,7 @@ document, and stores it with its audit record in one MULTI/EXEC — or changes n
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import time
 from collections.abc import Callable
@@ -557,7 +558,9 @@ def _member_write(action: str, update: Callable[[Json, Json], Json | None]) -> H
 
     async def handle(request: web.Request) -> web.Response:
         address = request.match_info["address"]
-        body = await _body(request) if action in ("put", "patch") else None
+        body = None
+        if action in ("put", "patch") or (action == "drain" and request.body_exists):
+            body = await _body(request)
 
         def change(pool: dict[str, Json]) -> Json:
             document, _, _ = documents.edit_member(
@@ -589,6 +592,7 @@ def _patch_member(member: Json, body: Json) -> Json:
 def _admin(state: str) -> Callable[[Json, Json], Json]:
     def update(member: Json, _body: Json) -> Json:
         out = {**member, "state": state}
+        out.pop("drain_at", None)  # whatever was planned, this is the state now
         if state == "enabled":
             del out["state"]  # the default, left out like every default
         return out
@@ -596,10 +600,33 @@ def _admin(state: str) -> Callable[[Json, Json], Json]:
     return update
 
 
+def _drain(member: Json, body: Json) -> Json:
+    """Drain now, or plan it: `{"at": "2026-12-02T15:00:00Z"}` or `{"in": SECONDS}`."""
+    if body is None or body == {}:
+        return _admin("drained")(member, body)
+    body = _object(body)
+    if set(body) not in ({"at"}, {"in"}):
+        raise ApiError(422, 'body: {"at": ISO 8601 time} or {"in": seconds}, or none', "body")
+    if "in" in body:
+        delay = body["in"]
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not 0 <= delay <= 86400 * 30
+        ):
+            raise ApiError(422, "in: seconds from now, 0 to 2592000 (30 days)", "in")
+        moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=float(delay))
+        at: Json = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        at = body["at"]
+    out = {k: v for k, v in member.items() if k != "state"}  # enabled until then
+    return {**out, "drain_at": at}  # checked with the rest of the pool (MemberDoc.drain_at)
+
+
 PUT_MEMBER = _member_write("put", _replace_member)
 PATCH_MEMBER = _member_write("patch", _patch_member)
 DELETE_MEMBER = _member_write("delete", lambda _m, _b: None)
-DRAIN = _member_write("drain", _admin("drained"))
+DRAIN = _member_write("drain", _drain)
 ENABLE = _member_write("enable", _admin("enabled"))
 DISABLE = _member_write("disable", _admin("disabled"))
 
@@ -905,7 +932,11 @@ OPERATIONS: tuple[Operation, ...] = (
         ref("MemberPatch"),
         "members",
     ),
-    _member_action("drain", "Drain a member: no new answers name it; health checks go on"),
+    _member_action(
+        "drain",
+        "Drain a member: no new answers name it; health checks go on. With a body "
+        '{"at": TIME} or {"in": SECONDS}, plan it: the pool\'s TTL drops one TTL ahead',
+    ),
     _member_action("enable", "Put a drained or disabled member back in service"),
     _member_action("disable", "Take a member out of service"),
     Operation(

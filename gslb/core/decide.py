@@ -69,7 +69,7 @@ def decide(
                     trace.append(_trace(name, before, candidates, notes))
                 other = decide(other_pool, state, pools, client, slot, client_key, explain)
                 return Decision(other.pool, other.members, "pool", (*trace, *other.trace))
-            candidates = _fallback_members(pool)
+            candidates = _fallback_members(pool, state)
             if notes is not None:
                 notes.append(f"nothing healthy: fallback {pool.fallback.kind}")
         if notes is not None:
@@ -100,11 +100,11 @@ def state_ramps(ctx: Context) -> bool:
     return bool(ctx.state.ramp) and ctx.pool.slow_start > 0
 
 
-def _fallback_members(pool: Pool) -> Candidates:
+def _fallback_members(pool: Pool, state: ClusterState) -> Candidates:
     if pool.fallback.kind == "all":
         # Fail open: every enabled member, whatever the checks say. Drained members stay out:
         # an operator took them away on purpose, often because they are being worked on.
-        return tuple(m for m in pool.members if m.admin == "enabled")
+        return tuple(m for m in pool.members if m.admin == "enabled" and m.key not in state.drained)
     if pool.fallback.kind == "addresses":
         return pool.fallback.members
     return ()
@@ -136,7 +136,7 @@ def period(pool: Pool, state: ClusterState, pools: Mapping[str, Pool]) -> int:
                 other_pool = pools.get(pool.fallback.pool or "")
                 if pool.fallback.kind == "pool" and other_pool is not None:
                     return period(other_pool, state, pools)
-                candidates = _fallback_members(pool)
+                candidates = _fallback_members(pool, state)
     last = Context(pool, state)
     if state_ramps(last) and slowstart.ramping(candidates, last):
         periods.append(slowstart.SLOTS)

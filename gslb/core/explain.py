@@ -96,7 +96,8 @@ def explain(
         decision = decide_pool(pool, snapshot.state, by_name, info, slot, key, explain=True)
         pools.append(_pool_account(pool, decision))
         rdatas = tuple((m.rdata,) for m in decision.members)
-        return RRset(pool.owner, decision.pool.rtype, pool.ttl, rdatas)
+        ttl = snapshot.state.ttl.get(pool.id, pool.ttl)
+        return RRset(pool.owner, decision.pool.rtype, ttl, rdatas)
 
     if zone is not None:
         lookup(zone, query.key, query.qtype, traced)

@@ -571,7 +571,8 @@ def _dynamic(
             # first address open their session there, and the others are where retries go.
             members.append(decision.members[0].key)
         rdatas = tuple((m.rdata,) for m in decision.members)
-        return RRset(pool.owner, decision.pool.rtype, pool.ttl, rdatas)
+        ttl = snapshot.state.ttl.get(pool.id, pool.ttl) if snapshot.state.ttl else pool.ttl
+        return RRset(pool.owner, decision.pool.rtype, ttl, rdatas)
 
     body = encode.encode(query, decide(query, snapshot, answer), room)
     scope = decision_key[1] if decision_key else 0

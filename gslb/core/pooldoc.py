@@ -7,6 +7,7 @@ reports each fault with its field path so that files and API errors can point at
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 import socket
@@ -124,7 +125,31 @@ def _http_host(value: Any) -> str:
     return text
 
 
+def _instant(value: Any) -> str:
+    """A moment as ISO 8601 with its zone (`2026-12-02T15:00:00Z`), kept in UTC to the second."""
+    text = _text(value)
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise PydanticCustomError(
+            "instant", "an ISO 8601 time, e.g. 2026-12-02T15:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise PydanticCustomError("instant", "a time with its zone, e.g. 2026-12-02T15:00:00Z")
+    return moment.astimezone(datetime.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def instant_seconds(text: str) -> float:
+    """A normalized instant (see `_instant`) as Unix time."""
+    return (
+        datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+        .replace(tzinfo=datetime.UTC)
+        .timestamp()
+    )
+
+
 IPAddress = Annotated[str, BeforeValidator(_ip)]
+Instant = Annotated[str, BeforeValidator(_instant)]
 UrlPath = Annotated[str, BeforeValidator(_url_path)]
 HttpHost = Annotated[str, BeforeValidator(_http_host)]
 Network = Annotated[str, BeforeValidator(_network)]
@@ -174,6 +199,15 @@ class TopologyRule(_Doc):
     prefer: list[str] = Field(min_length=1, description="site names, most preferred first")
 
 
+class CostRule(_Doc):
+    match: TopologyMatch
+    sites: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        min_length=1,
+        description="site -> routing cost from these clients (1 is the cost of being there; "
+        "sites not listed: by distance)",
+    )
+
+
 class MemberDoc(_Doc):
     address: IPAddress
     site: str | None = None
@@ -182,6 +216,11 @@ class MemberDoc(_Doc):
     priority: int = Field(1, ge=1, le=1000, description="failover group; 1 is tried first")
     capacity: float | None = Field(None, gt=0, description="sessions the member can take")
     state: Literal["enabled", "drained", "disabled"] = "enabled"
+    drain_at: Instant | None = Field(
+        None,
+        description="a planned drain: from this time the member is drained; one TTL before "
+        "it the pool's answers are given a short TTL, so caches follow at once",
+    )
 
 
 class PoolDoc(_Doc):
@@ -247,6 +286,11 @@ class GslbDoc(_Doc):
     sites: dict[str, SiteDoc] = {}
     monitors: dict[str, MonitorDoc] = {}
     topology: list[TopologyRule] = []
+    costs: list[CostRule] = Field(
+        default_factory=list,
+        description="cost: routing costs by client (RFC 2391 §5.2); the first rule matching "
+        "the client decides",
+    )
     pools: dict[str, PoolDoc] = {}
 
 
@@ -272,6 +316,10 @@ def head_faults(doc: GslbDoc) -> list[Fault]:
         for j, site in enumerate(rule.prefer):
             if site not in doc.sites:
                 faults.append((("topology", i, "prefer", j), f"unknown site {site!r}"))
+    for i, cost in enumerate(doc.costs):
+        for site in cost.sites:
+            if site not in doc.sites:
+                faults.append((("costs", i, "sites", site), f"unknown site {site!r}"))
     return faults
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import socket
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gslb.core import names, policy
-from gslb.core.pooldoc import GslbDoc, MemberDoc, PoolDoc
+from gslb.core.pooldoc import GslbDoc, MemberDoc, PoolDoc, TopologyMatch, instant_seconds
 from gslb.core.records import AAAA, A
 
 Admin = Literal["enabled", "drained", "disabled"]
@@ -42,6 +43,7 @@ class Member:
     priority: int = 1
     capacity: float | None = None
     admin: Admin = "enabled"
+    drain_at: float | None = None  # Unix time of a planned drain
 
     @property
     def address(self) -> str:
@@ -72,6 +74,15 @@ class TopologyRule:
 
 
 @dataclass(frozen=True, slots=True)
+class CostTable:
+    """A routing-cost rule: the clients it matches (a rule's match part) and their cost to
+    each site it lists."""
+
+    match: TopologyRule
+    costs: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Fallback:
     kind: Literal["all", "none", "pool", "addresses"] = "all"
     pool: str | None = None  # kind "pool": the other pool's name in the same zone
@@ -93,6 +104,7 @@ class Pool:
     min_up: int = 1
     isp_down: Literal["last", "drop"] = "last"
     topology: tuple[TopologyRule, ...] = ()
+    costs: tuple[CostTable, ...] = ()
     cold_start_wait: float = 0.0  # seconds; 0 without a monitor
     slow_start: float = 0.0  # seconds a recovered member takes to reach its full share
     session_weights: tuple[tuple[int, float], ...] = ()  # (port, weight), for least_load
@@ -120,6 +132,7 @@ class PoolContext:
     isps: IspTable
     topology: tuple[TopologyRule, ...]
     timeouts: Mapping[str, float]  # monitor name -> its timeout (the default cold-start wait)
+    costs: tuple[CostTable, ...] = ()
     # One tuple per distinct policy: a million pools mostly repeat a few.
     policies: dict[tuple[str, ...], tuple[str, ...]] = field(
         default_factory=dict, compare=False, repr=False
@@ -132,18 +145,15 @@ class PoolContext:
             for name, s in doc.sites.items()
         }
         topology = tuple(
-            TopologyRule(
-                frozenset(c.upper() for c in rule.match.country),
-                frozenset(c.upper() for c in rule.match.continent),
-                frozenset(rule.match.asn),
-                tuple(ipaddress.ip_network(n) for n in rule.match.cidr),
-                tuple(rule.prefer),
-            )
+            dataclasses.replace(_match(rule.match), prefer=tuple(rule.prefer))
             for rule in doc.topology
+        )
+        costs = tuple(
+            CostTable(_match(rule.match), tuple(rule.sites.items())) for rule in doc.costs
         )
         timeouts = {name: m.timeout for name, m in doc.monitors.items()}
         zone = names.to_text(apex).rstrip(".")
-        return cls(apex, zone, sites, tuple(isp_table(doc.isps)), topology, timeouts)
+        return cls(apex, zone, sites, tuple(isp_table(doc.isps)), topology, timeouts, costs)
 
     def compile(self, name: str, pool: PoolDoc) -> Pool:
         """The pool as the answer path reads it (raises names.BadName for a bad name)."""
@@ -170,6 +180,7 @@ class PoolContext:
             min_up=pool.min_up,
             isp_down=pool.isp_down,
             topology=self.topology,
+            costs=self.costs,
             cold_start_wait=wait,
             slow_start=pool.slow_start,
             session_weights=tuple(sorted((int(p), w) for p, w in pool.session_weights.items())),
@@ -185,6 +196,7 @@ class PoolContext:
             doc.priority,
             doc.capacity,
             doc.state,
+            None if doc.drain_at is None else instant_seconds(doc.drain_at),
         )
 
     def _fallback(self, name: str, pool: PoolDoc) -> Fallback:
@@ -202,6 +214,15 @@ class PoolContext:
         if fb.startswith("pool:"):
             return Fallback("pool", pool=fb.removeprefix("pool:"))
         return FALLBACK_ALL if fb == "all" else FALLBACK_NONE
+
+
+def _match(match: TopologyMatch) -> TopologyRule:
+    return TopologyRule(
+        frozenset(c.upper() for c in match.country),
+        frozenset(c.upper() for c in match.continent),
+        frozenset(match.asn),
+        tuple(ipaddress.ip_network(n) for n in match.cidr),
+    )
 
 
 FALLBACK_ALL = Fallback("all")

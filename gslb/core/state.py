@@ -69,6 +69,10 @@ class ClusterState:
     # Members (by key) in their pool's slow start, with the share of their full lead they
     # may take now, in 5 % steps (absent: full share). The shell moves it on as time passes.
     ramp: Mapping[str, float] = field(default_factory=dict)
+    # Planned drains: members (by key) whose `drain_at` has come, and the TTL in force for
+    # pools (by id) in the TTL ahead of one. The shell moves them on as time passes.
+    drained: frozenset[str] = frozenset()
+    ttl: Mapping[str, int] = field(default_factory=dict)
 
     def member(self, key: str) -> MemberState:
         return self.health.get(key, UNKNOWN)

@@ -30,8 +30,19 @@ from gslb.core.zonedoc import ZoneDoc
 Json = Any
 
 # The order of a zone document's keys (DESIGN.md §5), for documents put back together.
-KEY_ORDER = ("zone", "ttl", "soa", "records", "isps", "sites", "monitors", "topology", "pools")
-HEAD_KEYS = ("zone", "ttl", "soa", "isps", "sites", "monitors", "topology")
+KEY_ORDER = (
+    "zone",
+    "ttl",
+    "soa",
+    "records",
+    "isps",
+    "sites",
+    "monitors",
+    "topology",
+    "costs",
+    "pools",
+)
+HEAD_KEYS = ("zone", "ttl", "soa", "isps", "sites", "monitors", "topology", "costs")
 
 
 def split(document: dict[str, Json]) -> tuple[dict[str, Json], str, dict[str, Json]]:

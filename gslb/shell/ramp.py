@@ -1,4 +1,7 @@
-"""Slow start as time passes: which members are ramping, and how far they have come.
+"""What changes in the answers as time passes, not as Redis says: slow starts and planned
+drains.
+
+Slow start: which members are ramping, and how far they have come.
 
 The core reads a member's ramp from the state (gslb.core.slowstart); this keeps the clock.
 A member ramps when its health goes from `down` to `up`, or its admin state from drained or
@@ -7,6 +10,12 @@ to 100 % over the pool's `slow_start` seconds; each step is a new snapshot, so t
 follow it within one step (the loop looks at least once a second). A member that starts up
 for the first time (health unknown, then up) does not ramp: at a cold start every member is
 in the same position, and holding them all back would only delay everyone.
+
+Planned drains: a member with a `drain_at` is drained from that time on (the state's
+`drained`), and during the TTL before it the pool's answers carry a short TTL (the state's
+`ttl`), so that resolvers holding the old answer ask again by the time the member goes: a
+drain planned with a 300 s TTL takes effect in seconds, not minutes. After it the TTL comes
+back. Every DNS node keeps the same clock, so they all drain at the same moment.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import immutables
 
 from gslb.core.pools import Pool
 from gslb.core.state import ClusterState, MemberState
-from gslb.core.zone import ZoneSet
+from gslb.core.zone import Zone, ZoneSet
 from gslb.schema import Health
 
 STEPS = 20  # 5 % steps
@@ -86,6 +95,59 @@ class SlowStart:
 
     def due(self, now: float | None = None) -> bool:
         """Whether a ramp has moved on since the last snapshot."""
+        now = time.time() if now is None else now
+        return bool(self._next) and now >= self._next
+
+
+STEP_TTL = 5  # seconds: the TTL of a pool's answers in the TTL before a planned drain
+
+
+class Drains:
+    def __init__(self) -> None:
+        # pool id -> (its TTL, {member key: when it drains})
+        self.planned: dict[str, tuple[int, dict[str, float]]] = {}
+        self._next = 0.0
+
+    def zone(self, old: Zone | None, new: Zone | None, touched: Iterable[str] | None) -> None:
+        """A zone was replaced: look again at the pools written (all of them if unknown)."""
+        names = (
+            set(touched)
+            if touched is not None
+            else {*(old.pools_by_name if old else ()), *(new.pools_by_name if new else ())}
+        )
+        zone = (new or old).name if (new or old) is not None else ""  # type: ignore[union-attr]
+        for name in names:
+            pool = new.pools_by_name.get(name) if new is not None else None
+            self.planned.pop(f"{zone}/{name}", None)
+            if pool is not None:
+                self._pool(pool)
+
+    def _pool(self, pool: Pool) -> None:
+        at = {m.key: m.drain_at for m in pool.members if m.drain_at is not None}
+        if at:
+            self.planned[pool.id] = (pool.ttl, at)
+
+    def apply(self, state: ClusterState, now: float | None = None) -> ClusterState:
+        now = time.time() if now is None else now
+        drained: set[str] = set()
+        ttl: dict[str, int] = {}
+        upcoming = math.inf
+        for pool_id, (pool_ttl, at) in self.planned.items():
+            for key, when in at.items():
+                if when <= now:
+                    drained.add(key)
+                    continue
+                if when - pool_ttl <= now:
+                    ttl[pool_id] = min(pool_ttl, STEP_TTL)
+                    upcoming = min(upcoming, when)
+                else:
+                    upcoming = min(upcoming, when - pool_ttl)
+        self._next = 0.0 if upcoming == math.inf else upcoming
+        if state.drained == frozenset(drained) and dict(state.ttl) == ttl:
+            return state
+        return dataclasses.replace(state, drained=frozenset(drained), ttl=immutables.Map(ttl))
+
+    def due(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         return bool(self._next) and now >= self._next
 

@@ -66,7 +66,7 @@ from gslb.schema import (
 )
 from gslb.shell.mirror import Mirror
 from gslb.shell.poolstats import PoolStats
-from gslb.shell.ramp import SlowStart
+from gslb.shell.ramp import Drains, SlowStart
 from gslb.state.store import Position, Store
 
 log = logs.get("gslb.sync")
@@ -184,6 +184,7 @@ class Sync:
         self.take_tally = take_tally
         self.cold_start = cold_start or ColdStart()
         self.slow_start = SlowStart()
+        self.drains = Drains()
         self.position: Position | None = None
         self.connected = False
         self.last_sync = 0.0  # when the snapshot last matched Redis (monotonic clock)
@@ -222,7 +223,7 @@ class Sync:
         write)."""
         old = self.current()
         state = self.cold_start.apply(state if state is not None else old.state)
-        state = self.slow_start.apply(state)
+        state = self.drains.apply(self.slow_start.apply(state))
         self._install(
             dataclasses.replace(
                 old,
@@ -356,6 +357,8 @@ class Sync:
         state = dataclasses.replace(self.current().state, health=health)
         for apex, zone in new.zones.items():
             before = old.zones.get(apex)
+            if before is not zone:
+                self.drains.zone(before, zone, None)
             if before is None:
                 self.cold_start.added(zone.pools_by_name.values(), state)
             elif before is not zone:
@@ -527,6 +530,7 @@ class Sync:
                 )
         elif self.mirror is not None:
             self.mirror.zone_gone(zone)
+        self.drains.zone(old, new, None if touched is None else list(touched))
         self.install(ZoneSet(zones))
         if self.pool_stats is not None:
             health = self.current().state.health
@@ -669,6 +673,8 @@ class Sync:
             problems.extend(f"{name}: {p}" for p in refused)
             zones[zone.apex] = zone
         health = await asyncio.to_thread(_health_map, kept.health)
+        for zone in zones.values():
+            self.drains.zone(None, zone, None)
         self.install(ZoneSet(zones), dataclasses.replace(self.current().state, health=health))
         await self._recount(self.current().zones)
         log.info(
@@ -709,8 +715,9 @@ class Sync:
                             log.warning("the shared state went away under this connection")
                             break
                         await self.refresh_load()
-                    if self.cold_start.due() or self.slow_start.due():
-                        self.install()  # cold-start waits have ended, or a ramp moved on
+                    if self.cold_start.due() or self.slow_start.due() or self.drains.due():
+                        # Cold-start waits have ended, a ramp moved on, or a planned drain.
+                        self.install()
                     await self.flush_tally()
                     await self.beat()
                     await self.persist()

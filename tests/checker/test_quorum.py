@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gslb.schema import Health, Result
-from healthchecks.quorum import decide, needed
+from healthchecks.quorum import decide, needed, path_cut
 
 NOW = 1000.0
 
@@ -67,3 +67,15 @@ def test_rtt_is_the_median_of_successful_probes() -> None:
     }
     assert decide(votes, NOW).rtt == 0.020
     assert isinstance(decide(votes, NOW), Health)
+
+
+def test_an_isp_path_is_cut_at_a_site_only_when_all_its_members_say_so() -> None:
+    cut = Health("up", None, ("isp-a",))
+    assert path_cut("isp-a", [cut, cut])
+    assert not path_cut("isp-a", [cut, Health("up")]), "one member still reached over it"
+    assert not path_cut("isp-a", [cut, Health("down", None, ("isp-a", "isp-b"))]), (
+        "a dead member is not a path"
+    )
+    assert not path_cut("isp-a", [cut, None]), "undecided is no evidence"
+    assert not path_cut("isp-b", [cut]), "another ISP's path"
+    assert not path_cut("isp-a", [])

@@ -33,3 +33,46 @@ def test_distance_times_load() -> None:
     a_nyc = member(3, site="nyc", isp="isp-a")
     p2 = pool([a_nyc, near_busy])
     assert cost.apply(p2.members, context(p2, cut, client_at(40.7, -74.0))) == (near_busy,)
+
+
+COSTED = {
+    "zone": "z",
+    "soa": {"mname": "ns1", "rname": "h.z."},
+    "sites": {"lon": {"lat": 51.51, "lon": -0.13}, "nyc": {"lat": 40.71, "lon": -74.01}},
+    # A transit contract: from Great Britain, New York is cheap and London dear.
+    "costs": [
+        {"match": {"country": ["GB"]}, "sites": {"lon": 3, "nyc": 1}},
+        {"match": {"cidr": ["198.51.100.0/25"]}, "sites": {"lon": 10}},
+    ],
+    "pools": {
+        "p": {
+            "policy": ["health", "cost", "limit"],
+            "members": [
+                {"address": "192.0.2.1", "site": "lon"},
+                {"address": "192.0.2.2", "site": "nyc"},
+            ],
+        }
+    },
+}
+
+
+def test_a_routing_cost_table_overrides_distance_for_the_clients_it_matches() -> None:
+    from gslb.core.policy import precision
+    from gslb.core.pooldoc import GslbDoc
+    from gslb.core.pools import compile_pools
+    from gslb.core.stored import join, split
+    from gslb.core.zonedoc import ZoneDoc
+
+    doc = ZoneDoc.model_validate(COSTED)
+    gslb = GslbDoc.model_validate({k: COSTED[k] for k in ("sites", "costs", "pools")})
+    p = compile_pools(b"\x01z\x00", gslb)["p"]
+    london = client_at(51.5, -0.1, country="GB")
+    out = cost.apply(p.members, context(p, ClusterState(), london))
+    assert [m.address for m in out] == ["192.0.2.2", "192.0.2.1"], "the table, not the map"
+    paris = client_at(48.9, 2.3, country="FR")
+    assert cost.apply(p.members, context(p, ClusterState(), paris))[0].address == "192.0.2.1"
+    cidr = client_at(51.5, -0.1, "198.51.100.7")  # no country: the CIDR rule matches
+    assert cost.apply(p.members, context(p, ClusterState(), cidr))[0].address == "192.0.2.2"
+    assert precision(p).ipv4 == 25, "the decision depends on /25 of the client address"
+    head, records, pools = split(doc.model_dump(exclude_none=True))
+    assert join(head, records, pools)["costs"] == doc.model_dump(exclude_none=True)["costs"]

@@ -2,14 +2,16 @@
 
 Rule: a candidate whose ISP path is reported down (for its site, globally, or on its own
 probes) has infinite cost and is left out; if that leaves none, all are kept (some answer
-beats none). Each other candidate scores `(1 + distance_km / 1000) x (1 + sessions / weight)`,
-lowest first: distance from the client to the member's site (1000 km count as one more unit of
-cost; without a client location or a site the distance term is 1), times its weighted load
-(see least_load).
+beats none). Each other candidate scores `access x (1 + sessions / weight)`, lowest first: its
+weighted load (see least_load) times the cost of access from the client to its site, which
+is the routing cost of the zone's first `costs` rule matching the client (by country,
+continent, AS number or network) when it lists the site, else `1 + distance_km / 1000` (1000 km
+count as one more unit; without a client location or a site, 1).
 
-Origin: RFC 2391 §5.2, algorithm 1 (the product of cost and session load; "When a server is
-not accessible due to network failure, the cost of access is set to infinity and hence no
-further load can be assigned to that server").
+Origin: RFC 2391 §5.2, algorithm 1 (the product of cost and session load; the selector "would
+need to consult the routing tables ... to find the cost of accessing a server", which the
+`costs` table stands for; "When a server is not accessible due to network failure, the cost
+of access is set to infinity and hence no further load can be assigned to that server").
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gslb.core.location import distance_km
-from gslb.core.policy import GEO, Candidates, Context, Input, Precision, still
+from gslb.core.policy import Candidates, Context, Input, Precision, still
+from gslb.core.policy.topology import cidr_bits, first_match
 
 if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
@@ -31,7 +34,8 @@ def reads(pool: Pool) -> frozenset[Input]:
 
 
 def precision(pool: Pool) -> Precision:
-    return GEO
+    """The GeoIP network, and the bits of the client address its cost rules' CIDRs need."""
+    return Precision(True, *cidr_bits(c.match for c in pool.costs))
 
 
 def path_down(m: Member, ctx: Context) -> bool:
@@ -48,6 +52,8 @@ def path_down(m: Member, ctx: Context) -> bool:
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
     location = ctx.client.location if ctx.client else None
+    table = first_match(ctx.pool.costs, ctx.client, lambda rule: rule.match)
+    routing = dict(table.costs) if table is not None else {}
     reachable = tuple(m for m in candidates if not path_down(m, ctx))
     if len(reachable) < len(candidates):
         if reachable:
@@ -63,7 +69,9 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
 
     def cost(m: Member) -> float:
         distance = 1.0
-        if location and location.lat is not None and location.lon is not None and m.site:
+        if m.site is not None and m.site.name in routing:
+            distance = routing[m.site.name]
+        elif location and location.lat is not None and location.lon is not None and m.site:
             distance += distance_km(location.lat, location.lon, m.site.lat, m.site.lon) / 1000
         return distance * (1.0 + ctx.sessions(m) / m.weight)
 

@@ -11,12 +11,16 @@ better than geometry (peering, regulation, data residency).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 from gslb.core.policy import Candidates, Context, Input, Precision, still
 
 if TYPE_CHECKING:
+    from gslb.core.location import ClientInfo
     from gslb.core.pools import Member, Pool, TopologyRule
+
+R = TypeVar("R")
 
 FILTERS = False
 period = still
@@ -28,12 +32,7 @@ def reads(pool: Pool) -> frozenset[Input]:
 
 def precision(pool: Pool) -> Precision:
     """The GeoIP network, and as many bits as the longest CIDR rule needs."""
-    nets = [n for rule in pool.topology for n in rule.networks]
-    return Precision(
-        True,
-        max((n.prefixlen for n in nets if n.version == 4), default=0),
-        max((n.prefixlen for n in nets if n.version == 6), default=0),
-    )
+    return Precision(True, *cidr_bits(pool.topology))
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
@@ -52,20 +51,37 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
 
 
 def matching_rule(ctx: Context) -> TopologyRule | None:
-    client = ctx.client
+    return first_match(ctx.pool.topology, ctx.client, lambda rule: rule)
+
+
+def first_match(
+    rules: Iterable[R], client: ClientInfo | None, match: Callable[[R], TopologyRule]
+) -> R | None:
+    """The first of `rules` whose match part fits the client (country, continent, AS number,
+    or a network holding its address)."""
     if client is None:
         return None
     location = client.location
-    for rule in ctx.pool.topology:
+    for rule in rules:
+        m = match(rule)
         if location is not None:
-            if location.country and location.country.upper() in rule.countries:
+            if location.country and location.country.upper() in m.countries:
                 return rule
-            if location.continent and location.continent.upper() in rule.continents:
+            if location.continent and location.continent.upper() in m.continents:
                 return rule
-            if location.asn is not None and location.asn in rule.asns:
+            if location.asn is not None and location.asn in m.asns:
                 return rule
         if any(
-            client.address.version == net.version and client.address in net for net in rule.networks
+            client.address.version == net.version and client.address in net for net in m.networks
         ):
             return rule
     return None
+
+
+def cidr_bits(rules: Iterable[TopologyRule]) -> tuple[int, int]:
+    """Prefix bits of the client address that CIDR rules need: (IPv4, IPv6)."""
+    nets = [n for rule in rules for n in rule.networks]
+    return (
+        max((n.prefixlen for n in nets if n.version == 4), default=0),
+        max((n.prefixlen for n in nets if n.version == 6), default=0),
+    )
