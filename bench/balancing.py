@@ -49,7 +49,7 @@ from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState, Load, MemberState
 from gslb.schema import Health
 from gslb.shell.geoip import GeoIpLocator
-from gslb.shell.ramp import SlowStart
+from gslb.shell.ramp import LoadTrend, SlowStart
 
 SESSION_S = 20.0  # mean session length (web: a page and its keep-alive connection)
 RATE = 3000.0  # new sessions per second, the whole world
@@ -340,6 +340,7 @@ SCENARIOS = [
     Scenario("drain", "A New York member is drained at 120 s", 120.0, _drain(DRAINED)),
 ]
 WARM_UP = 60.0
+LATE_MIN = 60  # seconds of run the late swings are measured over, at least
 SETTLED = 0.05  # share of the answers that may still go to another site than at the end
 COLD_SHARE = 0.3
 WARM_S = 60.0
@@ -366,6 +367,7 @@ class View:
     answers: dict[int, float]  # answers led in the window
     drained: frozenset[int]
     now: float = 0.0
+    reported_at: float = 0.0  # when the agents' reports in `sessions` were measured
 
 
 class Decider:
@@ -446,6 +448,7 @@ class Gslb(Decider):
         self.zones = None
         self.snapshot: Snapshot | None = None
         self.ramps = SlowStart()  # the DNS node's own clock of slow starts
+        self.trend = LoadTrend()
         self.known_up: np.ndarray | None = None
 
     def _zones(self, drained: frozenset[int]) -> object:
@@ -470,7 +473,13 @@ class Gslb(Decider):
         )
         load = {}
         if self.agents and view.sessions is not None:
-            load = {m.address: Load(sessions=float(view.sessions[m.index])) for m in MEMBERS}
+            # As a DNS node reads them: the agents' reports, projected along their trend.
+            load = self.trend.project(
+                {
+                    m.address: Load(sessions=float(view.sessions[m.index]), at=view.reported_at)
+                    for m in MEMBERS
+                }
+            )
         answers = {self.keys[i]: n for i, n in view.answers.items()}
         zones = self._zones(view.drained)
         if self.known_up is not None:
@@ -601,6 +610,7 @@ def run(
     known_up = world.alive.copy()
     known_paths: dict[int, frozenset[str]] = {}
     reported = np.zeros(n)
+    reported_at = 0.0
     buckets: dict[int, np.ndarray] = {}
     version = 1
     decider.prepare(View(known_up.copy(), {}, reported.copy(), {}, world.drained), version)
@@ -664,6 +674,7 @@ def run(
             changed = True
         if t % AGENT_EVERY == 0:
             reported = load.copy()
+            reported_at = float(t)
         if t % REFRESH_EVERY == 0 or changed or decider.due(float(t)):
             bucket = t // BUCKET_S
             window: dict[int, float] = {}
@@ -680,6 +691,7 @@ def run(
                     window,
                     world.drained,
                     float(t),
+                    reported_at,
                 ),
                 version,
             )
@@ -776,7 +788,8 @@ class Measures:
     amplitude: float  # their mean size, in % of capacity
     settle_s: float | None  # after the event, until the answers stay as they end
     settle_load_s: float | None  # ... until every member's load stays within 10 % of its end
-    late_amplitude: float  # mean swing once the load has settled (after the event), % capacity
+    late_amplitude: float | None  # mean swing from a minute after the event, % capacity
+    # (None: the run ends too soon after the event to say)
     dead_leads: float  # answers leading with a dead member or path, after detection
     failed: float  # sessions that reached nothing
 
@@ -834,12 +847,9 @@ def measure(trace: Trace, scenario: Scenario, seconds: int) -> Measures:
         off = (np.abs(smooth - end) / np.array([m.capacity for m in MEMBERS])).max(axis=1) > 0.10
         off_late = [t for t in range(event, seconds) if off[t]]
         settle_load = float(off_late[-1] + 1 - event) if off_late else 0.0
-    late_from = (
-        start
-        if scenario.event is None
-        else int((scenario.until or scenario.event) + (settle_load or 0))
-    )
-    late = []
+    # The same window for every decider: from a minute after the (last) change to the end.
+    late_from = start if scenario.event is None else int((scenario.until or scenario.event) + 60)
+    late: list[float] = []
     for m in MEMBERS:
         series = trace.load[late_from:seconds, m.index]
         means = series[: len(series) // 5 * 5].reshape(-1, 5).mean(axis=1)
@@ -855,7 +865,7 @@ def measure(trace: Trace, scenario: Scenario, seconds: int) -> Measures:
         float(np.mean(amplitudes)) if amplitudes else 0.0,
         settle,
         settle_load,
-        float(np.mean(late)) if late else 0.0,
+        (float(np.mean(late)) if late else 0.0) if seconds - late_from >= LATE_MIN else None,
         float(dead),
         float(failed),
     )

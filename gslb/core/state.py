@@ -6,6 +6,7 @@ health) or "no report" (for load), never "zero".
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Mapping
@@ -33,6 +34,27 @@ class Load:
     cpu: float | None = None  # one-minute load average per CPU (1.0: every CPU busy)
     traffic: float | None = None  # bytes or packets per second, as the agent counts them
     ports: tuple[tuple[int, float], ...] = ()  # sessions per local port, when reported
+    at: float = 0.0  # when the agent measured it (Unix time)
+
+
+def anticipated(previous: Load | None, current: Load, lead: float) -> Load:
+    """`current` with its sessions projected `lead` seconds ahead along the trend since
+    `previous` (an earlier report of the same agent), never below 0.
+
+    What the answers read is late: a session opened now shows in the next report, which the
+    DNS nodes read seconds later, and clients behind resolver caches keep coming for a TTL
+    after the answers change. A load that is rising is acted on as if it had already risen,
+    which keeps a site from overshooting its capacity in a flash crowd, and damps the swings
+    of the shares (a proportional-derivative controller instead of a proportional one)."""
+    if (
+        previous is None
+        or current.sessions is None
+        or previous.sessions is None
+        or current.at <= previous.at
+    ):
+        return current
+    slope = (current.sessions - previous.sessions) / (current.at - previous.at)
+    return dataclasses.replace(current, sessions=max(0.0, current.sessions + lead * slope))
 
 
 @functools.lru_cache(maxsize=1 << 16)

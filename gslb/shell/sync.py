@@ -66,7 +66,7 @@ from gslb.schema import (
 )
 from gslb.shell.mirror import Mirror
 from gslb.shell.poolstats import PoolStats
-from gslb.shell.ramp import Drains, SlowStart
+from gslb.shell.ramp import Drains, LoadTrend, SlowStart
 from gslb.state.store import Position, Store
 
 log = logs.get("gslb.sync")
@@ -185,6 +185,7 @@ class Sync:
         self.cold_start = cold_start or ColdStart()
         self.slow_start = SlowStart()
         self.drains = Drains()
+        self.trend = LoadTrend()
         self.position: Position | None = None
         self.connected = False
         self.last_sync = 0.0  # when the snapshot last matched Redis (monotonic clock)
@@ -262,7 +263,7 @@ class Sync:
         read_zones = time.monotonic() - started
         health = await self._read_health()
         read_health = time.monotonic() - started - read_zones
-        load = await self.store.load_state(load=_uses_load(ZoneSet(zones)))
+        load = self._projected(await self.store.load_state(load=_uses_load(ZoneSet(zones))))
         old = self.current()
         new_zones = ZoneSet(zones)
         self._new_pools(old.zones, new_zones, health)
@@ -596,12 +597,17 @@ class Sync:
 
     # --- what changes without a log entry ------------------------------------------------
 
+    def _projected(self, fresh: ClusterState) -> ClusterState:
+        if not fresh.load:
+            return fresh
+        return dataclasses.replace(fresh, load=self.trend.project(fresh.load))
+
     async def refresh_load(self) -> None:
         """Load reports and answer counts (while some pool uses them) and ISP paths down."""
         self._refreshed = time.monotonic()
         await self.refresh_cookies()
         current = self.current()
-        fresh = await self.store.load_state(load=_uses_load(current.zones))
+        fresh = self._projected(await self.store.load_state(load=_uses_load(current.zones)))
         old = current.state
         state = _with_load(old, fresh, current.zones)
         # Compared field by field: the health map of millions of members is not looked at.

@@ -627,7 +627,7 @@ def _state(
         if now - report.at > LOAD_FRESH:
             continue  # a stale report is no report (RFC 2391: the agent stopped talking)
         ports = tuple(sorted((int(p), n) for p, n in (report.ports or {}).items() if p.isdigit()))
-        loads[_s(address)] = Load(report.sessions, report.cpu, report.traffic, ports)
+        loads[_s(address)] = Load(report.sessions, report.cpu, report.traffic, ports, report.at)
     counted: dict[str, float] = {}
     for bucket in answers:
         for key, count in bucket.items():

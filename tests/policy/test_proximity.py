@@ -45,14 +45,14 @@ def test_london_client_gets_london_first_and_new_york_client_new_york() -> None:
 
 
 def test_capacity_spills_the_excess_over_sites_with_headroom() -> None:
-    # London is at 85 of 100, half way from where spilling starts (70 %) to full: half of
+    # London is at 90 of 100, half way from where spilling starts (80 %) to full: half of
     # the answers lead elsewhere, shared by Frankfurt and New York by their headroom (3:1).
     lon = member(1, site="lon", capacity=100)
     fra = member(2, site="fra", capacity=100)
     nyc = member(3, site="nyc", capacity=100)
     state = ClusterState(
         load={
-            lon.address: Load(sessions=85),
+            lon.address: Load(sessions=90),
             fra.address: Load(sessions=25),
             nyc.address: Load(sessions=75),
         }
@@ -82,7 +82,7 @@ def test_no_spill_below_the_spill_threshold_and_all_of_it_at_capacity() -> None:
             p.members, context(p, full, client_at(51.5, -0.1), slot=i, client_key=bytes([i]))
         )
         assert out[0] is fra
-    state = ClusterState(load={lon.address: Load(sessions=69)})
+    state = ClusterState(load={lon.address: Load(sessions=79)})
     p = pool([lon, fra])
     for i in range(200):
         out = proximity.apply(

@@ -5,7 +5,7 @@ EDNS Client Subnet, else of the resolver) to their site's coordinates, nearest f
 without a site follow, and without a client location the order is kept.
 
 Capacity spill-over: when the nearest site has a `capacity` (its own, or its members' summed)
-and its reported load (sessions, else answers led) passes `SPILL_FROM` (70 %) of it, a
+and its reported load (sessions, else answers led) passes `SPILL_FROM` (80 %) of it, a
 fraction of the answers that grows linearly from 0 there to all of them at capacity (chosen per
 client network and rotation slot, so the same clients stay put) leads instead with another
 site that has headroom, picked in proportion to `capacity - load`, so the excess spreads over
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
 
 SPILL_GRANULARITY = 20  # rotation slots a spilling pool cycles through: 5 % steps
-SPILL_FROM = 0.7  # share of a site's capacity at which its answers start spilling over
+SPILL_FROM = 0.8  # share of a site's capacity at which its answers start spilling over
 FILTERS = False
 
 
