@@ -355,7 +355,10 @@ def report(results: list[Result], args: argparse.Namespace, wall: float) -> str:
         "`gslb.core.handler.handle` on a snapshot compiled from a zone file by the real loader, "
         "with a real GeoIP2 City database, inside a seeded world:",
         "",
-        f"- {args.resolvers} resolvers over {len(sim.CITIES)} cities of four regions "
+        f"- {args.resolvers} resolvers over {len(sim.CITIES)} cities of four regions (a /16 "
+        "network each, written into a GeoIP2 City database with mmdb-writer and read by the "
+        "server's own GeoIP reader: MaxMind's public test databases have too few places to "
+        "spread them over) "
         f"(Europe {sim.REGIONS['EU']:.0%}, North America {sim.REGIONS['NA']:.0%}, "
         f"Asia-Pacific {sim.REGIONS['AS']:.0%}, South America {sim.REGIONS['SA']:.0%} of the "
         "demand), client populations heavy-tailed (Pareto 1.5); a quarter are public resolvers "
