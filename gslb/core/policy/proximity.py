@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 SPILL_GRANULARITY = 20  # rotation slots a spilling pool cycles through: 5 % steps
 SPILL_FROM = 0.8  # share of a site's capacity at which its answers start spilling over
+SPILL_ALL = 1.0  # share of its capacity at which all of a site's answers spill over
 FILTERS = False
 
 
@@ -124,7 +125,7 @@ def _spill(ordered: list[Member], ctx: Context) -> list[Member]:
     capacity, load = site_usage(ordered, nearest, ctx)
     if capacity <= 0 or load < capacity * SPILL_FROM:
         return ordered
-    excess = min(1.0, (load - capacity * SPILL_FROM) / (capacity * (1 - SPILL_FROM)))
+    excess = min(1.0, (load - capacity * SPILL_FROM) / (capacity * (SPILL_ALL - SPILL_FROM)))
     draw = unit(ctx.client_key, ctx.slot, ctx.pool.id)
     if draw >= excess:
         ctx.note(f"site {nearest} is near capacity ({load:g}/{capacity:g}); this answer stays")
