@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -71,3 +72,19 @@ def test_reloads_under_load_drop_no_query(tmp_path: Path) -> None:
     finally:
         stop.set()
         server.stop()
+
+
+def test_the_node_says_its_pid_for_a_reload_that_hits_only_it(tmp_path: Path) -> None:
+    zones = write_zones(tmp_path / "zones", {"z.yaml": ZONE.format(n=0)})
+    data = tmp_path / "data"
+    server = ServerProcess(zones, data, "--no-checker")
+    try:
+        pid_file = data / "gslb.pid"
+        assert pid_file.read_text().strip() == str(server.proc.pid)
+        (zones / "z.yaml").write_text(ZONE.format(n=1))
+        # The README's reload, as a shell runs it: only the node gets the signal.
+        subprocess.run(["sh", "-c", f'kill -HUP "$(cat {pid_file})"'], check=True, timeout=10)
+        server.wait_for_event("zones reloaded", timeout=10)
+    finally:
+        assert server.stop() == 0
+    assert not pid_file.exists(), "gone with the node"

@@ -59,6 +59,7 @@ from gslb.state.zones import (
 from healthchecks.checker import CheckerConfig, CheckerNode
 
 log = logs.get("gslb")
+PID_FILE = "gslb.pid"  # in the data directory: the node's process id, for signals
 
 
 @dataclass
@@ -123,6 +124,7 @@ class Node:
             body_timeout=config.http_limits.body_timeout,
         )
         self.embedded: EmbeddedRedis | None = None
+        self.pid_file: Path | None = None  # DATA/gslb.pid, once written
         self.store: Store | None = None
         self.sync: Sync | None = None
         self.checker: CheckerNode | None = None
@@ -322,6 +324,8 @@ class Node:
             host, port = self.config.http
             self.http_site = GuardedSite(self.http_runner, host, port, limits, backlog=1024)
             await self.http_site.start()
+        if self.config.parent_pid is None:
+            self._write_pid()
         log.info(
             "started",
             dns=[format_endpoint(h, p) for h, p in self.listeners.addresses()],
@@ -329,6 +333,27 @@ class Node:
             redis="embedded" if self.embedded else redacted(url),
             zones=zonefiles.describe(self.zones),
         )
+
+    def _write_pid(self) -> None:
+        """DATA/gslb.pid: this node's process, for `kill -HUP "$(cat data/gslb.pid)"`
+        (a pattern for pkill also matches the shell that started the node, e.g. make run's,
+        which a SIGHUP kills)."""
+        path = self.config.data_dir / PID_FILE
+        try:
+            self.config.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{os.getpid()}\n")
+        except OSError as e:
+            log.warning("cannot write the pid file", file=str(path), error=str(e))
+            return
+        self.pid_file = path
+
+    def _remove_pid(self) -> None:
+        path = self.pid_file
+        if path is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            if int(path.read_text().strip()) == os.getpid():
+                path.unlink()
 
     async def _watch_parent(self, parent: int) -> None:
         # A worker whose node was killed outright must not go on answering alone.
@@ -438,6 +463,7 @@ class Node:
             # Whatever went wrong above, the embedded server must not outlive its node.
             if self.embedded is not None:
                 await self.embedded.stop()
+            self._remove_pid()
         log.info("stopped", queries=self.answerer.queries)
 
     async def _stop_serving(self) -> None:
