@@ -48,6 +48,11 @@ pools:
       - {{address: 127.10.6.10, site: lon, weight: 2}}
       - {{address: 127.10.7.10, site: lon}}
       - {{address: 127.10.6.20}}
+  www-v6:
+    name: www
+    type: AAAA
+    members:
+      - {{address: "2001:db8:a::10", site: lon}}
 """
 
 
@@ -128,6 +133,9 @@ def test_the_dashboard_follows_health_and_drains_a_member(bed: Bed, page: Page) 
         )
     card = page.locator('.card[data-pool="dash.example/www"]')
     assert "3 up" in card.inner_text() and "alarm" not in (card.get_attribute("class") or "")
+    # A pool is titled by the name it answers, not by its key (www-v6.dash.example is NXDOMAIN).
+    v6 = page.locator('.card[data-pool="dash.example/www-v6"] h3').inner_text()
+    assert v6 == "www.dash.example AAAA (pool www-v6)", v6
     page.wait_for_selector("#nodes tbody tr td:has-text('alive')")
     page.wait_for_selector("#checkers tbody tr td:has-text('alive')")
     page.screenshot(path=str(OUTPUT / "dashboard-overview.png"), full_page=True)

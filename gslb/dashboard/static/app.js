@@ -309,6 +309,19 @@ function render() {
   if (view === "events") renderEvents();
 }
 
+// The name a pool answers (its `name`, else its key), not its key: `www-v6` answers
+// www.gslb.example.com AAAA, and www-v6.gslb.example.com does not exist.
+function answered(p) {
+  const relative = p.pool.name || p.name;
+  return relative === "@" ? p.zoneName : `${relative}.${p.zoneName}`;
+}
+
+function poolLabel(p) {
+  const own = answered(p);
+  const key = (p.pool.name || p.name) === p.name ? "" : ` (pool ${p.name})`;
+  return `${own} ${p.pool.type || "A"}${key}`;
+}
+
 function renderOverview() {
   const cards = poolsOf().map((p) => {
     const count = (pred) => p.members.filter(pred).length;
@@ -316,7 +329,7 @@ function renderOverview() {
     return el(
       "article",
       { class: "card" + (p.onFallback ? " alarm" : ""), dataset: { pool: `${p.zoneName}/${p.name}` } },
-      el("h3", {}, el("a", { href }, `${p.name}.${p.zoneName}`), ` ${p.pool.type || "A"}`),
+      el("h3", {}, el("a", { href }, answered(p)), ` ${poolLabel(p).slice(answered(p).length + 1)}`),
       p.onFallback ? el("p", { class: "alarm-text" }, `On fallback (${JSON.stringify(p.pool.fallback || "all")}): no healthy member`) : null,
       el(
         "p",
@@ -374,7 +387,7 @@ function renderPool(zoneName, poolName) {
     $("#pool-title").textContent = `No pool ${poolName} in ${zoneName}`;
     return;
   }
-  $("#pool-title").textContent = `${p.name}.${p.zoneName} ${p.pool.type || "A"}`;
+  $("#pool-title").textContent = poolLabel(p);
   $("#pool-summary").replaceChildren(
     `policy: ${(p.pool.policy || ["health", "round_robin", "limit"]).join(" → ")}; monitor: ${p.pool.monitor || "none"}; TTL ${p.pool.ttl ?? 30} s`,
     p.onFallback ? el("strong", { class: "alarm-text" }, " — on fallback: no healthy member") : ""
@@ -508,7 +521,7 @@ function confirmAction(text) {
 async function adminAction(p, member, action) {
   const verb = action === "drain" ? "Drain" : "Enable";
   const what = action === "drain" ? "No new answers will name it; its health checks go on." : "It goes back into the answers when healthy.";
-  if (!(await confirmAction(`${verb} ${member.address} in pool ${p.name}.${p.zoneName}? ${what}`))) return;
+  if (!(await confirmAction(`${verb} ${member.address} in ${poolLabel(p)}? ${what}`))) return;
   const path = `/zones/${encodeURIComponent(p.zoneName)}/pools/${encodeURIComponent(p.name)}/members/${encodeURIComponent(member.address)}/${action}`;
   try {
     await api(path, { method: "POST" });
