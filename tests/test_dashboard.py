@@ -148,6 +148,17 @@ def test_the_dashboard_follows_health_and_drains_a_member(bed: Bed, page: Page) 
     page.wait_for_selector(f'#matrix tr[data-member="{key("127.10.6.10")}"] td.health-up')
     time.sleep(2.5)  # a few samples in the plots
     page.screenshot(path=str(OUTPUT / "dashboard-pool.png"), full_page=True)
+    # The plots say what they show: a zero, a unit, clock times; no line in a health colour.
+    labels = page.locator("#plot-rtt text").evaluate_all("ts => ts.map(t => t.textContent)")
+    assert "0" in labels and "ms" in labels and sum(":" in t for t in labels) == 3, labels
+    strokes = set(
+        page.locator("#plot-rtt polyline").evaluate_all(
+            "ls => ls.map(l => l.getAttribute('stroke'))"
+        )
+    )
+    assert strokes and not strokes & {"#1a7f37", "#cf222e", "#9a6700", "#6e7781", "#57606a"}, (
+        strokes
+    )
 
     # A member's server stops: the row turns down without a reload, within interval x fall + 2 s.
     stopped = time.monotonic()

@@ -442,43 +442,52 @@ function renderPool(zoneName, poolName) {
   renderPlots(p);
 }
 
-const COLOURS = ["#0969da", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0a7ea4", "#57606a"];
+const COLOURS = ["#0969da", "#8250df", "#0a7ea4", "#bf3989", "#3e63dd", "#1b7c83", "#6639ba", "#5a7fa8"];
 
 function renderPlots(p) {
   const starts = Object.keys(state.answers).map(Number).sort((a, b) => a - b);
   const answerSeries = p.members.map((m) => starts.map((s) => [s, state.answers[s][m.key] || 0]));
-  drawPlot($("#plot-answers"), answerSeries);
-  drawPlot($("#plot-rtt"), p.members.map((m) => state.rtt[m.key] || []));
+  drawPlot($("#plot-answers"), answerSeries, "answers / 10 s");
+  drawPlot($("#plot-rtt"), p.members.map((m) => state.rtt[m.key] || []), "ms");
   $("#legend").replaceChildren(
     ...p.members.map((m, i) => el("span", {}, el("i", { colour: COLOURS[i % COLOURS.length] }), m.address))
   );
 }
 
-function drawPlot(svg, series) {
-  const W = 600, H = 180, PAD = 28;
+// Line colours for members: blues, purples and teals only, so that no line looks like a
+// health state (green up, red down, amber drained, grey disabled).
+function drawPlot(svg, series, unit) {
+  const W = 600, H = 180, LEFT = 44, RIGHT = 10, TOP = 10, BOTTOM = 22;
   const points = series.flat();
   const ns = "http://www.w3.org/2000/svg";
-  const shape = (tag, attrs) => {
+  const shape = (tag, attrs, text) => {
     const node = document.createElementNS(ns, tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
     return node;
   };
   svg.replaceChildren();
   if (points.length < 2) {
-    const text = shape("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#57606a" });
-    text.textContent = "collecting…";
-    svg.append(text);
+    svg.append(shape("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#57606a" }, "collecting…"));
     return;
   }
   const t0 = Math.min(...points.map((p) => p[0]));
   const t1 = Math.max(...points.map((p) => p[0]));
-  const vmax = Math.max(1e-9, ...points.map((p) => p[1]));
-  const x = (t) => PAD + ((t - t0) / Math.max(1, t1 - t0)) * (W - 2 * PAD);
-  const y = (v) => H - PAD / 2 - (v / vmax) * (H - PAD);
-  svg.append(shape("line", { x1: PAD, y1: H - PAD / 2, x2: W - PAD, y2: H - PAD / 2, stroke: "#d0d7de" }));
-  const top = shape("text", { x: 2, y: 12, "font-size": 11, fill: "#57606a" });
-  top.textContent = vmax >= 10 ? vmax.toFixed(0) : vmax.toFixed(2);
-  svg.append(top);
+  const vmax = niceCeiling(Math.max(1, ...points.map((p) => p[1]))); // counts and ms: 1 at least
+  const x = (t) => LEFT + ((t - t0) / Math.max(1, t1 - t0)) * (W - LEFT - RIGHT);
+  const y = (v) => H - BOTTOM - (v / vmax) * (H - TOP - BOTTOM);
+  const label = { "font-size": 11, fill: "#57606a" };
+  // The y axis from zero, with its unit; grid lines at a half and the top.
+  for (const v of [0, vmax / 2, vmax]) {
+    svg.append(shape("line", { x1: LEFT, y1: y(v), x2: W - RIGHT, y2: y(v), stroke: v ? "#eaeef2" : "#8c959f" }));
+    svg.append(shape("text", { ...label, x: LEFT - 4, y: y(v) + 4, "text-anchor": "end" }, formatValue(v)));
+  }
+  svg.append(shape("text", { ...label, x: LEFT + 4, y: TOP + 10 }, unit));
+  // The time axis: clock times at both ends and the middle.
+  for (const t of [t0, (t0 + t1) / 2, t1]) {
+    const anchor = t === t0 ? "start" : t === t1 ? "end" : "middle";
+    svg.append(shape("text", { ...label, x: x(t), y: H - 6, "text-anchor": anchor }, clock(t)));
+  }
   series.forEach((s, i) => {
     if (s.length === 0) return;
     svg.append(
@@ -490,6 +499,20 @@ function drawPlot(svg, series) {
       })
     );
   });
+}
+
+function niceCeiling(v) {
+  const step = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (v <= m * step) return m * step;
+  return 10 * step;
+}
+
+function formatValue(v) {
+  return v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(v >= 1 ? 1 : 2);
+}
+
+function clock(t) {
+  return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 function renderEvents() {
