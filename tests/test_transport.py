@@ -232,6 +232,9 @@ def test_reload_on_sighup_and_refusal_keeps_running_zones(tmp_path: Path) -> Non
             return int(reply.answer[0][0].serial)
 
         assert www() == WWW
+        # "zones reloaded" follows the answers once the node follows Redis; before its first
+        # sync it stores the files and says so, and the answers follow at the sync.
+        proc.wait_for_event("redis synced")
         changed = CORE_ZONE.replace("198.51.100.10", "198.51.100.11").replace(
             "serial: 2024010101", "serial: 2024010102"
         )
