@@ -50,14 +50,17 @@ def decide(
     trace: list[StepTrace] = []
     candidates = pool.members
     fallback = None
-    ramped = False
     memo: dict[int, bool] = {}
+
+    def slow_start(candidates: Candidates) -> Candidates:
+        ctx = Context(pool, state, client, slot, client_key, [] if explain else None)
+        return _slow_start(candidates, ctx, trace)
+
     for i, name in enumerate(pool.steps):
         notes: list[str] | None = [] if explain else None
         ctx = Context(pool, state, client, slot, client_key, notes, pool.steps[:i], memo)
-        if name == "limit" and not ramped:
-            candidates = _slow_start(candidates, Context(*_ctx_args(ctx, explain)), trace)
-            ramped = True
+        if name == "limit":
+            candidates = slow_start(candidates)
         before = candidates
         candidates = STEPS[name].apply(candidates, ctx)
         if name == "health" and not candidates:
@@ -74,9 +77,8 @@ def decide(
                 notes.append(f"nothing healthy: fallback {pool.fallback.kind}")
         if notes is not None:
             trace.append(_trace(name, before, candidates, notes))
-    if not ramped:
-        last = Context(pool, state, client, slot, client_key, [] if explain else None)
-        candidates = _slow_start(candidates, last, trace)
+    if "limit" not in pool.steps:
+        candidates = slow_start(candidates)
     return Decision(pool, candidates, fallback, tuple(trace))
 
 
@@ -88,12 +90,6 @@ def _slow_start(candidates: Candidates, ctx: Context, trace: list[StepTrace]) ->
     if ctx.notes is not None and ctx.notes:
         trace.append(_trace("slow_start", candidates, out, ctx.notes))
     return out
-
-
-def _ctx_args(
-    ctx: Context, explain: bool
-) -> tuple[Pool, ClusterState, ClientInfo | None, int, bytes, list[str] | None]:
-    return ctx.pool, ctx.state, ctx.client, ctx.slot, ctx.client_key, [] if explain else None
 
 
 def state_ramps(ctx: Context) -> bool:

@@ -49,14 +49,9 @@ def precision(pool: Pool) -> Precision:
 
 def groups(candidates: list[Member], ctx: Context) -> tuple[list[list[Member]], list[Member]]:
     """(ISP groups whose path is up, in first-appearance order; members on a path down)."""
-    by_isp: dict[str | None, list[Member]] = {}
-    down: list[Member] = []
-    for m in candidates:
-        if path_down(m, ctx):
-            down.append(m)
-        else:
-            by_isp.setdefault(m.isp, []).append(m)
-    return list(by_isp.values()), down
+    cut = [path_down(m, ctx) for m in candidates]
+    up = [m for m, c in zip(candidates, cut, strict=True) if not c]
+    return groups_of(up), [m for m, c in zip(candidates, cut, strict=True) if c]
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
