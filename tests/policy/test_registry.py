@@ -22,6 +22,7 @@ def test_each_step_declares_what_the_answer_path_needs() -> None:
     ctx = Context(p, ClusterState())
     for name, step in STEPS.items():
         assert isinstance(step.FILTERS, bool), name
+        assert step.ORDERS in ("place", "lead", None), name
         assert step.period(p.members, ctx) >= 1, name
         assert step.reads(p) <= {"client", "health", "load", "paths", "rtt"}, name
         needs = step.precision(p)

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 Candidates = tuple["Member", ...]
 Input = Literal["client", "health", "load", "paths", "rtt"]
+# How a step orders: by where the members are ("place"), by choosing which one leads
+# ("lead"), or not at all (None: it filters or truncates).
+Order = Literal["place", "lead"] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,9 @@ class Step(Protocol):
     # priority groups, unreachable paths): the rotation periods of the steps after it are
     # counted on what it keeps.
     FILTERS: bool
+    # See `Order`: after a "place" step the "lead" steps share inside each site, and a "lead"
+    # step's leader is kept by isp_interleave.
+    ORDERS: Order
 
     def apply(self, candidates: Candidates, ctx: Context) -> Candidates: ...
 
@@ -113,15 +119,22 @@ def still(candidates: Candidates, ctx: Context) -> int:
     return 1
 
 
-# Steps that order by where the member is. After one of them, the steps that share the lead
-# (round_robin, weighted, least_load, least_traffic, sticky, fastest, isp_interleave) work
-# inside each site's run of candidates and keep the runs in order: sharing must not undo
-# "nearest first" (a London client led by New York because the rotation came round).
-PLACE_STEPS = frozenset({"proximity", "topology", "cost"})
-
-
 def placed(ctx: Context) -> bool:
-    return not PLACE_STEPS.isdisjoint(ctx.before)
+    """Whether a step before this one ordered by place (proximity, topology, cost). After
+    one, the steps that share the lead work inside each site's run of candidates and keep
+    the runs in order: sharing must not undo "nearest first" (a London client led by New
+    York because the rotation came round)."""
+    return _ordered_by(ctx, "place")
+
+
+def led(ctx: Context) -> bool:
+    """Whether a step before this one chose the leader (round_robin, weighted, sticky,
+    fastest, least_load, least_traffic, isp_interleave)."""
+    return _ordered_by(ctx, "lead")
+
+
+def _ordered_by(ctx: Context, order: Order) -> bool:
+    return any(order == STEPS[name].ORDERS for name in ctx.before)
 
 
 def tiers(candidates: Candidates, ctx: Context) -> list[Candidates]:

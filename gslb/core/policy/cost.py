@@ -19,13 +19,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gslb.core.location import distance_km
-from gslb.core.policy import Candidates, Context, Input, Precision, still
+from gslb.core.policy import Candidates, Context, Input, Order, Precision, still
 from gslb.core.policy.topology import cidr_bits, first_match
 
 if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
 
 FILTERS = True  # unreachable members are dropped whoever the client is
+ORDERS: Order = "place"
 period = still
 
 

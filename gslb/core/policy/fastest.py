@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, by_tier, still
+from gslb.core.policy import BLIND, Candidates, Context, Input, Order, Precision, by_tier, still
 
 if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
 
 FILTERS = False
+ORDERS: Order = "lead"
 period = still
 
 

@@ -26,7 +26,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, tier_period, tiers
+from gslb.core.policy import (
+    BLIND,
+    Candidates,
+    Context,
+    Input,
+    Order,
+    Precision,
+    led,
+    tier_period,
+    tiers,
+)
 from gslb.core.policy.cost import path_down
 from gslb.core.policy.weighted import sequence
 
@@ -34,9 +44,7 @@ if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
 
 FILTERS = False  # with `isp_down: drop` it drops, but only what `cost` would call unreachable
-LEAD_STEPS = frozenset(  # steps that choose the leader themselves
-    {"round_robin", "weighted", "sticky", "fastest", "least_load", "least_traffic"}
-)
+ORDERS: Order = "lead"
 
 
 def reads(pool: Pool) -> frozenset[Input]:
@@ -58,7 +66,7 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
     ordered: list[Member] = []
     broken: list[Member] = []
     orders: list[str] = []
-    rotate = not LEAD_STEPS.intersection(ctx.before)
+    rotate = not led(ctx)
     for tier in tiers(candidates, ctx):
         up, down = groups(list(tier), ctx)
         broken += down
@@ -103,7 +111,7 @@ def _rotated(up: list[list[Member]], slot: int) -> list[list[Member]]:
 
 def period(candidates: Candidates, ctx: Context) -> int:
     """Slots after which every tier's weighted cycle comes round: its summed weights."""
-    if LEAD_STEPS.intersection(ctx.before):
+    if led(ctx):
         return 1
 
     def cycle(tier: Candidates) -> int:

@@ -27,6 +27,7 @@ from gslb.core.policy import (
     Candidates,
     Context,
     Input,
+    Order,
     Precision,
     _share,
     by_tier,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
 
 FILTERS = False
+ORDERS: Order = "lead"
 
 
 CPU_FULL = 1.0  # an agent's load average per CPU at which a member takes no new lead

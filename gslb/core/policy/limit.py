@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, still
+from gslb.core.policy import BLIND, Candidates, Context, Input, Order, Precision, still
 
 if TYPE_CHECKING:
     from gslb.core.pools import Pool
 
 FILTERS = False  # it drops candidates, but it comes last: no step after it rotates
+ORDERS: Order = None
 period = still
 
 

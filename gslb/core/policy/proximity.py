@@ -24,7 +24,7 @@ import math
 from typing import TYPE_CHECKING
 
 from gslb.core.location import distance_km
-from gslb.core.policy import GEO, Candidates, Context, Input, Precision
+from gslb.core.policy import GEO, Candidates, Context, Input, Order, Precision
 from gslb.core.policy._hash import unit
 from gslb.core.policy.cost import path_down
 
@@ -35,6 +35,7 @@ SPILL_GRANULARITY = 20  # rotation slots a spilling pool cycles through: 5 % ste
 SPILL_FROM = 0.8  # share of a site's capacity at which its answers start spilling over
 SPILL_ALL = 1.0  # share of its capacity at which all of a site's answers spill over
 FILTERS = False
+ORDERS: Order = "place"
 
 
 def reads(pool: Pool) -> frozenset[Input]:

@@ -18,6 +18,7 @@ from gslb.core.policy import (
     Candidates,
     Context,
     Input,
+    Order,
     Precision,
     by_tier,
     placed,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from gslb.core.pools import Pool
 
 FILTERS = False
+ORDERS: Order = "lead"
 
 
 def reads(pool: Pool) -> frozenset[Input]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import Candidates, Context, Input, Precision, by_tier, still
+from gslb.core.policy import Candidates, Context, Input, Order, Precision, by_tier, still
 from gslb.core.policy._hash import unit
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 IPV4_PREFIX = 24
 IPV6_PREFIX = 56
 FILTERS = False
+ORDERS: Order = "lead"
 period = still
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
-from gslb.core.policy import Candidates, Context, Input, Precision, still
+from gslb.core.policy import Candidates, Context, Input, Order, Precision, still
 
 if TYPE_CHECKING:
     from gslb.core.location import ClientInfo
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 FILTERS = False
+ORDERS: Order = "place"
 period = still
 
 

@@ -17,12 +17,22 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from gslb.core.policy import BLIND, Candidates, Context, Input, Precision, by_tier, tier_period
+from gslb.core.policy import (
+    BLIND,
+    Candidates,
+    Context,
+    Input,
+    Order,
+    Precision,
+    by_tier,
+    tier_period,
+)
 
 if TYPE_CHECKING:
     from gslb.core.pools import Pool
 
 FILTERS = False
+ORDERS: Order = "lead"
 MAX_CYCLE = 1000
 
 
