@@ -140,12 +140,15 @@ class Drains:
 
     def zone(self, old: Zone | None, new: Zone | None, touched: Iterable[str] | None) -> None:
         """A zone was replaced: look again at the pools written (all of them if unknown)."""
+        either = new if new is not None else old
+        if either is None:
+            return
         names = (
             set(touched)
             if touched is not None
             else {*(old.pools_by_name if old else ()), *(new.pools_by_name if new else ())}
         )
-        zone = (new or old).name if (new or old) is not None else ""  # type: ignore[union-attr]
+        zone = either.name
         for name in names:
             pool = new.pools_by_name.get(name) if new is not None else None
             self.planned.pop(f"{zone}/{name}", None)
