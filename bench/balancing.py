@@ -39,8 +39,6 @@ import dns.edns
 import dns.message
 import immutables
 import numpy as np
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 
 from gslb import zonefiles
 from gslb.core.handler import Client, ReplyCache, handle
@@ -50,6 +48,7 @@ from gslb.core.state import ClusterState, Load, MemberState
 from gslb.schema import Health
 from gslb.shell.geoip import GeoIpLocator
 from gslb.shell.ramp import LoadTrend, SlowStart
+from tests.geoip_fixtures import write_city
 
 SESSION_S = 20.0  # mean session length (web: a page and its keep-alive connection)
 RATE = 3000.0  # new sessions per second, the whole world
@@ -171,25 +170,13 @@ def zone_text(drained: frozenset[int] = frozenset(), slow_start: float = 0.0) ->
 
 
 def write_geoip(path: Path) -> Path:
-    writer = MMDBWriter(
-        ip_version=6,
-        database_type="GeoIP2-City",
-        languages=["en"],
-        description="gslb balancing simulator cities",
-        ipv4_compatible=True,
-    )
+    """The cities as a GeoIP2 City database, written as the test suite writes its own."""
     places = [(city_network(i), c) for i, c in enumerate(CITIES)] + [(HUB_NETWORK, HUB)]
-    for network, (name, region, lat, lon) in places:
-        writer.insert_network(
-            IPSet([str(network)]),
-            {
-                "city": {"names": {"en": name}},
-                "continent": {"code": region},
-                "location": {"latitude": lat, "longitude": lon},
-            },
-        )
-    writer.to_db_file(str(path))
-    return path
+    return write_city(
+        path,
+        [(str(net), name, None, region, lat, lon) for net, (name, region, lat, lon) in places],
+        "gslb balancing simulator",
+    )
 
 
 @dataclass

@@ -29,24 +29,26 @@ ASNS = [
 ]
 
 
-def write_city(path: Path) -> Path:
+City = tuple[str, str, str | None, str, float, float]  # network, city, country, continent, lat, lon
+
+
+def write_city(path: Path, cities: list[City] = CITIES, what: str = "gslb test") -> Path:
     writer = MMDBWriter(
         ip_version=6,
         database_type="GeoIP2-City",
         languages=["en"],
-        description="gslb test city database",
+        description=f"{what} city database",
         ipv4_compatible=True,
     )
-    for network, city, country, continent, lat, lon in CITIES:
-        writer.insert_network(
-            IPSet([network]),
-            {
-                "city": {"names": {"en": city}},
-                "country": {"iso_code": country},
-                "continent": {"code": continent},
-                "location": {"latitude": lat, "longitude": lon},
-            },
-        )
+    for network, city, country, continent, lat, lon in cities:
+        record: dict[str, object] = {
+            "city": {"names": {"en": city}},
+            "continent": {"code": continent},
+            "location": {"latitude": lat, "longitude": lon},
+        }
+        if country is not None:
+            record["country"] = {"iso_code": country}
+        writer.insert_network(IPSet([network]), record)
     writer.to_db_file(str(path))
     return path
 
