@@ -177,6 +177,8 @@ class Monitor:
     query_name: str | None = None
     query_type: str = "A"
     expect_rcode: str = "NOERROR"
+    # tcp / http / https: hold an idle connection per path, whose reset means a dead service
+    watch: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,6 +66,7 @@ from healthchecks.assign import owners
 from healthchecks.probes import Outcome, Probe, Resources, registry
 from healthchecks.probes import icmp as icmp_probe
 from healthchecks.quorum import Quorum, decide, path_cut
+from healthchecks.watch import CONFIRM_GAP, Watch, raise_file_limit
 
 log = logs.get("gslb.checker")
 
@@ -181,6 +182,7 @@ class CheckerNode:
         self._icmp_warned = False
         self.started = time.time()
         self.probes_done = 0
+        self.watch_ends = 0  # watched connections that ended (each followed by confirmations)
         self._refused: set[str] = set()  # targets outside `allow`, said once each
         self.policy = TargetPolicy(config.allow)
         self.resources.policy = self.policy
@@ -196,6 +198,7 @@ class CheckerNode:
             region=self.config.region,
             paths={k: v or "system" for k, v in self.config.path_map.items()},
         )
+        raise_file_limit()  # a watched connection per (member, path) is a descriptor each
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._heartbeats())
@@ -448,44 +451,73 @@ class CheckerNode:
         probe = self.probes[monitor.type]
         source = None if path == AGENT_PATH else self.config.path_map.get(path)
         vote = self.votes[(target.key, path)] = Vote()
+        watch = _watch(target, source)
+        confirming = 0  # confirming probes left after the watched connection ended
+        lived = 0.0  # how long that connection had lived
         if delay:
             await asyncio.sleep(delay)
-        while True:
-            started = time.monotonic()
-            outcome = await self._timed(probe, target, source, monitor.timeout)
-            now = time.time()
-            self.probes_done += 1
-            self.stats.record(path, outcome.ok, outcome.rtt)
-            changed = vote.record(outcome, monitor.rise, monitor.fall, now)
-            if changed and vote.vote != "unknown":
-                self.voted.setdefault(target.key, set()).add(path)
-            # Results expire after three intervals; a result whose vote holds is rewritten
-            # only every other interval, which keeps it fresh at half the Redis writes.
-            if changed or now - vote.written >= 2 * monitor.interval:
-                vote.written = now
-                self.pending[(target.key, path)] = Result(
-                    vote.vote,
-                    outcome.ok,
-                    vote.rtt,
-                    outcome.error,
-                    now,
-                    vote.since,
-                    now + 3 * monitor.interval + monitor.timeout + 1.0,
-                )
-                if changed:
-                    self.undecided.add(target.key)
-                    self.flush_now.set()
-                    # Decide once more a probe later: checkers that change their votes at
-                    # the same moment each decide before reading the others' new word, and
-                    # nothing else would make them look again (seen in the netns bed).
-                    vote.settle = now + monitor.interval
-            if vote.settle and now >= vote.settle:
-                vote.settle = 0.0
+        try:
+            while True:
+                started = time.monotonic()
+                outcome = await self._timed(probe, target, source, monitor.timeout)
+                self._count(target, path, vote, outcome)
+                # Measured from the start of this probe: when the loop is saturated, cycles
+                # stretch (fewer probes) rather than probes timing out (false downs).
+                rest = max(0.0, monitor.interval - (time.monotonic() - started))
+                if watch is None:
+                    await asyncio.sleep(rest)
+                    continue
+                if confirming:
+                    if outcome.ok:  # closed by the member's own design, not by a death
+                        watch.benign(lived, monitor.interval)
+                        confirming = 0
+                    elif vote.vote == "down":
+                        confirming = 0
+                    else:
+                        confirming -= 1
+                if outcome.ok and watch.wanted(time.monotonic()):
+                    await watch.open(monitor.timeout)
+                if await watch.pause(CONFIRM_GAP if confirming else rest):
+                    lived = watch.lived()
+                    confirming = monitor.fall
+                    self.watch_ends += 1
+        finally:
+            if watch is not None:
+                watch.close()
+
+    def _count(self, target: Target, path: str, vote: Vote, outcome: Outcome) -> None:
+        """Take a probe's outcome into the vote, and queue what Redis must hear of it."""
+        monitor = target.monitor
+        now = time.time()
+        self.probes_done += 1
+        self.stats.record(path, outcome.ok, outcome.rtt)
+        changed = vote.record(outcome, monitor.rise, monitor.fall, now)
+        if changed and vote.vote != "unknown":
+            self.voted.setdefault(target.key, set()).add(path)
+        # Results expire after three intervals; a result whose vote holds is rewritten
+        # only every other interval, which keeps it fresh at half the Redis writes.
+        if changed or now - vote.written >= 2 * monitor.interval:
+            vote.written = now
+            self.pending[(target.key, path)] = Result(
+                vote.vote,
+                outcome.ok,
+                vote.rtt,
+                outcome.error,
+                now,
+                vote.since,
+                now + 3 * monitor.interval + monitor.timeout + 1.0,
+            )
+            if changed:
                 self.undecided.add(target.key)
                 self.flush_now.set()
-            # Measured from the start of this probe: when the loop is saturated, cycles
-            # stretch (fewer probes) rather than probes timing out (false downs).
-            await asyncio.sleep(max(0.0, monitor.interval - (time.monotonic() - started)))
+                # Decide once more a probe later: checkers that change their votes at
+                # the same moment each decide before reading the others' new word, and
+                # nothing else would make them look again (seen in the netns bed).
+                vote.settle = now + monitor.interval
+        if vote.settle and now >= vote.settle:
+            vote.settle = 0.0
+            self.undecided.add(target.key)
+            self.flush_now.set()
 
     async def _timed(
         self, probe: Probe, target: Target, source: str | None, limit: float
@@ -667,6 +699,18 @@ class CheckerNode:
                     log.warning("isp path cut at a site", isp=isp, site=site, members=len(keys))
             elif await self.redis.srem(PATHS_DOWN, item):
                 log.info("isp path back at a site", isp=isp, site=site)
+
+
+def _watch(target: Target, source: str | None) -> Watch | None:
+    """The connection watch of a (member, path), for the monitors that connect over TCP."""
+    monitor = target.monitor
+    if not monitor.watch or monitor.type not in WATCHED:
+        return None
+    port = monitor.port or (443 if monitor.type == "https" else 80)
+    return Watch(target.address, port, source)
+
+
+WATCHED = ("tcp", "http", "https")
 
 
 def _text(value: bytes | str) -> str:

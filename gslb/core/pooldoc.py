@@ -181,6 +181,12 @@ class MonitorDoc(_Doc):
     expect_status: int | list[int] = 200
     expect_body: str | None = Field(None, description="a substring the body must contain")
     tls_verify: bool = True
+    watch: bool = Field(
+        True,
+        description="tcp, http, https: keep an idle connection open to the member over each "
+        "path; when it is reset or closed, confirming probes follow at once (a dead service "
+        "is noticed in tens of milliseconds, not a probe interval)",
+    )
     # dns
     query_name: str | None = None
     query_type: str = "A"

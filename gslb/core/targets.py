@@ -31,6 +31,7 @@ def monitor_of(doc: MonitorDoc) -> Monitor:
         query_name=doc.query_name,
         query_type=doc.query_type,
         expect_rcode=doc.expect_rcode,
+        watch=doc.watch,
     )
 
 
