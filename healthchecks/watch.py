@@ -23,10 +23,14 @@ import resource
 import socket
 import time
 
+from gslb.common import logs
+
 WATCH_BACKOFF = 60.0  # seconds without a watch after one lived less than an interval
 WATCH_BACKOFF_MAX = 600.0
 WATCH_LIMIT = 50_000  # watched connections per checker at most (each a file descriptor)
 CONFIRM_GAP = 0.025  # seconds between confirming probes after a watched connection ended
+log = logs.get("gslb.checker")
+
 KEEPALIVE = (10, 5, 3)  # TCP keep-alive: idle seconds, seconds between probes, probes
 
 
@@ -51,7 +55,7 @@ class Watch:
 
     open_count = 0  # across every watch of this process
     limit = WATCH_LIMIT  # lowered to half the open-file limit by raise_file_limit
-    refused = 0  # watches not opened for the limit (the probes go on plainly)
+    warned = False  # the limit was reached and said so once
 
     def __init__(self, address: str, port: int, source: str | None) -> None:
         self.address = address
@@ -63,7 +67,6 @@ class Watch:
         self.opened_at = 0.0
         self.off_until = 0.0  # monotonic time before which no watch is opened
         self.backoff = WATCH_BACKOFF
-        self.closes = 0  # connections that ended
         self._waiter: asyncio.Future[bool] | None = None
 
     def wanted(self, now: float) -> bool:
@@ -72,7 +75,13 @@ class Watch:
     async def open(self, within: float) -> bool:
         """Open the watched connection; False when it could not be (the probes go on)."""
         if Watch.open_count >= Watch.limit:
-            Watch.refused += 1
+            if not Watch.warned:
+                Watch.warned = True
+                log.warning(
+                    "watched connections at their limit: further members are probed without "
+                    "a watch (half the open-file limit, at most WATCH_LIMIT)",
+                    limit=Watch.limit,
+                )
             return False
         loop = asyncio.get_running_loop()
         listener = _Listener(self)
@@ -121,7 +130,6 @@ class Watch:
         """The ended connection's lifetime; the watch is then closed."""
         lived = time.monotonic() - self.opened_at
         self.close()
-        self.closes += 1
         return lived
 
     def benign(self, lived: float, interval: float) -> None:
