@@ -59,12 +59,15 @@ def test_two_workers_share_the_port_and_both_follow_a_change(tmp_path: Path) -> 
                 return json.loads(r.read())["nodes"]  # type: ignore[no-any-return]
 
         until(lambda: len(nodes()) == 1)  # one row for the node: it speaks for its worker
-        answers = ask_from_many_ports(server)
-        assert all(a == {"192.0.2.10", "192.0.2.20"} for a in answers)
 
         def counted() -> dict[str, int]:
             (node,) = nodes().values()
             return {k: int(v) for k, v in node.get("queries_by_worker", {}).items()}  # type: ignore[attr-defined]
+
+        # A worker reports once its sockets are bound: wait for both before asking.
+        until(lambda: len(counted()) == 2)
+        answers = ask_from_many_ports(server)
+        assert all(a == {"192.0.2.10", "192.0.2.20"} for a in answers)
 
         # Both processes answered some, and the node's row (and /metrics) counts them all.
         until(lambda: sum(counted().values()) == 64)

@@ -492,9 +492,12 @@ class Node:
         if self.config.parent_pid is not None:
             self._spawn(self._watch_parent(self.config.parent_pid))
         if self.config.stats_fd is not None:
-            self._spawn(send_reports(self.answerer, self.config.stats_fd))
+            self.answerer.answers.unreported = {}  # what the node has not been told yet
         try:
             await self.start()
+            if self.config.stats_fd is not None:
+                # Reports begin once the sockets are bound: a worker that reports can answer.
+                self._spawn(send_reports(self.answerer, self.config.stats_fd))
             await self.stopping.wait()
         finally:
             await self.stop()

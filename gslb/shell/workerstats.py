@@ -111,7 +111,8 @@ async def send_reports(answerer: Answerer, fd: int) -> None:
     """The worker's side: a line a second to its node, until the pipe closes."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(fd, "wb", buffering=0))
-    answerer.answers.unreported = {}  # from now on, what the node has not been told
+    if answerer.answers.unreported is None:
+        answerer.answers.unreported = {}  # from now on, what the node has not been told
     try:
         while not transport.is_closing():
             answers = answerer.answers.take_unreported()
