@@ -87,7 +87,7 @@ class EventHub:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 with contextlib.suppress(*REDIS_ERRORS, RuntimeError):
-                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call, unused-ignore]
 
     def _state(self, up: bool) -> None:
         if up != self.connected:

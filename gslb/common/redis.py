@@ -34,7 +34,7 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
         service = parts[0]
         db = int(parts[1]) if len(parts) > 1 else 0
         password = urllib.parse.unquote(parsed.password) if parsed.password else None
-        sentinel = Sentinel(hosts, sentinel_kwargs={"password": password}, **defaults)  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(hosts, sentinel_kwargs={"password": password}, **defaults)  # type: ignore[no-untyped-call, unused-ignore]  # redis < 8.2 is untyped
         master: aioredis.Redis = sentinel.master_for(service, db=db, password=password)
         return master
     client: aioredis.Redis = aioredis.Redis.from_url(url, **defaults)
