@@ -8,12 +8,17 @@
    and we measure until the DNS node stops handing it out (polled every 5 ms), then it is
    started again.
 
+3. Agent drain: three DNS nodes sharing Redis; 20 times, a member's agent announces it is
+   leaving (healthchecks.agent.announce, what `gslb agent drain` runs) and we measure until
+   none of the three hands it out any more, then it says it is back.
+
 Writes the figures into docs/performance.md between the bench-checker markers. Only loopback
 addresses are used.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -31,6 +36,9 @@ import dns.message
 import dns.query
 import redis
 from benchlib import free_port, start_redis, stop
+
+from gslb.common.redis import connect
+from healthchecks.agent import announce
 
 ROOT = Path(__file__).resolve().parent.parent
 PERF = ROOT / "docs" / "performance.md"
@@ -203,6 +211,32 @@ class Members:
             proc.wait(10)
 
 
+def ask(port: int) -> set[str]:
+    try:
+        reply = dns.query.udp(
+            dns.message.make_query("www.bench.example.", "A"), "127.0.0.1", port=port, timeout=1
+        )
+    except Exception:
+        return set()
+    return {rr.to_text() for rrset in reply.answer for rr in rrset}
+
+
+def dns_node(zones: Path, url: str, port: int, cpu: int) -> subprocess.Popen[bytes]:
+    return gslb(
+        "serve",
+        "--zones",
+        str(zones),
+        "--redis",
+        url,
+        "--no-checker",
+        "--dns",
+        f"127.0.0.1:{port}",
+        "--http",
+        "127.0.0.1:0",
+        cpu=cpu,
+    )
+
+
 def failover(work: Path) -> dict[str, float]:
     redis_proc, url = start_redis(work)
     port = free_port()
@@ -213,35 +247,14 @@ def failover(work: Path) -> dict[str, float]:
     (zone / "bench.yaml").write_text(FAILOVER_ZONE.format(port=port) + members_yaml)
     dns_port = free_port()
     members = Members(addresses, port)
-    node = gslb(
-        "serve",
-        "--zones",
-        str(zone),
-        "--redis",
-        url,
-        "--no-checker",
-        "--dns",
-        f"127.0.0.1:{dns_port}",
-        "--http",
-        "127.0.0.1:0",
-        cpu=0,
-    )
+    node = dns_node(zone, url, dns_port, cpu=0)
     checkers = [
         gslb("checker", "--redis", url, "--id", f"c{i}", "--region", f"r{i}", cpu=i % 2)
         for i in range(3)
     ]
 
     def answer() -> set[str]:
-        try:
-            reply = dns.query.udp(
-                dns.message.make_query("www.bench.example.", "A"),
-                "127.0.0.1",
-                port=dns_port,
-                timeout=1,
-            )
-        except Exception:
-            return set()
-        return {rr.to_text() for rrset in reply.answer for rr in rrset}
+        return ask(dns_port)
 
     delays = []
     try:
@@ -279,7 +292,71 @@ def failover(work: Path) -> dict[str, float]:
     }
 
 
-def write(rate: dict[str, float], fail: dict[str, float]) -> None:
+DRAIN_ZONE = """\
+zone: bench.example.
+soa: {mname: ns, rname: h}
+records: '@ NS ns'
+pools:
+  www:
+    policy: [health, limit]
+    members:
+"""
+DRAIN_TRIALS = 20
+
+
+def agent_drain(work: Path) -> dict[str, float]:
+    """From the announcement to the moment no node of three hands the member out."""
+    redis_proc, url = start_redis(work)
+    addresses = [f"127.31.1.{i}" for i in range(1, 5)]
+    zone = work / "zones"
+    zone.mkdir()
+    members_yaml = "".join(f"      - {{address: {a}}}\n" for a in addresses)
+    (zone / "bench.yaml").write_text(DRAIN_ZONE + members_yaml)
+    ports = [free_port() for _ in range(3)]
+    nodes = [dns_node(zone, url, port, cpu=i % 2) for i, port in enumerate(ports)]
+
+    async def say(member: str, leaving: bool) -> float:
+        client = connect(url)
+        try:
+            await client.ping()
+            began = time.monotonic()
+            await announce(client, member, leaving)
+            return began
+        finally:
+            await client.aclose()
+
+    delays = []
+    try:
+        deadline = time.monotonic() + 60
+        while any(ask(port) != set(addresses) for port in ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the nodes never answered with every member")
+            time.sleep(0.1)
+        for trial in range(DRAIN_TRIALS):
+            member = addresses[trial % len(addresses)]
+            time.sleep(0.2 + (trial * 0.137) % 0.5)
+            began = asyncio.run(say(member, True))
+            waiting = set(ports)
+            while waiting:
+                waiting = {port for port in waiting if member in ask(port)}
+            delays.append(time.monotonic() - began)
+            asyncio.run(say(member, False))
+            back = time.monotonic() + 10
+            while any(member not in ask(port) for port in ports) and time.monotonic() < back:
+                time.sleep(0.01)
+    finally:
+        for proc in nodes:
+            stop(proc)
+        redis_proc.kill()
+    delays.sort()
+    return {
+        "trials": len(delays),
+        "median": statistics.median(delays),
+        "max": delays[-1],
+    }
+
+
+def write(rate: dict[str, float], fail: dict[str, float], drain: dict[str, float]) -> None:
     text = PERF.read_text() if PERF.exists() else "# Performance\n"
     targets = f"{rate['targets']:.0f}"
     rate_now = f"{rate['probes_per_second']:.0f}"
@@ -287,6 +364,8 @@ def write(rate: dict[str, float], fail: dict[str, float]) -> None:
     median, p99 = f"{fail['median']:.3f} s", f"{fail['p99']:.3f} s"
     low, high = f"{fail['min']:.3f} s", f"{fail['max']:.3f} s"
     trials = f"{fail['trials']:.0f}"
+    drain_trials = f"{drain['trials']:.0f}"
+    drain_median, drain_max = f"{drain['median'] * 1000:.1f} ms", f"{drain['max'] * 1000:.1f} ms"
     section = f"""<!-- bench-checker:start -->
 ## Health checking (`make bench-checker`, {time.strftime("%Y-%m-%d")})
 
@@ -299,6 +378,7 @@ Machine: 2 cores; the checker pinned to core 0, the target server to core 1.
 | process death to no answer, 3 checkers in quorum, interval 1 s, fall 2: median | {median} | <= 0.15 s |
 | process death to no answer: p99 over {trials} deaths | {p99} | <= 0.3 s |
 | process death to no answer: min / max | {low} / {high} | |
+| agent drain to no answer from any of 3 DNS nodes: median / max of {drain_trials} | {drain_median} / {drain_max} | <= 100 ms |
 
 Probe rate: counted where the target server sees the connections, over 20 s after a warm-up.
 6 000 targets a second are offered, more than the aim, so the figure is the checker's
@@ -317,6 +397,11 @@ member (docs/health.md, "Connection watch"), hears the close, and votes the memb
 after `fall` (2) confirming probes 25 ms apart; the quorum's second vote decides. Peers for comparison (from the issue, same machine): PowerDNS
 `ifportup`, each node checking alone without quorum, about 0.4 s at a 1 s interval; gdnsd's
 defaults about 92 s.
+
+Agent drain: the announcement is one Redis transaction (`gslb:leaving` and an entry in the
+health log); each DNS node is blocked reading that log, so the delay is a round trip to
+Redis and a snapshot swap, measured from just before the transaction until all three nodes
+(polled in turn) have stopped handing the member out.
 <!-- bench-checker:end -->"""
     if "<!-- bench-checker:start -->" in text:
         text = re.sub(
@@ -336,7 +421,10 @@ def main() -> None:
         print(f"probe rate: {rate}", flush=True)
         fail = failover(work / "failover")
         print(f"failover: {fail}", flush=True)
-    write(rate, fail)
+        (work / "drain").mkdir()
+        drain = agent_drain(work / "drain")
+        print(f"agent drain: {drain}", flush=True)
+    write(rate, fail, drain)
     print(f"written to {PERF}")
 
 

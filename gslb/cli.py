@@ -164,7 +164,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
 
-    agent = sub.add_parser("agent", help="report this member's load (on the member)")
+    agent = sub.add_parser(
+        "agent",
+        help="report this member's load (on the member), or say it is leaving / back",
+    )
+    agent.add_argument(
+        "action",
+        nargs="?",
+        choices=("run", "drain", "undrain"),
+        default="run",
+        help="run: report load until stopped (default); drain: every DNS node stops handing "
+        "the member out now; undrain: it is back (slow start ramps it in)",
+    )
     agent.add_argument("--redis", metavar="URL", required=True, help="the shared Redis")
     agent.add_argument("--member", required=True, help="the member address this host serves")
     agent.add_argument(
@@ -175,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
         help="count sessions on this local port only (repeatable; default: every port)",
     )
     agent.add_argument("--interval", type=float, default=5.0, help="seconds between reports")
+    agent.add_argument(
+        "--drain-on-stop",
+        action="store_true",
+        help="on SIGTERM, announce the member is leaving before exiting (systemd's stop, a "
+        "shutdown): the DNS nodes drop it at once",
+    )
     _log_flags(agent)
 
     check = sub.add_parser("check-zones", help="validate a zone directory")
@@ -469,15 +486,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "checker":
         return checker(args)
     if args.command == "agent":
-        from healthchecks.agent import AgentConfig, run_agent
+        from healthchecks.agent import AgentConfig, run_agent, run_announce
 
         logs.configure(args.log_format, args.log_level)
         try:
-            ipaddress.ip_address(args.member)
+            # The one text form the pools' keys use (an IPv6 address has many).
+            args.member = str(ipaddress.ip_address(args.member))
         except ValueError:
             print(f"gslb agent: --member {args.member!r} is not an IP address", file=sys.stderr)
             return 2
-        config = AgentConfig(args.member, tuple(args.port), args.interval)
+        if args.action != "run":
+            loop.run(run_announce(args.redis, args.member, args.action == "drain"))
+            return 0
+        config = AgentConfig(
+            args.member, tuple(args.port), args.interval, drain_on_stop=args.drain_on_stop
+        )
         loop.run(run_agent(args.redis, config))
         return 0
     if args.command == "demo-backends":

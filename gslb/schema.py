@@ -29,6 +29,9 @@ HEALTH = PREFIX + "health"  # hash member key -> Health JSON (the decided state)
 RESULTS = PREFIX + "results:"  # + member key: hash "checker|path" -> Result JSON
 CHECKERS = PREFIX + "checkers"  # hash checker id -> Checker JSON (heartbeat)
 LOAD = PREFIX + "load"  # hash member address -> Load JSON (agents)
+# hash member address -> Leaving JSON: the agent on that host said it is going away (gslb
+# agent drain, or its SIGTERM); every pool's answers drop the address until it is back.
+LEAVING = PREFIX + "leaving"
 PATHS_DOWN = PREFIX + "paths_down"  # set "isp|site" ("isp|*": everywhere)
 ANSWERS = PREFIX + "answers:"  # + bucket: hash member key -> answers handed out
 EVENTS = PREFIX + "events"  # pub/sub channel: Event JSON after every change (for people)
@@ -129,22 +132,48 @@ class ConfigChange:
 
 @dataclass(frozen=True, slots=True)
 class HealthChange:
-    """One entry of the health log: decided states that changed, with their new value."""
+    """One entry of the health log: decided states that changed, with their new value, and
+    member addresses whose agent announced it is leaving (True) or back (False)."""
 
     seq: int
     changes: dict[str, Health]
+    leaving: dict[str, bool] = field(default_factory=dict)
 
     def to_fields(self) -> dict[str, str]:
         """The entry's fields but its number (APPEND_LOG adds it)."""
-        return {
+        fields = {
             "changes": dumps({k: json.loads(h.to_json()) for k, h in self.changes.items()}),
         }
+        if self.leaving:
+            fields["leaving"] = dumps(self.leaving)
+        return fields
 
     @classmethod
     def from_fields(cls, fields: dict[Any, Any]) -> HealthChange:
         text = {_text(k): _text(v) for k, v in fields.items()}
         changes = json.loads(text["changes"])
-        return cls(int(text["seq"]), {k: Health.from_json(dumps(v)) for k, v in changes.items()})
+        leaving = json.loads(text.get("leaving") or "{}")
+        return cls(
+            int(text["seq"]),
+            {k: Health.from_json(dumps(v)) for k, v in changes.items()},
+            {str(k): bool(v) for k, v in leaving.items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Leaving:
+    """Why and since when a member's agent says the member is going away."""
+
+    at: float
+    reason: str = "drain"  # drain (gslb agent drain) | stop (the agent's SIGTERM)
+
+    def to_json(self) -> str:
+        return dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Leaving:
+        raw = json.loads(text)
+        return cls(float(raw["at"]), str(raw.get("reason", "drain")))
 
 
 def _text(value: bytes | str) -> str:

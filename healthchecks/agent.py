@@ -10,6 +10,12 @@
 
 Reports go to `gslb:load` with their time; DNS nodes ignore a report older than 30 s, and an
 `agent` monitor calls a member down when its agent falls silent.
+
+The agent also says when its member is going away, before any checker could notice: `gslb
+agent drain` (or the running agent's SIGTERM, with `--drain-on-stop`) writes the address to
+`gslb:leaving` and an entry to the health log, which every DNS node follows with a blocking
+read, so every pool's answers drop the address within milliseconds. The agent starting again
+(or `gslb agent undrain`) says it is back, and pools with `slow_start` ramp it in.
 """
 
 from __future__ import annotations
@@ -22,10 +28,24 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gslb.common import logs
 from gslb.common.redis import connect
-from gslb.schema import LOAD, Load
+from gslb.schema import (
+    APPEND_LOG,
+    EVENTS,
+    HEALTH_LOG,
+    HEALTH_SEQ,
+    LEAVING,
+    LOAD,
+    VERSION,
+    HealthChange,
+    Leaving,
+    Load,
+    append_args,
+    dumps,
+)
 
 log = logs.get("gslb.agent")
 
@@ -38,6 +58,7 @@ class AgentConfig:
     ports: tuple[int, ...] = ()
     interval: float = 5.0
     proc: Path = Path("/proc")
+    drain_on_stop: bool = False  # a SIGTERM announces the member is leaving before it exits
 
 
 def _hex_address(address: str) -> str:
@@ -123,21 +144,73 @@ class Agent:
         )
 
 
+async def announce(redis: Any, member: str, leaving: bool, reason: str = "drain") -> bool:
+    """Say that `member` is leaving (or is back), in one transaction: `gslb:leaving` and
+    the health log entry the DNS nodes wake on. False when there was nothing to say (back,
+    but it was not leaving)."""
+    if not leaving and not await redis.hexists(LEAVING, member):
+        return False
+    script = redis.register_script(APPEND_LOG)
+    async with redis.pipeline(transaction=True) as pipe:
+        if leaving:
+            pipe.hset(LEAVING, member, Leaving(time.time(), reason).to_json())
+        else:
+            pipe.hdel(LEAVING, member)
+        await script(
+            keys=[HEALTH_LOG, HEALTH_SEQ, VERSION],
+            args=append_args(HealthChange(0, {}, {member: leaving}).to_fields()),
+            client=pipe,
+        )
+        *_, (_seq, version) = await pipe.execute()
+    await redis.publish(
+        EVENTS,
+        dumps(
+            {"kind": "leaving" if leaving else "back", "version": int(version), "member": member}
+        ),
+    )
+    if leaving:
+        log.info("member leaving", member=member, reason=reason)
+    else:
+        log.info("member back", member=member)
+    return True
+
+
+async def run_announce(url: str, member: str, leaving: bool) -> None:
+    """`gslb agent drain` / `gslb agent undrain`: one announcement, then exit."""
+    redis = connect(url)
+    try:
+        await announce(redis, member, leaving)
+    finally:
+        await redis.aclose()
+
+
 async def run_agent(url: str, config: AgentConfig) -> None:
     redis = connect(url)
     agent = Agent(config)
     stop = asyncio.Event()
+    terminated = False
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+
+    def on_term() -> None:
+        nonlocal terminated
+        terminated = True
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
     log.info(
         "agent started", member=config.member, host=socket.gethostname(), interval=config.interval
     )
+    back = False
     reported = False
     try:
         while not stop.is_set():
             report = agent.measure()
             try:
+                if not back:
+                    # A member that left (drained, or its agent stopped) is back with its agent.
+                    await announce(redis, config.member, False)
+                    back = True
                 await redis.hset(LOAD, config.member, report.to_json())
                 if not reported:
                     log.info("agent reporting", sessions=report.sessions, cpu=report.cpu)
@@ -151,6 +224,11 @@ async def run_agent(url: str, config: AgentConfig) -> None:
                     await stop.wait()
             except TimeoutError:
                 pass
+        if terminated and config.drain_on_stop:
+            try:
+                await asyncio.wait_for(announce(redis, config.member, True, "stop"), 5.0)
+            except Exception as e:
+                log.error("agent could not announce the member is leaving", error=str(e))
     finally:
         await redis.aclose()
         log.info("agent stopped", member=config.member)

@@ -100,7 +100,13 @@ def _fallback_members(pool: Pool, state: ClusterState) -> Candidates:
     if pool.fallback.kind == "all":
         # Fail open: every enabled member, whatever the checks say. Drained members stay out:
         # an operator took them away on purpose, often because they are being worked on.
-        return tuple(m for m in pool.members if m.admin == "enabled" and m.key not in state.drained)
+        return tuple(
+            m
+            for m in pool.members
+            if m.admin == "enabled"
+            and m.key not in state.drained
+            and m.address not in state.leaving
+        )
     if pool.fallback.kind == "addresses":
         return pool.fallback.members
     return ()

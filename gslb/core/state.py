@@ -95,6 +95,9 @@ class ClusterState:
     # pools (by id) in the TTL ahead of one. The shell moves them on as time passes.
     drained: frozenset[str] = frozenset()
     ttl: Mapping[str, int] = field(default_factory=dict)
+    # Member addresses whose agent said they are going away (gslb agent drain, its SIGTERM):
+    # out of every pool's answers, as if drained, until the agent says they are back.
+    leaving: frozenset[str] = frozenset()
 
     def member(self, key: str) -> MemberState:
         return self.health.get(key, UNKNOWN)

@@ -79,6 +79,7 @@ TALLY_EVERY = 1.0  # seconds between writes of the answers handed out
 COOKIE_ROTATION = 86_400.0  # seconds a DNS Cookie secret is the current one
 PERSIST_EVERY = 2.0  # seconds between writes of the snapshot kept on disk
 INLINE = 200  # changed items up to which a zone is updated on the loop, beyond in a thread
+READMIT_STEP = 5000  # pools looked at between yields while finding a returning member's
 
 
 class ColdStart:
@@ -206,6 +207,8 @@ class Sync:
         self._pending: dict[str, _Pending] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._failed: BaseException | None = None
+        self._said: dict[str, int] = {}  # address -> announcements of leaving or back seen
+        self._readmits: set[asyncio.Task[None]] = set()
 
     @property
     def staleness(self) -> float:
@@ -264,10 +267,13 @@ class Sync:
         health = await self._read_health()
         read_health = time.monotonic() - started - read_zones
         load = self._projected(await self.store.load_state(load=_uses_load(ZoneSet(zones))))
+        leaving = frozenset(await self.store.leaving())
         old = self.current()
         new_zones = ZoneSet(zones)
         self._new_pools(old.zones, new_zones, health)
-        state = _with_load(dataclasses.replace(old.state, health=health), load, new_zones)
+        state = _with_load(
+            dataclasses.replace(old.state, health=health, leaving=leaving), load, new_zones
+        )
         await self.refresh_cookies()  # before the zones: their first answers carry cookies
         self.install(new_zones, state)
         await self._recount(new_zones)
@@ -398,6 +404,7 @@ class Sync:
         assert self.position is not None
         seq = self.position.health_seq
         changes: dict[str, Health] = {}
+        leaving: dict[str, bool] = {}
         for entry_id, fields in entries:
             change = HealthChange.from_fields(fields)
             if change.seq <= seq:
@@ -406,7 +413,10 @@ class Sync:
                 raise Gap("health")
             seq = change.seq
             changes.update(change.changes)
+            leaving.update(change.leaving)
             self.position = dataclasses.replace(self.position, health_seq=seq, health_id=entry_id)
+        if leaving:
+            self._apply_leaving(leaving)
         if not changes:
             return
         state = self.current().state
@@ -424,6 +434,47 @@ class Sync:
             self.pool_stats.members(changes, current.zones, current.state.health)
         if self.mirror is not None:
             self.mirror.health({k: h.to_json() for k, h in changes.items()})
+
+    def _apply_leaving(self, announced: dict[str, bool]) -> None:
+        """Addresses whose agent said they are leaving go out of every answer at once; those
+        back come in again after `_readmit` has found their members in pools with slow
+        start (a scan, in steps, that must not hold the loop)."""
+        for address in announced:
+            self._said[address] = self._said.get(address, 0) + 1
+        state = self.current().state
+        gone = {a for a, leaving in announced.items() if leaving}
+        if gone - state.leaving:
+            self.install(state=dataclasses.replace(state, leaving=state.leaving | gone))
+        back = {a for a, leaving in announced.items() if not leaving and a in state.leaving}
+        if back:
+            said = {a: self._said[a] for a in back}
+            task = asyncio.create_task(self._readmit(said, time.time()))
+            self._readmits.add(task)
+            task.add_done_callback(self._readmits.discard)
+
+    async def _readmit(self, said: dict[str, int], at: float) -> None:
+        ramps: dict[str, tuple[float, float]] = {}
+        seen = 0
+        for zone in list(self.current().zones.zones.values()):
+            for pool in zone.pools_by_name.values():
+                seen += 1
+                if seen % READMIT_STEP == 0:
+                    await asyncio.sleep(0)
+                if pool.slow_start <= 0:
+                    continue
+                for m in pool.members:
+                    if m.address in said:
+                        ramps[m.key] = (at, pool.slow_start)
+        # An address that left again meanwhile stays out.
+        back = frozenset(a for a, n in said.items() if self._said.get(a) == n)
+        if not back:
+            return
+        self.slow_start.since.update(
+            (k, r) for k, r in ramps.items() if k.rpartition("/")[2] in back
+        )
+        state = self.current().state
+        self.install(state=dataclasses.replace(state, leaving=state.leaving - back))
+        log.info("members back from leaving", addresses=sorted(back), ramping=len(ramps))
 
     def _queue_config(self, entries: list[tuple[str, dict[Any, Any]]]) -> None:
         assert self.position is not None

@@ -40,6 +40,7 @@ from gslb.schema import (
     HEALTH_LOG,
     HEALTH_SEQ,
     HISTORY,
+    LEAVING,
     LOAD,
     NODES,
     PATHS_DOWN,
@@ -51,6 +52,7 @@ from gslb.schema import (
     ConfigChange,
     Health,
     HealthChange,
+    Leaving,
     Result,
     append_args,
     zone_key,
@@ -444,6 +446,16 @@ class Store:
             paths, *rest = await pipe.execute()
         reports, *answers = rest or [{}]
         return _state({}, reports, paths, answers, now)
+
+    async def leaving(self) -> dict[str, Leaving]:
+        """Member addresses whose agent said they are going away (gslb.schema.LEAVING)."""
+        out = {}
+        for address, raw in (await self.redis.hgetall(LEAVING)).items():
+            try:
+                out[_s(address)] = Leaving.from_json(raw)
+            except (ValueError, KeyError, TypeError):
+                out[_s(address)] = Leaving(0.0)  # said, even if unreadably: it stays out
+        return out
 
     async def answers(self, now: float | None = None) -> dict[str, dict[str, int]]:
         """Answers handed out per member key in each recent bucket (oldest first), by bucket

@@ -1,11 +1,12 @@
 """health: drop members that are down, drained or disabled.
 
 Rule: a member is kept when its admin state is `enabled` (and a planned drain of it has not
-come yet) and its health is `up`. Members of `unknown` health (no check has decided yet, e.g.
-at cold start) are kept only when no member is known up, so a known-healthy member always
-wins over a guess; a member known `down` is never kept. A pool without a monitor has nothing
-to say about health: its enabled members count as up unless the state says otherwise. When
-nothing remains, the pool's `fallback` decides (the caller applies it).
+come yet, and its agent has not said it is leaving) and its health is `up`. Members of
+`unknown` health (no check has decided yet, e.g. at cold start) are kept only when no member
+is known up, so a known-healthy member always wins over a guess; a member known `down` is
+never kept. A pool without a monitor has nothing to say about health: its enabled members
+count as up unless the state says otherwise. When nothing remains, the pool's `fallback`
+decides (the caller applies it).
 
 Origin: RFC 2391 §6 (dead host detection: a host that stops answering is taken out of the
 rotation); "drained" is RFC 2391's static mapping of a member away during an upgrade, kept as an
@@ -38,9 +39,11 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
     monitored = ctx.pool.monitor is not None
     up = []
     unknown = []
-    drained = ctx.state.drained
+    drained, leaving = ctx.state.drained, ctx.state.leaving
     for member in candidates:
         if member.admin != "enabled" or (drained and member.key in drained):
+            continue
+        if leaving and member.address in leaving:
             continue
         health = ctx.state.member(member.key).health
         if health == "unknown" and not monitored:
@@ -68,5 +71,7 @@ def _summary(before: Candidates, after: Candidates, ctx: Context) -> str:
         why: str = m.admin if m.admin != "enabled" else ctx.state.member(m.key).health
         if m.admin == "enabled" and m.key in ctx.state.drained:
             why = "drained as planned"
+        elif m.admin == "enabled" and m.address in ctx.state.leaving:
+            why = "leaving, said its agent"
         reasons.append(f"{m.address} ({why})")
     return "dropped " + ", ".join(reasons)
