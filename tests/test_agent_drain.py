@@ -3,16 +3,16 @@ address from every pool at once, and it comes back through slow start (issue 18 
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import dns.query
-import redis
 
-from gslb.schema import LEAVING
 from tests.helpers import query, write_zones
 from tests.server import ServerProcess
 from tests.test_checkers import stop_process
@@ -60,6 +60,17 @@ def leads(server: ServerProcess, pool: str, count: int = 60) -> Counter[str]:
     return out
 
 
+def leaving(server: ServerProcess, data: Path) -> dict[str, dict[str, object]]:
+    """What the API's health view says is leaving."""
+    token = (data / "api-token").read_text().strip()
+    host, port = server.http[0]
+    request = urllib.request.Request(
+        f"http://{host}:{port}/api/v1/health", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:
+        return json.loads(r.read())["leaving"]  # type: ignore[no-any-return]
+
+
 def agent(url: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "gslb", "agent", *args, "--redis", url, "--member", LEAVER]
 
@@ -71,13 +82,12 @@ def test_an_agent_drain_reaches_every_process_and_the_member_ramps_back(tmp_path
     running: subprocess.Popen[bytes] | None = None
     try:
         server.wait_for_event("dns worker started")
-        client = redis.Redis.from_url(url)
         until(
             lambda: leads(server, "plain", 30)[LEAVER] > 0 and leads(server, "slow", 30)[LEAVER] > 0
         )
 
         subprocess.run(agent(url, "drain"), check=True, timeout=30, capture_output=True)
-        assert client.hexists(LEAVING, LEAVER)
+        assert leaving(server, tmp_path / "data")[LEAVER]["reason"] == "drain"
         # Gone from both pools, in every process, though every check still says it is up.
         until(lambda: leads(server, "plain")[LEAVER] == 0 and leads(server, "slow")[LEAVER] == 0)
 
@@ -86,7 +96,7 @@ def test_an_agent_drain_reaches_every_process_and_the_member_ramps_back(tmp_path
         running = subprocess.Popen(
             agent(url, "--interval", "0.5", "--drain-on-stop"), stderr=subprocess.DEVNULL
         )
-        until(lambda: not client.hexists(LEAVING, LEAVER))
+        until(lambda: LEAVER not in leaving(server, tmp_path / "data"))
         until(lambda: leads(server, "plain")[LEAVER] > 0)
         plain, slow = leads(server, "plain", 150), leads(server, "slow", 150)
         assert plain[LEAVER] >= 30, plain  # its third, give or take
@@ -95,12 +105,12 @@ def test_an_agent_drain_reaches_every_process_and_the_member_ramps_back(tmp_path
         # Its SIGTERM says it leaves (systemd stopping the host's services, a shutdown).
         stop_process(running)
         assert running.returncode == 0
-        assert client.hexists(LEAVING, LEAVER)
+        assert leaving(server, tmp_path / "data")[LEAVER]["reason"] == "stop"
         until(lambda: leads(server, "plain")[LEAVER] == 0 and leads(server, "slow")[LEAVER] == 0)
 
         subprocess.run(agent(url, "undrain"), check=True, timeout=30, capture_output=True)
         until(lambda: leads(server, "plain")[LEAVER] > 0)
-        assert not client.hexists(LEAVING, LEAVER)
+        assert leaving(server, tmp_path / "data") == {}
     finally:
         if running is not None:
             stop_process(running)

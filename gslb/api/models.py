@@ -81,9 +81,18 @@ class CheckerView(BaseModel):
     assigned: int
 
 
+class LeavingView(BaseModel):
+    at: float = Field(description="when its agent said so (Unix time)")
+    reason: str = Field(description="drain (gslb agent drain) or stop (the agent's SIGTERM)")
+
+
 class HealthView(BaseModel):
     members: dict[str, MemberHealth] = Field(description="zone/pool/address -> health")
     checkers: dict[str, CheckerView]
+    leaving: dict[str, LeavingView] = Field(
+        default_factory=dict,
+        description="member address -> its agent said it is going away: out of every answer",
+    )
 
 
 class CheckerList(BaseModel):

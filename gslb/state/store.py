@@ -18,7 +18,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -551,7 +551,8 @@ class Store:
                 "since": verdict.since,
                 "checkers": paths,
             }
-        return {"members": members, "checkers": _checkers(checkers, now)}
+        leaving = {a: asdict(x) for a, x in sorted((await self.leaving()).items())}
+        return {"members": members, "checkers": _checkers(checkers, now), "leaving": leaving}
 
     async def checkers(self, now: float | None = None) -> dict[str, Any]:
         """The checkers by id: region, paths, last heartbeat, whether alive, work done."""
