@@ -173,6 +173,9 @@ class CheckerNode:
         self.voted: dict[str, set[str]] = {}  # member key -> the paths with a vote already
         # Members to decide again: their votes changed, or the checkers voting on them did.
         self.undecided: set[str] = set()
+        # (member key, path) pairs of members gone from the configuration: this checker's
+        # results for them are removed by the next flush, after any write still in flight.
+        self.forget: set[tuple[str, str]] = set()
         self._live_ids: frozenset[str] = frozenset()
         self._swept = 0.0
         self.flush_now = asyncio.Event()
@@ -433,6 +436,10 @@ class CheckerNode:
                 self.votes.pop(pair, None)
                 self.pending.pop(pair, None)
                 self.voted.get(pair[0], set()).discard(pair[1])
+                if pair[0] not in self.targets:
+                    self.forget.add(pair)
+                    self.undecided.discard(pair[0])
+                    self.voted.pop(pair[0], None)
         new = sorted(wanted - set(self.tasks))
         # Spread the new tasks' first probes (and so their phase ever after) so that no more
         # than START_RATE start per second: a handful start at once, thousands do not all
@@ -565,6 +572,8 @@ class CheckerNode:
         # Both snapshots before any await: a vote that changes while the results are being
         # written must wait for the next flush, or its member would be decided before its
         # result is in Redis (and come out "unknown").
+        if self.forget:
+            await self._forget()
         ready = {pair for pair in self.pending if self._heard_all_paths(pair[0])}
         pending = {pair: self.pending.pop(pair) for pair in ready}
         ready_keys = [key for key in self.undecided if self._heard_all_paths(key)]
@@ -583,6 +592,23 @@ class CheckerNode:
             except REDIS_ERRORS:
                 self.undecided |= undecided
                 raise
+
+    async def _forget(self) -> None:
+        """Remove this checker's results for members gone from the configuration (the write
+        that removed them took what was there; this takes what was in flight), and their
+        decided health unless they came back meanwhile."""
+        forget, self.forget = self.forget, set()
+        gone = {key for key, _path in forget if key not in self.targets}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, path in forget:
+                    pipe.hdel(f"{RESULTS}{key}", f"{self.config.id}|{path}")
+                if gone:
+                    pipe.hdel(HEALTH, *gone)
+                await pipe.execute()
+        except REDIS_ERRORS:
+            self.forget |= {pair for pair in forget if pair[0] not in self.targets}
+            raise
 
     async def _write(self, pending: dict[tuple[str, str], Result]) -> None:
         try:

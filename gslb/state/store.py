@@ -53,6 +53,7 @@ from gslb.schema import (
     Health,
     HealthChange,
     Leaving,
+    PoolTargets,
     Result,
     append_args,
     zone_key,
@@ -107,6 +108,9 @@ class Write:
     targets: dict[str, str | None] = field(default_factory=dict)  # pool -> PoolTargets JSON
     monitors: dict[str, str] | None = None  # the zone's monitors, replaced whole
     drop: tuple[str, ...] = ()  # keys to remove (a deleted zone's)
+    # Member keys no longer probed (removed, or their pool's monitor is): their decided
+    # health and checkers' results go with the write (Store.change fills it in).
+    forget: list[str] = field(default_factory=list)
 
 
 class ZoneView:
@@ -268,6 +272,7 @@ class Store:
                     if write is None:
                         await pipe.reset()  # type: ignore[no-untyped-call]
                         return result, False
+                    write.forget = await _no_longer_probed(pipe, zone, write)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     await self._queue(pipe, zone, write)
                     *_, (_seq, version) = await pipe.execute()
@@ -317,6 +322,10 @@ class Store:
                         pipe.sadd(key, *chunk)
                     else:
                         pipe.srem(key, *chunk)
+        for start in range(0, len(write.forget), WRITE_CHUNK):
+            chunk = write.forget[start : start + WRITE_CHUNK]
+            pipe.hdel(HEALTH, *chunk)
+            pipe.unlink(*(f"{RESULTS}{key}" for key in chunk))
         pipe.lpush(AUDIT, json.dumps(write.audit, sort_keys=True))
         pipe.ltrim(AUDIT, 0, AUDIT_KEEP - 1)
         await self._append(pipe, CONFIG_LOG, CONFIG_SEQ, write.change.to_fields())
@@ -572,6 +581,31 @@ class Store:
             chunk = items[start : start + WRITE_CHUNK]
             args = [expiry, *(str(x) for item in chunk for x in item)]
             await self._tally_script(keys=[key], args=args)
+
+
+async def _no_longer_probed(pipe: Any, zone: str, write: Write) -> list[str]:
+    """The member keys of `zone` the checkers probe now and will not after `write`: read
+    from the targets it replaces (the pools it changes, or every pool of a deleted zone), so
+    the cost is that of the change."""
+    key = zone_key(zone, "targets")
+    if write.meta is None:
+        before = {_s(k): v for k, v in (await pipe.hgetall(key)).items()}
+        after: dict[str, str | None] = {}
+    else:
+        if not write.targets:
+            return []
+        names = list(write.targets)
+        values = await pipe.hmget(key, names)
+        before = {n: v for n, v in zip(names, values, strict=True) if v is not None}
+        after = write.targets
+    gone: list[str] = []
+    for pool, raw in before.items():
+        probed = {m[0] for m in PoolTargets.from_json(raw).members}
+        still = after.get(pool)
+        if still is not None:
+            probed -= {m[0] for m in PoolTargets.from_json(still).members}
+        gone.extend(f"{zone}/{pool}/{address}" for address in sorted(probed))
+    return gone
 
 
 def _checkers(raw: dict[Any, Any], now: float) -> dict[str, Any]:
