@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -107,3 +109,14 @@ def rrset_text(rrsets: list[dns.rrset.RRset]) -> list[str]:
 
 def ecs(address: str, prefix: int) -> dns.edns.ECSOption:
     return dns.edns.ECSOption(address, prefix)
+
+
+def start_backend(address: str, port: int) -> subprocess.Popen[str]:
+    """A tests.backend process (TCP, HTTP and HTTPS on `port`), returned once it listens."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.backend", address, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc

@@ -7,7 +7,6 @@ Screenshots of each view go to test-output/ at the top of the repository.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import dns.query
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.helpers import query, write_zones
+from tests.helpers import query, start_backend, write_zones
 from tests.server import ServerProcess
 from tests.test_checkers import stop_process
 from tests.test_redis_state import until
@@ -70,13 +69,7 @@ class Bed:
 
     @staticmethod
     def _backend(address: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.backend", address, str(PORT)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        return proc
+        return start_backend(address, PORT)
 
     def answers(self) -> set[str]:
         reply = dns.query.udp(

@@ -5,15 +5,12 @@ checkers' results, and a checker that was probing it takes what it still had in 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 
 from tests.api_client import Http
-from tests.helpers import write_zones
+from tests.helpers import start_backend, write_zones
 from tests.server import ServerProcess
 from tests.test_checkers import stop_process
 from tests.test_redis_state import until
@@ -36,19 +33,8 @@ pools:
 """
 
 
-def backends() -> Iterator[subprocess.Popen[str]]:
-    for address in ADDRESSES:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.backend", address, str(PORT)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        yield proc
-
-
 def test_removed_members_leave_no_health_behind(tmp_path: Path) -> None:
-    procs = list(backends())
+    procs = [start_backend(a, PORT) for a in ADDRESSES]
     server = ServerProcess(write_zones(tmp_path / "zones", {"z.yaml": ZONE}), tmp_path / "data")
     try:
         url = f"unix://{(tmp_path / 'data' / 'redis.sock').resolve()}"
