@@ -157,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
         help="down votes needed: majority (default), all, any, or a number",
     )
     checker.add_argument("--heartbeat", type=float, default=1.0, help="seconds (default 1)")
+    checker.add_argument(
+        "--strict-paths",
+        action="store_true",
+        help="refuse to probe when two --paths leave by the same route or a source has no "
+        "policy rule (default: warn, and show it in the checkers' view)",
+    )
     _log_flags(checker)
 
     demo = sub.add_parser(
@@ -527,8 +533,21 @@ def checker(args: argparse.Namespace) -> int:
         quorum=args.quorum,
         heartbeat=args.heartbeat,
         allow=tuple(args.allow_targets or ()),
+        strict_paths=args.strict_paths,
     )
-    loop.run(run_checker(args.redis, config))
+    from healthchecks.checker import PathsRefused
+
+    try:
+        loop.run(run_checker(args.redis, config))
+    except PathsRefused as e:
+        for problem in e.problems:
+            print(f"gslb checker: {problem}", file=sys.stderr)
+        print(
+            "gslb checker: --strict-paths: refusing to probe over paths that are not each "
+            "their own uplink (docs/health.md, Paths)",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 

@@ -320,15 +320,20 @@ class Checker:
     started: float = 0.0
     probes: int = 0  # probes done since it started
     assigned: int = 0  # (member, path) pairs it probes now
+    path_problems: tuple[str, ...] = ()  # paths that are not their own uplink (uplinks.py)
 
     def to_json(self) -> str:
-        return dumps({**asdict(self), "paths": list(self.paths)})
+        return dumps(
+            {**asdict(self), "paths": list(self.paths), "path_problems": list(self.path_problems)}
+        )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Checker:
         data = json.loads(raw)
         data["paths"] = tuple(data.get("paths") or ())
-        return cls(**data)
+        data["path_problems"] = tuple(data.get("path_problems") or ())
+        known = cls.__dataclass_fields__  # a newer checker's fields are not a dead checker
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True, slots=True)

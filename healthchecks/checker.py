@@ -66,6 +66,7 @@ from healthchecks.assign import owners
 from healthchecks.probes import Outcome, Probe, Resources, registry
 from healthchecks.probes import icmp as icmp_probe
 from healthchecks.quorum import Quorum, decide, path_cut
+from healthchecks.uplinks import SETTLE, RouteChanges, check
 from healthchecks.watch import CONFIRM_GAP, Watch, raise_file_limit
 
 log = logs.get("gslb.checker")
@@ -95,6 +96,9 @@ FORGET_AFTER = 60.0  # seconds before a dead checker leaves the list entirely
 SWEEP_EVERY = 10.0  # seconds between re-deciding every member (expired votes of the silent)
 START_RATE = 2000  # probe tasks started per second at most (phases spread over the interval)
 DECIDE_BATCH = 500  # members decided per flush at most, so one flush never stalls the loop
+# Seconds after a vote changes that its member is decided once more: the other checkers'
+# results of the same moment are in Redis by then.
+DECIDE_AGAIN = 0.1
 AGENT_PATH = "agent"
 GROUP_LIMIT = 10_000  # members of one (ISP, site) up to which its ISP-wide path state is kept
 
@@ -110,6 +114,9 @@ class CheckerConfig:
     # Networks this checker may probe; empty: any. A checker must not become a tool for
     # probing arbitrary hosts because someone wrote an address into a zone.
     allow: tuple[str, ...] = ()
+    # Refuse to probe while two paths share a route or a source has no policy rule
+    # (healthchecks.uplinks): per-path verdicts over paths that are one would be false.
+    strict_paths: bool = False
 
     @property
     def path_map(self) -> dict[str, str | None]:
@@ -153,6 +160,14 @@ class Vote:
         return self.vote != before
 
 
+class PathsRefused(Exception):
+    """--strict-paths and a path that is not its own uplink."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
 class CheckerNode:
     def __init__(self, redis: aioredis.Redis, config: CheckerConfig) -> None:
         self.redis = redis
@@ -191,6 +206,11 @@ class CheckerNode:
         self.resources.policy = self.policy
         self.stats = ProbeStats()  # for /metrics where the checker runs inside a node
         self.connected = False
+        # What healthchecks.uplinks found wrong with the paths, and when to look again
+        # (0: not due; the first beat looks, before any probe starts).
+        self.path_problems: list[str] = []
+        self._uplinks_at = 1.0 if config.paths else 0.0
+        self._route_changes = RouteChanges(self._routes_changed)
 
     # --- the loops ----------------------------------------------------------------------
 
@@ -202,6 +222,8 @@ class CheckerNode:
             paths={k: v or "system" for k, v in self.config.path_map.items()},
         )
         raise_file_limit()  # a watched connection per (member, path) is a descriptor each
+        if self.config.paths:
+            self._route_changes.start()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._heartbeats())
@@ -216,6 +238,7 @@ class CheckerNode:
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)  # bounded: shutdown must never hang
         self.tasks.clear()
+        self._route_changes.close()
         await self.resources.close()
         with contextlib.suppress(*REDIS_ERRORS):
             await asyncio.wait_for(self.redis.hdel(CHECKERS, self.config.id), 1.0)
@@ -254,6 +277,7 @@ class CheckerNode:
             self.started,
             self.probes_done,
             len(self.tasks),
+            tuple(self.path_problems),
         )
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(CHECKERS, self.config.id, me.to_json())
@@ -279,7 +303,29 @@ class CheckerNode:
             self._swept = time.monotonic()
             self.undecided.update(key for key, _ in self.tasks)
         await self.follow_targets()
+        if self._uplinks_at and time.monotonic() >= self._uplinks_at:
+            await self.check_uplinks()
         self.reassign()
+
+    def _routes_changed(self) -> None:
+        # A burst of announcements (an interface coming up adds addresses, routes, rules)
+        # is looked at once, after it settles.
+        self._uplinks_at = time.monotonic() + SETTLE
+
+    async def check_uplinks(self) -> None:
+        """Look at the paths again (healthchecks.uplinks); say what changed; refuse with
+        --strict-paths."""
+        self._uplinks_at = 0.0
+        found = await check(self.config.path_map, (t.address for t in self.targets.values()))
+        if found != self.path_problems:
+            for problem in found:
+                if problem not in self.path_problems:
+                    log.error("path problem", id=self.config.id, problem=problem)
+            if not found:
+                log.info("paths checked: each leaves by a route of its own", id=self.config.id)
+            self.path_problems = found
+        if found and self.config.strict_paths:
+            raise PathsRefused(found)
 
     # --- what to probe: every monitored pool's members, followed through the config log ---
 
@@ -365,6 +411,8 @@ class CheckerNode:
             self.zone_monitors.pop(zone, None)
 
     def _rebuild_targets(self) -> None:
+        if self.config.paths and not self._uplinks_at:
+            self._uplinks_at = time.monotonic()  # other members, maybe other routes
         targets: dict[str, Target] = {}
         for zone, pools in self.zone_targets.items():
             monitors: dict[str, Monitor] = {}
@@ -517,13 +565,20 @@ class CheckerNode:
             if changed:
                 self.undecided.add(target.key)
                 self.flush_now.set()
-                # Decide once more a probe later: checkers that change their votes at
-                # the same moment each decide before reading the others' new word, and
-                # nothing else would make them look again (seen in the netns bed).
+                # Decide once more shortly, and again a probe later: checkers that change
+                # their votes at the same moment (a death every watch hears at once) each
+                # decide before reading the others' new word, and nothing else would make
+                # them look again (seen in the netns bed: a second's delay).
+                asyncio.get_running_loop().call_later(DECIDE_AGAIN, self._decide_again, target.key)
                 vote.settle = now + monitor.interval
         if vote.settle and now >= vote.settle:
             vote.settle = 0.0
             self.undecided.add(target.key)
+            self.flush_now.set()
+
+    def _decide_again(self, key: str) -> None:
+        if key in self.targets:
+            self.undecided.add(key)
             self.flush_now.set()
 
     async def _timed(

@@ -8,7 +8,7 @@ import signal
 
 from gslb.common import logs
 from gslb.common.redis import connect
-from healthchecks.checker import CheckerConfig, CheckerNode
+from healthchecks.checker import CheckerConfig, CheckerNode, PathsRefused
 
 log = logs.get("gslb.checker")
 
@@ -29,3 +29,22 @@ async def run_checker(url: str, config: CheckerConfig) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(redis.aclose(), 1.0)
     log.info("checker stopped", id=config.id, probes=node.probes_done)
+    if task.done() and not task.cancelled():
+        error = task.exception()
+        refused = _refusal(error)
+        if refused is not None:
+            raise refused
+        if error is not None:
+            raise error
+
+
+def _refusal(error: BaseException | None) -> PathsRefused | None:
+    """The PathsRefused inside what the checker's task group raised, if that is why."""
+    if isinstance(error, PathsRefused):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _refusal(inner)
+            if found is not None:
+                return found
+    return None

@@ -79,6 +79,9 @@ class CheckerView(BaseModel):
     alive: bool
     probes: int
     assigned: int
+    path_problems: list[str] = Field(
+        default_factory=list, description="paths that are not their own uplink (docs/health.md)"
+    )
 
 
 class LeavingView(BaseModel):

@@ -619,6 +619,7 @@ def _checkers(raw: dict[Any, Any], now: float) -> dict[str, Any]:
             "alive": now - checker.seen <= 2.5,
             "probes": checker.probes,
             "assigned": checker.assigned,
+            "path_problems": list(checker.path_problems),
         }
     return live
 
