@@ -206,9 +206,12 @@ class Bed:
 
         until(lambda: _ping(redis_client, "10.99.0.1"))
 
-    def start_backend(self, address: str) -> None:
+    def start_backend(self, address: str, idle: float = 5.0) -> None:
+        """A member; `idle`: seconds it keeps an idle connection open (a web server's header
+        timeout, 5 s; a service that holds its clients' connections, an hour)."""
+        backend = [sys.executable, "-m", "tests.backend", address, "80", "200", str(idle)]
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", SITE, sys.executable, "-m", "tests.backend", address, "80"],
+            ["ip", "netns", "exec", SITE, *backend],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -314,6 +317,122 @@ def test_a_dead_backend_leaves_every_nodes_answers_within_interval_times_fall(be
     assert took <= BOUND, took
     bed.start_backend("10.1.0.20")
     until(lambda: everywhere(bed, lambda a: set(a) == ALL), INTERVAL * RISE + 5)
+
+
+def watched(address: str) -> int:
+    """The checkers' watched connections to a member: those with a keep-alive timer (the
+    watch sets one; probes' connections have none)."""
+    count = 0
+    for i in range(1, CHECKERS + 1):
+        out = subprocess.run(
+            ["ip", "netns", "exec", f"{TAG}c{i}", "ss", "-Htno", "state", "established"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        count += sum(
+            1 for line in out.splitlines() if f"{address}:80" in line and "keepalive" in line
+        )
+    return count
+
+
+def test_a_killed_process_is_heard_through_the_watched_connections(bed: Bed) -> None:
+    """SIGKILL: the member's kernel resets every connection at once, and each checker hears
+    it on the idle connection it keeps per path, before any probe is due."""
+    member = "10.1.0.20"
+    stop_process(bed.procs.pop(member))
+    bed.start_backend(member, idle=3600)
+    until(lambda: everywhere(bed, lambda a: set(a) == ALL), INTERVAL * RISE + 5)
+    key = f"gslb.example.com/www/{member}"
+
+    def steady() -> bool:
+        """Every checker votes up over both its uplinks, and watches both."""
+        votes = bed.http("GET", "/api/v1/health").json["members"][key]["checkers"]
+        ups = [v for v in votes.values() if v["vote"] == "up" and v["fresh"]]
+        return len(ups) == CHECKERS * 2 and watched(member) == CHECKERS * 2
+
+    until(steady)
+    proc = bed.procs.pop(member)
+    killed = time.monotonic()
+    proc.kill()
+    until(lambda: everywhere(bed, lambda a: member not in a), BOUND + 2)
+    took = time.monotonic() - killed
+    proc.wait(10)
+    record("process killed: gone from both nodes", took)
+    # The probe timer alone needs two failed probes an interval apart: at least 1 s.
+    assert took < INTERVAL, took
+    bed.start_backend(member)
+    until(lambda: everywhere(bed, lambda a: set(a) == ALL), INTERVAL * RISE + 5)
+
+
+def test_a_silent_death_leaves_within_the_probe_timers_bound(bed: Bed) -> None:
+    """The member's packets vanish (a machine or link gone, no reset): only the probe timer
+    can tell, within interval x fall plus a probe's timeout."""
+    member = "10.2.0.20"
+    rule = ("from", member, "blackhole")
+    sh("ip", "rule", "add", *rule, ns=SITE)
+    dropped = time.monotonic()
+    try:
+        until(lambda: everywhere(bed, lambda a: member not in a), BOUND + 2)
+        took = time.monotonic() - dropped
+        record("silent death: gone from both nodes", took)
+        assert took <= INTERVAL * FALL + 0.5 + 0.3 + 0.2, took  # + the nodes' follow
+    finally:
+        sh("ip", "rule", "del", *rule, ns=SITE)
+    until(lambda: everywhere(bed, lambda a: set(a) == ALL), INTERVAL * RISE + 5)
+
+
+def checker_problems(name: str) -> tuple[str, ...]:
+    import redis as redis_client
+
+    from gslb.schema import Checker
+
+    raw = redis_client.Redis(host="10.99.0.1", port=6379, socket_timeout=2).hget(
+        "gslb:checkers", name
+    )
+    return Checker.from_json(raw).path_problems if raw else ()
+
+
+def test_a_misrouted_uplink_is_detected_and_reported(bed: Bed) -> None:
+    """Two --paths whose sources the policy rules send into one table are one uplink: a
+    checker refuses them with --strict-paths, and one already running says so when a rule
+    change makes it so."""
+    ns = f"{TAG}c1"
+    sh("ip", "addr", "add", "10.11.1.3/24", "dev", "a", ns=ns)
+    sh("ip", "rule", "add", "from", "10.11.1.3", "table", "1", ns=ns)
+    try:
+        refused = subprocess.run(
+            [
+                *("ip", "netns", "exec", ns, sys.executable, "-m", "gslb", "checker"),
+                *("--redis", "redis://10.11.1.1:6379/0", "--id", "c1-strict", "--strict-paths"),
+                *("--path", "isp-a=10.11.1.2", "--path", "isp-b=10.11.1.3"),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        sh("ip", "rule", "del", "from", "10.11.1.3", "table", "1", ns=ns)
+        sh("ip", "addr", "del", "10.11.1.3/24", "dev", "a", ns=ns)
+    assert refused.returncode == 3, refused.stderr
+    assert "paths isp-a and isp-b leave by the same route to 10." in refused.stderr
+    assert "(dev a via 10.11.1.1 table 1)" in refused.stderr
+
+    assert checker_problems("c1") == ()
+    moved = time.monotonic()
+    sh("ip", "rule", "del", "from", "10.12.1.2", "table", "2", ns=ns)
+    sh("ip", "rule", "add", "from", "10.12.1.2", "table", "1", ns=ns)
+    try:
+        until(lambda: any("leave by the same route" in p for p in checker_problems("c1")))
+        record("misrouted uplink: reported by the running checker", time.monotonic() - moved)
+        seen = bed.http("GET", "/api/v1/health").json["checkers"]["c1"]["path_problems"]
+        assert any("paths isp-a and isp-b" in p for p in seen), seen
+    finally:
+        sh("ip", "rule", "del", "from", "10.12.1.2", "table", "1", ns=ns)
+        sh("ip", "rule", "add", "from", "10.12.1.2", "table", "2", ns=ns)
+    until(lambda: checker_problems("c1") == ())
 
 
 def test_a_cut_isp_link_makes_answers_lead_with_the_other_isp(bed: Bed) -> None:
