@@ -57,9 +57,11 @@ soak: $(TEST_STAMP) system-deps
 simulate: $(TEST_STAMP)
 	$(BIN)/python bench/simulate.py
 
-# Probes per second of one checker, and failover delays with three checkers in quorum;
-# writes docs/performance.md. Takes about two minutes.
+# Probes per second of one checker; failover delays for a process death and a silent one,
+# with three checkers in quorum, PowerDNS ifportup and gdnsd beside them (members in a
+# network namespace: root); agent drains; writes docs/performance.md. About ten minutes.
 bench-checker: $(TEST_STAMP) system-deps
+	sh bench/deps.sh
 	$(BIN)/python bench/checker.py
 
 $(BIN)/python:
