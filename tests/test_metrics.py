@@ -138,6 +138,8 @@ def test_metrics_parse_and_move_under_traffic(tmp_path: Path) -> None:
             )
             > 0
         )
+        # The member that answers is watched (docs/health.md, "Connection watch").
+        assert value(after, "gslb_checker_watched_connections", checker=str(checker)) >= 1
         assert value(after, "gslb_redis_up") == 1
         assert value(after, "gslb_snapshot_version") >= 1
     finally:

@@ -24,6 +24,7 @@ from gslb.shell.poolstats import STATES
 from gslb.shell.transport import LATENCY_BUCKETS, QueryStats
 from gslb.shell.workerstats import Totals
 from healthchecks.checker import RTT_BUCKETS
+from healthchecks.watch import Watch
 
 if TYPE_CHECKING:
     from gslb.shell.serve import Node
@@ -207,6 +208,18 @@ def _probes(checker: CheckerNode) -> Iterator[Metric]:
     buckets = _cumulative(RTT_BUCKETS, stats.rtt_buckets)
     rtt.add_metric([checker.config.id], buckets, sum_value=stats.rtt_sum)
     yield rtt
+    ends = CounterMetricFamily(
+        "gslb_checker_watch_ends",
+        "watched connections that ended (each followed by confirming probes)",
+        labels=["checker"],
+    )
+    ends.add_metric([checker.config.id], checker.watch_ends)
+    yield ends
+    open_now = GaugeMetricFamily(
+        "gslb_checker_watched_connections", "watched connections open now", labels=["checker"]
+    )
+    open_now.add_metric([checker.config.id], Watch.open_count)
+    yield open_now
 
 
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
