@@ -34,6 +34,26 @@ GSLB = [sys.executable, "-m", "gslb"]
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 WARM_UP = min(60, SECONDS // 5)
 MEMBERS = ["127.10.1.10", "127.10.2.10", "127.10.1.20", "127.10.2.20"]
+# Members that close idle connections on their own schedule (tests.backend's IDLE): faster
+# than the probe interval, a little slower, a web server's header timeout, and never. Their
+# services never die, so any "down" of theirs in the soak is a false one.
+WATCHED = {"127.10.9.1": 0.3, "127.10.9.2": 1.5, "127.10.9.3": 5.0, "127.10.9.4": 3600.0}
+WATCH_PORT = 18471
+WATCH_ZONE = """\
+zone: watch.example.com
+soa: {{mname: ns1, rname: hostmaster.example.com.}}
+records: "@ NS ns1"
+monitors:
+  tcp: {{type: tcp, port: {port}, interval: 1, timeout: 0.5, rise: 2, fall: 2}}
+  http: {{type: http, port: {port}, path: /, interval: 1, timeout: 0.5, rise: 2, fall: 2}}
+pools:
+  tcp:
+    monitor: tcp
+    members: [{members}]
+  http:
+    monitor: http
+    members: [{members}]
+"""
 MIX = [
     "www.gslb.example.com A",
     "www.gslb.example.com AAAA",
@@ -85,11 +105,23 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gslb-soak-"))
     zones = work / "zones"
     shutil.copytree(ROOT / "zones", zones)
+    listed = ", ".join(f"{{address: {a}}}" for a in WATCHED)
+    (zones / "watch.yaml").write_text(WATCH_ZONE.format(port=WATCH_PORT, members=listed))
+    watched = []
+    for address, idle in WATCHED.items():
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.backend", address, str(WATCH_PORT), "200", str(idle)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        watched.append(proc)
     queries = work / "mix.txt"
     queries.write_text("\n".join(MIX) + "\n")
     dns_port, http_port = free_port(), free_port()
     backends = subprocess.Popen(
-        [*GSLB, "demo-backends", "--zones", str(zones)],
+        [*GSLB, "demo-backends", "--zones", str(ROOT / "zones")],  # not the watched members
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -170,9 +202,10 @@ def main() -> int:
         ending.set()
         for t in threads:
             t.join(10)
+        false_downs, watch_ends = watch_figures(work / "data", http_port)
     finally:
         ending.set()
-        for proc in (server, backends):
+        for proc in (server, backends, *watched):
             stop(proc)
     codes = dict(re.findall(r"(\w+) (\d+) \(", re.search(r"Response codes:\s+(.*)", out).group(1)))  # type: ignore[union-attr]
     sent = int(re.search(r"Queries sent:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
@@ -183,7 +216,15 @@ def main() -> int:
     base = after[0] if after else float("nan")
     growth = (max(after) - base) / base if after else float("nan")
     unexpected = {k: v for k, v in codes.items() if k not in ("NOERROR", "NXDOMAIN")}
-    ok = not unexpected and lost == 0 and growth < 0.10 and changes["config_failed"] == 0
+    ok = (
+        not unexpected
+        and lost == 0
+        and growth < 0.10
+        and changes["config_failed"] == 0
+        and false_downs == 0
+        and watch_ends > 0
+    )
+    changes["false_downs"], changes["watch_ends"] = false_downs, watch_ends
     write_doc(
         maximum,
         rate,
@@ -204,6 +245,27 @@ def main() -> int:
     )
     shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
+
+
+def watch_figures(data: Path, http_port: int) -> tuple[int, int]:
+    """Decided "down"s of the WATCHED members over the run (from the health history), and
+    the watched connections that ended (the checker's counter on /metrics)."""
+    import redis
+
+    client = redis.Redis(unix_socket_path=str(data / "redis.sock"), decode_responses=True)
+    downs = 0
+    for raw in client.lrange("gslb:history", 0, -1):
+        entry = json.loads(raw)
+        if entry["member"].startswith("watch.example.com/") and entry["health"] == "down":
+            downs += 1
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    ends = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("gslb_checker_watch_ends_total")
+    )
+    return downs, int(ends)
 
 
 def write_doc(
@@ -230,7 +292,9 @@ offered; gslb pinned to core 0, dnsperf to core 1) with a mix of a load-balanced
 AAAA), a static name, the SOA and a name that does not exist; meanwhile a member's health
 check failed for 3 s every 6 s ({changes["flaps"]} flaps) and the pool was changed through the
 API {changes["config"]} times (TTL, a member drained and enabled; {changes["config_failed"]}
-refused).
+refused). Four more members, never failing, close idle connections after 0.3 s, 1.5 s, 5 s
+and never, under a tcp and an http monitor (interval 1, fall 2) whose connection watch is on:
+each close is confirmed by probes, and none may turn into a "down".
 
 | measure | figure | bound |
 |---|---|---|
@@ -239,6 +303,8 @@ refused).
 | queries lost | {lost} | 0 |
 | average latency | {latency * 1000:.2f} ms | |
 | resident memory after the {WARM_UP} s warm-up | {base:.0f} MB, at most +{growth:.1%} | < +10 % |
+| watched connections that ended (members closing idle ones) | {changes["watch_ends"]:,} | > 0 |
+| false downs of those members (tcp and http monitors) | {changes["false_downs"]} | 0 |
 
 Memory over the run (MB, sampled): {samples}.
 <!-- soak:end -->"""
