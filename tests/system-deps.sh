@@ -16,6 +16,8 @@ command -v openssl >/dev/null 2>&1 || need="$need openssl"
 # compose.yaml (no Docker daemon involved).
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 command -v docker-compose >/dev/null 2>&1 || need="$need docker-compose"
+# promtool checks and unit-tests the alerting rules in deploy/prometheus/.
+command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 
 [ -z "$need" ] && exit 0
 
@@ -25,5 +27,8 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "installing:$need"
 apt-get update -qq
-# The tests start their own unbound; keep the package from starting a system one.
+# The tests start their own unbound; keep the packages (unbound, prometheus) from starting
+# system services.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need >/dev/null

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -137,6 +138,13 @@ def test_metrics_parse_and_move_under_traffic(tmp_path: Path) -> None:
                 "gslb_checker_probes_total", checker=str(checker), path="default", result="failed"
             )
             > 0
+        )
+        # The node's own checker, as its heartbeat in Redis says (re-read every few seconds).
+        until(lambda: value(scrape(server), "gslb_checkers", state="alive") == 1)
+        assert value(scrape(server), "gslb_checkers", state="dead") == 0
+        assert (
+            value(scrape(server), "gslb_checker_heartbeat_timestamp_seconds", checker=str(checker))
+            > time.time() - 10
         )
         # The member that answers is watched (docs/health.md, "Connection watch").
         assert value(after, "gslb_checker_watched_connections", checker=str(checker)) >= 1

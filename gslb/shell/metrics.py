@@ -7,7 +7,7 @@ collector reads them (and the sync's view of Redis) at scrape time.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dns.rcode
 import dns.rdatatype
@@ -83,6 +83,8 @@ class NodeCollector(Collector):
                 value = own.get(key, 0) + workers.rrl.get(key, 0)
                 yield CounterMetricFamily(name, text, value=value)
         yield from _pools(node)
+        if sync is not None:
+            yield from _checkers(sync.checkers)
         if node.checker is not None:
             yield from _probes(node.checker)
         if sync is not None and sync.last_sync:
@@ -190,6 +192,26 @@ def _pools(node: Node) -> Iterator[Metric]:
                 fallback.add_metric([name, pool], 1)
             room = max(0, room - len(zone.on_fallback))
     yield from (zone_members, zone_pools, zone_fallback, members, fallback)
+
+
+def _checkers(checkers: dict[str, Any]) -> Iterator[Metric]:
+    """Every checker's heartbeat as the shared state has it (re-read every few seconds): a
+    dead one stays listed for a minute, then goes (gslb.schema.CHECKERS)."""
+    states = GaugeMetricFamily(
+        "gslb_checkers", "checkers by heartbeat state (alive, dead)", labels=["state"]
+    )
+    alive = sum(1 for c in checkers.values() if c.get("alive"))
+    states.add_metric(["alive"], alive)
+    states.add_metric(["dead"], len(checkers) - alive)
+    yield states
+    seen = GaugeMetricFamily(
+        "gslb_checker_heartbeat_timestamp_seconds",
+        "when each checker last said it was alive (Unix time)",
+        labels=["checker"],
+    )
+    for name, checker in sorted(checkers.items()):
+        seen.add_metric([name], float(checker.get("seen", 0.0)))
+    yield seen
 
 
 def _probes(checker: CheckerNode) -> Iterator[Metric]:

@@ -207,6 +207,7 @@ class Sync:
         self._pending: dict[str, _Pending] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._failed: BaseException | None = None
+        self.checkers: dict[str, Any] = {}  # id -> heartbeat view (Store.checkers), 5 s old
         self._said: dict[str, int] = {}  # address -> announcements of leaving or back seen
         self._readmits: set[asyncio.Task[None]] = set()
 
@@ -657,6 +658,8 @@ class Sync:
         """Load reports and answer counts (while some pool uses them) and ISP paths down."""
         self._refreshed = time.monotonic()
         await self.refresh_cookies()
+        # The checkers' heartbeats, for /metrics (a checker dead is an alert): a few fields.
+        self.checkers = await self.store.checkers()
         current = self.current()
         fresh = self._projected(await self.store.load_state(load=_uses_load(current.zones)))
         old = current.state
