@@ -356,7 +356,12 @@ def test_a_killed_process_is_heard_through_the_watched_connections(bed: Bed) -> 
     proc = bed.procs.pop(member)
     killed = time.monotonic()
     proc.kill()
-    until(lambda: everywhere(bed, lambda a: member not in a), BOUND + 2)
+    try:
+        until(lambda: everywhere(bed, lambda a: member not in a), BOUND + 2)
+    except AssertionError:  # say what the checkers and the nodes saw
+        seen = bed.http("GET", "/api/v1/health").json["members"][key]
+        nodes = [answers(node) for node in bed.nodes]
+        raise AssertionError(json.dumps({"health": seen, "answers": nodes}, indent=1)) from None
     took = time.monotonic() - killed
     proc.wait(10)
     record("process killed: gone from both nodes", took)
