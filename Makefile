@@ -9,10 +9,14 @@ TEST_STAMP := $(VENV)/.test-installed
 
 .PHONY: run test lint typecheck unit system-deps clean bench bench-checker fuzz soak simulate
 
-# The example zone's members are loopback addresses; demo-backends answers their health checks.
+# The example zone's members are loopback addresses; demo-backends answers their health checks
+# until the server exits. The shell execs the server (same pid), so `gslb reload` and Ctrl-C
+# reach it with no wrapper in between. Extra flags: make run ARGS='--log-format json'.
+ARGS ?=
 run: $(RUN_STAMP)
-	$(BIN)/gslb demo-backends --zones zones/ & demo=$$!; trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/gslb serve --zones zones/ --dns 127.0.0.1:5353 --http 127.0.0.1:8053
+	$(BIN)/gslb demo-backends --zones zones/ --while-pid $$$$ & \
+	exec $(BIN)/gslb serve --zones zones/ --dns 127.0.0.1:5353 --http 127.0.0.1:8053 \
+	  --nsid "$$(uname -n)" $(ARGS)
 
 test: $(TEST_STAMP) system-deps lint typecheck unit
 

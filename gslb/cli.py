@@ -169,6 +169,12 @@ def _parser() -> argparse.ArgumentParser:
         "demo-backends", help="stand-in HTTP servers for the loopback members of the zones"
     )
     demo.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
+    demo.add_argument(
+        "--while-pid",
+        type=int,
+        metavar="PID",
+        help="stop when this process exits (make run: the server)",
+    )
 
     agent = sub.add_parser(
         "agent",
@@ -513,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         from gslb import demo
 
         logs.configure("console", "info")
-        asyncio.run(demo.serve(args.zones))
+        asyncio.run(demo.serve(args.zones, args.while_pid))
         return 0
     return 2
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import signal
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def endpoints(zones_dir: Path) -> list[tuple[str, int, str, int]]:
     return sorted(out)
 
 
-async def serve(zones_dir: Path) -> None:
+async def serve(zones_dir: Path, while_pid: int | None = None) -> None:
     runners = []
     for address, port, path, status in endpoints(zones_dir):
         failing = {"now": False}
@@ -74,6 +75,19 @@ async def serve(zones_dir: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if while_pid is not None:
+        _stop_with(while_pid, stop)
     await stop.wait()
     for runner in runners:
         await runner.cleanup()
+
+
+def _stop_with(pid: int, stop: asyncio.Event) -> None:
+    """Set `stop` when process `pid` exits (`make run`: the server it stands in for). A pidfd
+    becomes readable then: an event, no polling."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        log.warning("cannot follow the process; stop the backends yourself", pid=pid)
+        return
+    asyncio.get_running_loop().add_reader(fd, stop.set)

@@ -29,6 +29,9 @@ pools:
 """
 
 
+DEMO = [sys.executable, "-m", "gslb", "demo-backends"]
+
+
 def status(url: str, method: str = "GET") -> int:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=2) as r:
@@ -42,7 +45,7 @@ def status(url: str, method: str = "GET") -> int:
 def test_a_demo_backend_answers_its_check_and_fails_on_request(tmp_path: Path) -> None:
     zones = write_zones(tmp_path / "zones", {"z.yaml": ZONE})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gslb", "demo-backends", "--zones", str(zones)],
+        [*DEMO, "--zones", str(zones)],
         stderr=subprocess.DEVNULL,
     )
     base = "http://127.10.9.10:18095"
@@ -54,3 +57,24 @@ def test_a_demo_backend_answers_its_check_and_fails_on_request(tmp_path: Path) -
         assert status(base + "/healthz") == 200
     finally:
         stop_process(proc)
+
+
+def test_demo_backends_stop_with_the_process_they_stand_in_for(tmp_path: Path) -> None:
+    """`make run` gives the server's pid: when the server exits, its backends go too."""
+    zones = write_zones(tmp_path / "zones", {"z.yaml": ZONE})
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    proc = subprocess.Popen(
+        [*DEMO, "--zones", str(zones), "--while-pid", str(server.pid)], stderr=subprocess.DEVNULL
+    )
+    try:
+        until(lambda: status("http://127.10.9.10:18095/healthz") == 200)
+        assert server.stdin is not None
+        server.stdin.close()  # the "server" exits
+        server.wait(10)
+        assert proc.wait(10) == 0
+        assert status("http://127.10.9.10:18095/healthz") == 0, "nothing left listening"
+    finally:
+        stop_process(proc)
+        stop_process(server)
