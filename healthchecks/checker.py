@@ -511,15 +511,8 @@ class CheckerNode:
         lived = 0.0  # how long that connection had lived
         if delay:
             await asyncio.sleep(delay)
-        pair = (target.key, path)
-        me = asyncio.current_task()
         try:
             while True:
-                if self.tasks.get(pair, (None, None))[1] is not me:
-                    # Replaced or dropped (reassign cancelled it, but a cancellation that
-                    # meets a probe's own timeout in one loop turn can be lost): stop here,
-                    # or a removed member would go on being probed and decided.
-                    return
                 started = time.monotonic()
                 outcome = await self._timed(probe, target, source, monitor.timeout)
                 self._count(target, path, vote, outcome)

@@ -23,9 +23,15 @@ async def run_checker(url: str, config: CheckerConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     waiter = loop.create_task(stop.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    task.cancel()
     waiter.cancel()
-    await asyncio.wait({task}, timeout=5.0)
+    # Asked again while it goes on: a cancellation that arrives inside a library call (a
+    # Redis command in flight) can be swallowed on Python 3.11, and then the task group
+    # waits for a child that was never told (seen: a checker taking 5 s to stop).
+    for _attempt in range(4):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if done:
+            break
     with contextlib.suppress(Exception):
         await asyncio.wait_for(redis.aclose(), 1.0)
     log.info("checker stopped", id=config.id, probes=node.probes_done)

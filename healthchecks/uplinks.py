@@ -5,9 +5,9 @@ source address does not choose the interface a packet leaves by; the routing tab
 Without a policy rule (`ip rule add from SOURCE table T`) every source address follows the
 main table, so two "uplinks" are one, and a dead ISP looks alive over both paths.
 
-A checker asks the kernel, as `ip route get DEST from SOURCE` does (netlink, through
-pyroute2), how each path reaches a sample of the members it probes, and which policy rules
-name each source. It reports:
+A checker asks the kernel with `ip -j route get DEST from SOURCE` and `ip -j rule show`
+(iproute2, in a child process) how each path reaches a sample of the members it probes,
+and which policy rules name each source. It reports:
 
 - two paths that reach a destination by the same route (same device and gateway): the probes
   over them test one uplink, not two;
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ SAMPLE = 8  # destinations looked up per address family
 # RFC 3849), only ever looked up, never sent to; they follow the default routes.
 REFERENCE = ("198.51.100.1", "2001:db8::1")
 NOT_LOCAL = "not local"
+LOOKUP_TIMEOUT = 10.0  # seconds the kernel's answers may take
 SETTLE = 0.5  # seconds to let a burst of netlink announcements end before looking again
 
 # rtnetlink multicast groups: links, IPv4/IPv6 addresses, routes and rules.
@@ -50,7 +52,7 @@ class Route:
 
     device: str
     gateway: str | None  # None: directly connected (or local)
-    table: int
+    table: str  # as iproute2 names it: main, local, or a number
 
     def text(self) -> str:
         via = f" via {self.gateway}" if self.gateway else ""
@@ -133,86 +135,73 @@ def destinations(addresses: Iterable[str], per_family: int = SAMPLE) -> list[str
     return out
 
 
-def look_up(
+async def _ip(*args: str) -> tuple[Any, str | None]:
+    """`ip -j ARGS`: its JSON, or the kernel's refusal (its error text)."""
+    proc = await asyncio.create_subprocess_exec(
+        "ip", "-j", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), LOOKUP_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        text = err.decode(errors="replace").strip().splitlines()
+        reason = text[-1] if text else f"ip exited with {proc.returncode}"
+        return None, reason.removeprefix("RTNETLINK answers: ").removeprefix("Error: ")
+    return json.loads(out or b"[]"), None
+
+
+async def look_up(
     paths: Mapping[str, str | None], targets: Sequence[str]
 ) -> tuple[list[Lookup], dict[str, bool]]:
-    """Ask the kernel (blocking: run it in a thread)."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
+    """Ask the kernel, through iproute2 (`ip -j route get`, `ip -j rule show`): the same
+    lookups an operator would type, in a child process, so no netlink library runs inside
+    the checker's event loop."""
+    rules: dict[int, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+    for version in (4, 6):
+        found, _error = await _ip(f"-{version}", "rule", "show")
+        rules[version] = [
+            ipaddress.ip_network(f"{r['src']}/{r.get('srclen', 32 if version == 4 else 128)}")
+            for r in found or []
+            if r.get("src") not in (None, "all")
+        ]
     lookups = []
     ruled = {}
-    with IPRoute() as ipr:
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        rules = {
-            family: [
-                ipaddress.ip_network(f"{rule.get_attr('FRA_SRC')}/{rule['src_len']}")
-                for rule in ipr.get_rules(family=family)
-                if rule.get_attr("FRA_SRC") is not None
-            ]
-            for family in (socket.AF_INET, socket.AF_INET6)
-        }
-        for name, source in paths.items():
-            if source is not None:
-                address = ipaddress.ip_address(source)
-                if not _local(ipr, source):
-                    lookups.append(Lookup(name, source, source, None, NOT_LOCAL))
-                    continue
-                family = socket.AF_INET if address.version == 4 else socket.AF_INET6
-                ruled[name] = any(address in net for net in rules[family])
-            for destination in targets:
-                if source is not None and (
-                    ipaddress.ip_address(source).version
-                    != ipaddress.ip_address(destination).version
-                ):
-                    continue  # this path never probes that family
-                query = {"dst": destination, **({"src": source} if source else {})}
-                try:
-                    # RTM_F_LOOKUP_TABLE: say the table the route came from, as `ip route
-                    # get` does, not the main table's number.
-                    (reply,) = ipr.route("get", flags=RTM_F_LOOKUP_TABLE, **query)
-                except NetlinkError as e:
-                    lookups.append(Lookup(name, source, destination, None, _reason(e)))
-                    continue
-                oif = reply.get_attr("RTA_OIF")
-                gateway = reply.get_attr("RTA_GATEWAY")
-                table = reply.get_attr("RTA_TABLE") or reply["table"]
-                route = Route(names.get(oif, str(oif)), gateway, int(table))
-                lookups.append(Lookup(name, source, destination, route))
+    for name, source in paths.items():
+        if source is not None:
+            address = ipaddress.ip_address(source)
+            own, _error = await _ip("route", "get", source)
+            if not own or own[0].get("type") != "local":
+                lookups.append(Lookup(name, source, source, None, NOT_LOCAL))
+                continue
+            ruled[name] = any(address in net for net in rules[address.version])
+        for destination in targets:
+            if source is not None and (
+                ipaddress.ip_address(source).version != ipaddress.ip_address(destination).version
+            ):
+                continue  # this path never probes that family
+            found, error = await _ip(
+                "route", "get", destination, *(("from", source) if source else ())
+            )
+            if not found:
+                lookups.append(Lookup(name, source, destination, None, error or "no route"))
+                continue
+            reply = found[0]
+            route = Route(
+                str(reply.get("dev", "?")), reply.get("gateway"), str(reply.get("table", "main"))
+            )
+            lookups.append(Lookup(name, source, destination, route))
     return lookups, ruled
 
 
-RTN_LOCAL = 2
-RTM_F_LOOKUP_TABLE = 0x1000
-
-
-def _local(ipr: Any, address: str) -> bool:
-    """Whether the kernel takes `address` as its own (the local table: 127.0.0.2 is, though
-    no interface lists it)."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        (reply,) = ipr.route("get", dst=address)
-    except NetlinkError:
-        return False
-    return bool(reply["type"] == RTN_LOCAL)
-
-
-def _reason(error: Exception) -> str:
-    code = error.args[0] if error.args else 0
-    if isinstance(code, int) and code:
-        import os
-
-        return os.strerror(code)
-    return str(error)
-
-
 async def check(paths: Mapping[str, str | None], addresses: Iterable[str]) -> list[str]:
-    """The problems of `paths` towards (a sample of) `addresses`, looked up in a thread."""
+    """The problems of `paths` towards (a sample of) `addresses`."""
     try:
-        lookups, ruled = await asyncio.to_thread(look_up, paths, destinations(addresses))
-    except OSError as e:  # no netlink here (not Linux, or forbidden): say so once, go on
-        return [f"cannot look up routes: {e}"]
+        lookups, ruled = await look_up(paths, destinations(addresses))
+    except (OSError, TimeoutError, ValueError) as e:  # no iproute2, or no answer: say so
+        return [f"cannot look up routes: {e!r}"]
     return problems(paths, lookups, ruled)
 
 

@@ -16,8 +16,8 @@ from tests.server import ServerProcess
 from tests.test_checkers import stop_process
 from tests.test_redis_state import until
 
-A = Route("a", "10.11.1.1", 1)
-B = Route("b", "10.12.1.1", 2)
+A = Route("a", "10.11.1.1", "1")
+B = Route("b", "10.12.1.1", "2")
 PATHS = {"isp-a": "10.11.1.2", "isp-b": "10.12.1.2"}
 
 
@@ -33,7 +33,7 @@ def test_two_paths_by_their_own_routes_and_rules_have_no_problem() -> None:
 
 
 def test_two_paths_by_one_route_are_one_uplink_whatever_the_tables() -> None:
-    same = Route("a", "10.11.1.1", 2)  # another table, the same device and next hop
+    same = Route("a", "10.11.1.1", "2")  # another table, the same device and next hop
     found = problems(PATHS, looked({"isp-a": A, "isp-b": same}), {"isp-a": True, "isp-b": True})
     assert found == [
         "paths isp-a and isp-b leave by the same route to 10.1.0.10 (dev a via 10.11.1.1 "
