@@ -23,6 +23,8 @@ CITIES = [
     ("202.196.224.0/20", "Singapore", "SG", "AS", 1.2897, 103.8501),
     ("2001:480::/32", "New York", "US", "NA", 40.7128, -74.0060),
 ]
+# First-level subdivisions (ISO 3166-2 without the country), for topology's subdivision rules.
+SUBDIVISIONS = {"81.2.69.0/24": "ENG", "216.160.83.0/24": "NY", "2001:480::/32": "NY"}
 ASNS = [
     ("81.2.69.0/24", 20712, "Andrews & Arnold Ltd"),
     ("216.160.83.0/24", 209, "Qwest Communications"),
@@ -48,6 +50,8 @@ def write_city(path: Path, cities: list[City] = CITIES, what: str = "gslb test")
         }
         if country is not None:
             record["country"] = {"iso_code": country}
+        if network in SUBDIVISIONS:
+            record["subdivisions"] = [{"iso_code": SUBDIVISIONS[network]}]
         writer.insert_network(IPSet([network]), record)
     writer.to_db_file(str(path))
     return path

@@ -179,6 +179,14 @@ def test_writes_need_a_write_token(cluster: Cluster) -> None:
             "not an IPv6 address",
         ),
         ("/sites/lon", {"lat": 123, "lon": 0}, 400, "sites.lon.lat", "less than or equal to 90"),
+        ("/sites/half", {"lat": 12}, 422, "sites.half", "give both lat and lon, or neither"),
+        (
+            "/pools/bad",
+            {"topology": [{"match": {}, "prefer": ["par"]}], "members": [{"address": "192.0.2.1"}]},
+            422,
+            "pools.bad.topology[0].prefer[0]",
+            "unknown site 'par'",
+        ),
         ("/isps/isp-c", ["10.0.0.1/8"], 422, "isps.isp-c[0]", "host bits set"),
         ("", {**DOCUMENT, "records": "@ NS ns1\nns1 A 192.0.2.530\n"}, 422, "records", "line 2"),
         (  # 90 octets that would make four billion names: refused before making any
@@ -207,6 +215,22 @@ def test_a_bad_document_is_refused_with_the_field_path_and_changes_nothing(
     after = cluster.http("GET", f"/api/v1/zones/{ZONE}")
     assert after.headers["ETag"] == before.headers["ETag"]
     assert cluster.http("GET", "/api/v1/audit?limit=10000").json["records"] == audit_before
+
+
+def test_a_site_named_only_by_a_pools_own_rules_cannot_be_removed(cluster: Cluster) -> None:
+    site = f"/api/v1/zones/{ZONE}/sites/spare"
+    assert cluster.http("PUT", site, {}).status in (200, 201), "a site without coordinates"
+    ruled = {
+        "topology": [{"match": {"subdivision": ["US-CA"]}, "prefer": ["spare"], "others": "drop"}],
+        "members": [{"address": "192.0.2.77"}],
+    }
+    pool = f"/api/v1/zones/{ZONE}/pools/ruled"
+    assert cluster.http("PUT", pool, ruled).status in (200, 201)
+    refused = cluster.http("DELETE", site)
+    assert refused.status == 422, refused.body
+    assert refused.json["field"] == "pools.ruled.topology[0].prefer[0]"
+    assert cluster.http("DELETE", pool).status in (200, 204)
+    assert cluster.http("DELETE", site).status in (200, 204)
 
 
 def test_malformed_requests_get_json_errors(cluster: Cluster) -> None:

@@ -116,6 +116,7 @@ def explain(
             "network": str(location.network),
             "city": location.city,
             "country": location.country,
+            "subdivision": location.subdivision,
             "continent": location.continent,
             "lat": location.lat,
             "lon": location.lon,

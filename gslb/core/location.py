@@ -27,6 +27,7 @@ class Location:
     continent: str | None = None
     asn: int | None = None
     city: str | None = None
+    subdivision: str | None = None  # ISO 3166-2, country first (US-CA): the first level
 
 
 class Locator(Protocol):

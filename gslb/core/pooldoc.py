@@ -14,7 +14,14 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from gslb.core import policy
@@ -157,14 +164,22 @@ Seconds = Annotated[float, Field(gt=0, le=3600)]
 
 
 class SiteDoc(_Doc):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: float | None = Field(
+        None, ge=-90, le=90, description="latitude; without it, proximity ranks the site last"
+    )
+    lon: float | None = Field(None, ge=-180, le=180)
     country: str | None = Field(None, description="ISO 3166 code, for topology rules and display")
     continent: str | None = Field(None, description="two-letter continent code (EU, NA, ...)")
     capacity: float | None = Field(
         None, gt=0, description="sessions the site can take; default: its members' capacities"
     )
     description: str | None = None
+
+    @model_validator(mode="after")
+    def _both(self) -> SiteDoc:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("give both lat and lon, or neither")
+        return self
 
 
 class MonitorDoc(_Doc):
@@ -194,8 +209,14 @@ class MonitorDoc(_Doc):
 
 
 class TopologyMatch(_Doc):
+    """Clients matching any of the lists; a match with no list at all matches every client
+    (a catch-all last rule)."""
+
     country: list[str] = []
     continent: list[str] = []
+    subdivision: list[str] = Field(
+        [], description="ISO 3166-2 codes, country first (US-CA, GB-SCT)"
+    )
     asn: list[int] = []
     cidr: list[Network] = []
 
@@ -203,6 +224,11 @@ class TopologyMatch(_Doc):
 class TopologyRule(_Doc):
     match: TopologyMatch
     prefer: list[str] = Field(min_length=1, description="site names, most preferred first")
+    others: Literal["after", "drop"] = Field(
+        "after",
+        description="members at sites the rule does not prefer: after the preferred ones, "
+        "or dropped (when nothing is left, the pool's fallback answers)",
+    )
 
 
 class CostRule(_Doc):
@@ -222,6 +248,11 @@ class MemberDoc(_Doc):
     priority: int = Field(1, ge=1, le=1000, description="failover group; 1 is tried first")
     capacity: float | None = Field(None, gt=0, description="sessions the member can take")
     state: Literal["enabled", "drained", "disabled"] = "enabled"
+    monitored: bool = Field(
+        True,
+        description="false: never probed and always counted up, whatever the pool's monitor "
+        "(octoDNS's status: up)",
+    )
     drain_at: Instant | None = Field(
         None,
         description="a planned drain: from this time the member is drained; one TTL before "
@@ -261,6 +292,11 @@ class PoolDoc(_Doc):
         le=3600,
         description="seconds over which a member that comes back up (or is enabled again) "
         "ramps from a small share of the lead to its full share (RFC 2391 §6); 0: at once",
+    )
+    topology: list[TopologyRule] | None = Field(
+        None,
+        description="topology rules of this pool alone, instead of the zone's (the first "
+        "rule matching the client decides)",
     )
     members: list[MemberDoc] = Field(min_length=1)
 
@@ -317,16 +353,23 @@ def references(doc: GslbDoc) -> list[Fault]:
 
 def head_faults(doc: GslbDoc) -> list[Fault]:
     """Faults inside the zone's head (its topology naming sites that do not exist)."""
-    faults: list[Fault] = []
-    for i, rule in enumerate(doc.topology):
-        for j, site in enumerate(rule.prefer):
-            if site not in doc.sites:
-                faults.append((("topology", i, "prefer", j), f"unknown site {site!r}"))
+    faults = _topology_faults(doc, doc.topology, ("topology",))
     for i, cost in enumerate(doc.costs):
         for site in cost.sites:
             if site not in doc.sites:
                 faults.append((("costs", i, "sites", site), f"unknown site {site!r}"))
     return faults
+
+
+def _topology_faults(
+    head: GslbDoc, rules: list[TopologyRule], where: tuple[int | str, ...]
+) -> list[Fault]:
+    return [
+        ((*where, i, "prefer", j), f"unknown site {site!r}")
+        for i, rule in enumerate(rules)
+        for j, site in enumerate(rule.prefer)
+        if site not in head.sites
+    ]
 
 
 def pool_faults(
@@ -339,6 +382,8 @@ def pool_faults(
     where: tuple[int | str, ...] = ("pools", name)
     if pool.monitor is not None and pool.monitor not in head.monitors:
         faults.append(((*where, "monitor"), f"unknown monitor {pool.monitor!r}"))
+    if pool.topology is not None:
+        faults.extend(_topology_faults(head, pool.topology, (*where, "topology")))
     if isinstance(pool.fallback, str) and pool.fallback not in ("all", "none"):
         target_name = pool.fallback.removeprefix("pool:")
         target = pools(target_name) if target_name != name else pool

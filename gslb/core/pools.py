@@ -7,12 +7,13 @@ import functools
 import ipaddress
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from gslb.core import names, policy
 from gslb.core.pooldoc import GslbDoc, MemberDoc, PoolDoc, TopologyMatch, instant_seconds
+from gslb.core.pooldoc import TopologyRule as TopologyRuleDoc
 from gslb.core.records import AAAA, A
 
 Admin = Literal["enabled", "drained", "disabled"]
@@ -22,8 +23,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True, slots=True)
 class Site:
     name: str
-    lat: float
-    lon: float
+    lat: float | None  # None: a site known by name only (proximity cannot place it)
+    lon: float | None
     country: str | None = None
     continent: str | None = None
     capacity: float | None = None
@@ -71,6 +72,15 @@ class TopologyRule:
     asns: frozenset[int] = frozenset()
     networks: tuple[IPNetwork, ...] = ()
     prefer: tuple[str, ...] = ()
+    subdivisions: frozenset[str] = frozenset()  # ISO 3166-2, country first: US-CA
+    drop_others: bool = False  # members at other sites are dropped, not placed after
+
+    @property
+    def everyone(self) -> bool:
+        """A rule that names no clients matches them all (a catch-all)."""
+        return not (
+            self.countries or self.continents or self.asns or self.networks or self.subdivisions
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +118,9 @@ class Pool:
     cold_start_wait: float = 0.0  # seconds; 0 without a monitor
     slow_start: float = 0.0  # seconds a recovered member takes to reach its full share
     session_weights: tuple[tuple[int, float], ...] = ()  # (port, weight), for least_load
+    # Members never probed and always counted up (`monitored: false`), by address in wire
+    # form: kept on the pool, not the member, since nearly every pool has none.
+    unmonitored: frozenset[bytes] = frozenset()
 
     @property
     def id(self) -> str:
@@ -144,10 +157,7 @@ class PoolContext:
             name: Site(name, s.lat, s.lon, s.country, s.continent, s.capacity)
             for name, s in doc.sites.items()
         }
-        topology = tuple(
-            dataclasses.replace(_match(rule.match), prefer=tuple(rule.prefer))
-            for rule in doc.topology
-        )
+        topology = topology_rules(doc.topology)
         costs = tuple(
             CostTable(_match(rule.match), tuple(rule.sites.items())) for rule in doc.costs
         )
@@ -179,11 +189,13 @@ class PoolContext:
             monitor=None if pool.monitor is None else sys.intern(pool.monitor),
             min_up=pool.min_up,
             isp_down=pool.isp_down,
-            topology=self.topology,
+            topology=self.topology if pool.topology is None else topology_rules(pool.topology),
             costs=self.costs,
             cold_start_wait=wait,
             slow_start=pool.slow_start,
             session_weights=tuple(sorted((int(p), w) for p, w in pool.session_weights.items())),
+            unmonitored=frozenset(packed(m.address) for m in pool.members if not m.monitored)
+            or NONE,
         )
 
     def _member(self, pool: str, doc: MemberDoc) -> Member:
@@ -216,13 +228,26 @@ class PoolContext:
         return FALLBACK_ALL if fb == "all" else FALLBACK_NONE
 
 
+def topology_rules(rules: Iterable[TopologyRuleDoc]) -> tuple[TopologyRule, ...]:
+    return tuple(
+        dataclasses.replace(
+            _match(rule.match), prefer=tuple(rule.prefer), drop_others=rule.others == "drop"
+        )
+        for rule in rules
+    )
+
+
 def _match(match: TopologyMatch) -> TopologyRule:
     return TopologyRule(
         frozenset(c.upper() for c in match.country),
         frozenset(c.upper() for c in match.continent),
         frozenset(match.asn),
         tuple(ipaddress.ip_network(n) for n in match.cidr),
+        subdivisions=frozenset(c.upper() for c in match.subdivision),
     )
+
+
+NONE: frozenset[bytes] = frozenset()
 
 
 FALLBACK_ALL = Fallback("all")

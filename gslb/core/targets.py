@@ -48,6 +48,6 @@ def pool_targets(pool: Pool) -> PoolTargets | None:
         tuple(
             (m.address, m.isp, m.site.name if m.site else None)
             for m in pool.members
-            if m.admin != "disabled"
+            if m.admin != "disabled" and m.rdata not in pool.unmonitored
         ),
     )

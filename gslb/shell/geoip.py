@@ -79,6 +79,7 @@ class GeoIpLocator:
                 city.continent.code,
                 None,
                 city.city.name,
+                _subdivision(city),
             )
         if self._asn is None:
             return location
@@ -101,7 +102,15 @@ class GeoIpLocator:
             location.continent,
             asn_number,
             location.city,
+            location.subdivision,
         )
+
+
+def _subdivision(city: geoip2.models.City) -> str | None:
+    """The first-level subdivision as ISO 3166-2 writes it: country, hyphen, code (US-CA)."""
+    top = city.subdivisions[0].iso_code if city.subdivisions else None
+    country = city.country.iso_code
+    return f"{country}-{top}" if top and country else None
 
 
 def _open(path: Path, kind: str) -> geoip2.database.Reader:

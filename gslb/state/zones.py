@@ -217,7 +217,7 @@ def _next_meta(meta: Meta, head: ZoneDoc, who: Who, floor: int | None = None) ->
 
 def pool_refs(pool: Json) -> set[Ref]:
     """What a pool document refers to: its monitor, its members' sites and ISPs named
-    explicitly, and the pool it falls back to."""
+    explicitly, the sites its own topology rules prefer, and the pool it falls back to."""
     refs: set[Ref] = set()
     if not isinstance(pool, dict):
         return refs
@@ -232,6 +232,10 @@ def pool_refs(pool: Json) -> set[Ref]:
                 refs.add(("site", member["site"]))
             if member.get("isp"):
                 refs.add(("isp", member["isp"]))
+    for rule in pool.get("topology") or []:
+        if isinstance(rule, dict):
+            prefer = rule.get("prefer") or []
+            refs.update(("site", site) for site in prefer if isinstance(site, str))
     return refs
 
 

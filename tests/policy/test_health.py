@@ -50,3 +50,10 @@ def test_drained_and_disabled_are_dropped_even_when_up() -> None:
     p = pool([a, b, c], monitor="web")
     state = ClusterState(health={m.key: MemberState("up") for m in (a, b, c)})
     assert health.apply(p.members, context(p, state)) == (c,)
+
+
+def test_an_unmonitored_member_counts_up_whatever_the_state_but_not_when_disabled() -> None:
+    a, b, c = member(1), member(2), member(3, admin="disabled")
+    p = pool([a, b, c], monitor="web", unmonitored=frozenset({a.rdata, c.rdata}))
+    state = ClusterState(health={m.key: MemberState("down") for m in (a, b, c)})
+    assert health.apply(p.members, context(p, state)) == (a,)

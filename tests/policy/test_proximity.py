@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 
@@ -7,6 +8,7 @@ from hypothesis import given
 
 from gslb.core.location import distance_km
 from gslb.core.policy import proximity
+from gslb.core.pools import Site
 from gslb.core.state import ClusterState, Load
 from tests.policy.strategies import client_at, clients, context, member, members, pool
 
@@ -109,3 +111,11 @@ def test_site_capacity_overrides_member_capacities() -> None:
         for i in range(4000)
     )
     assert leads["fra"] == 4000, "over the site's own capacity, all of it spills"
+
+
+def test_a_site_without_coordinates_comes_after_the_placed_ones() -> None:
+    nowhere = dataclasses.replace(member(1, site="lon"), site=Site("named-only", None, None))
+    ms = [nowhere, member(2, site="nyc"), member(3, site="lon")]
+    p = pool(ms)
+    out = proximity.apply(p.members, context(p, client=client_at(51.5, -0.1)))
+    assert [m.address for m in out] == ["10.0.0.3", "10.0.0.2", "10.0.0.1"]

@@ -37,3 +37,39 @@ def test_cidr_rule_matches_the_client_address() -> None:
     outside = ClientInfo(ipaddress.ip_address("198.51.100.7"), None, None)
     assert topology.apply(p.members, context(p, client=inside))[0].site.name == "nyc"  # type: ignore[union-attr]
     assert topology.apply(p.members, context(p, client=outside)) == tuple(ms)
+
+
+OCTODNS_LIKE = (
+    TopologyRule(subdivisions=frozenset({"US-CA"}), prefer=("sgp",), drop_others=True),
+    TopologyRule(countries=frozenset({"GB"}), prefer=("lon", "fra"), drop_others=True),
+    TopologyRule(prefer=("nyc", "fra"), drop_others=True),  # names no client: everyone else
+)
+
+
+def test_a_rule_with_others_drop_keeps_only_its_sites_in_order() -> None:
+    ms = [member(1, site="nyc"), member(2, site="fra"), member(3, site="lon"), member(4)]
+    p = pool(ms, topology=OCTODNS_LIKE)
+    out = topology.apply(p.members, context(p, client=client_at(51.5, 0, country="GB")))
+    assert [m.site.name for m in out] == ["lon", "fra"]  # type: ignore[union-attr]
+
+
+def test_a_rule_naming_no_clients_catches_everyone_even_without_a_location() -> None:
+    ms = [member(1, site="lon"), member(2, site="nyc"), member(3, site="fra")]
+    p = pool(ms, topology=OCTODNS_LIKE)
+    nowhere = ClientInfo(ipaddress.ip_address("198.51.100.7"), None, None)
+    for client in (nowhere, client_at(1.3, 103.8, country="SG"), None):
+        out = topology.apply(p.members, context(p, client=client))
+        assert [m.site.name for m in out] == ["nyc", "fra"]  # type: ignore[union-attr]
+
+
+def test_a_subdivision_rule_matches_before_its_country_would() -> None:
+    ms = [member(1, site="nyc"), member(2, site="sgp")]
+    p = pool(ms, topology=OCTODNS_LIKE)
+    california = client_at(37.8, -122.4, country="US", subdivision="US-CA")
+    new_york = client_at(40.7, -74.0, country="US", subdivision="US-NY")
+    assert [m.address for m in topology.apply(p.members, context(p, client=california))] == [
+        "10.0.0.2"
+    ]
+    assert [m.address for m in topology.apply(p.members, context(p, client=new_york))] == [
+        "10.0.0.1"
+    ]

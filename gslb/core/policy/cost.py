@@ -72,7 +72,14 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
         distance = 1.0
         if m.site is not None and m.site.name in routing:
             distance = routing[m.site.name]
-        elif location and location.lat is not None and location.lon is not None and m.site:
+        elif (
+            location
+            and location.lat is not None
+            and location.lon is not None
+            and m.site
+            and m.site.lat is not None
+            and m.site.lon is not None
+        ):
             distance += distance_km(location.lat, location.lon, m.site.lat, m.site.lon) / 1000
         return distance * (1.0 + ctx.sessions(m) / m.weight)
 

@@ -5,8 +5,9 @@ come yet, and its agent has not said it is leaving) and its health is `up`. Memb
 `unknown` health (no check has decided yet, e.g. at cold start) are kept only when no member
 is known up, so a known-healthy member always wins over a guess; a member known `down` is
 never kept. A pool without a monitor has nothing to say about health: its enabled members
-count as up unless the state says otherwise. When nothing remains, the pool's `fallback`
-decides (the caller applies it).
+count as up unless the state says otherwise, and so do members marked `monitored: false`
+in any pool (never probed: an operator vouches for them). When nothing remains, the pool's
+`fallback` decides (the caller applies it).
 
 Origin: RFC 2391 §6 (dead host detection: a host that stops answering is taken out of the
 rotation); "drained" is RFC 2391's static mapping of a member away during an upgrade, kept as an
@@ -40,10 +41,14 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
     up = []
     unknown = []
     drained, leaving = ctx.state.drained, ctx.state.leaving
+    vouched = ctx.pool.unmonitored
     for member in candidates:
         if member.admin != "enabled" or (drained and member.key in drained):
             continue
         if leaving and member.address in leaving:
+            continue
+        if vouched and member.rdata in vouched:
+            up.append(member)
             continue
         health = ctx.state.member(member.key).health
         if health == "unknown" and not monitored:

@@ -67,7 +67,7 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
 
     def distance(m: Member) -> float:
         site = m.site
-        if site is None:
+        if site is None or site.lat is None or site.lon is None:
             return math.inf
         found = known.get(id(site))
         if found is None:

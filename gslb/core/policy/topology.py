@@ -1,9 +1,11 @@
 """topology: order by a rule table of client country / continent / ASN / CIDR -> sites.
 
-Rule: the zone's `topology` rules are tried in order; the first whose `match` fits the client
-(any listed country, continent, AS number or network containing the client address) decides:
+Rule: the pool's `topology` rules (else the zone's) are tried in order; the first whose
+`match` fits the client (any listed country, subdivision, continent, AS number or network
+containing the client address; a match that lists nothing fits every client) decides:
 candidates at its `prefer` sites come first, in the order the sites are listed, and the others
-follow in their incoming order. No rule matching (or no client location) keeps the order.
+follow in their incoming order, or are dropped when the rule says `others: drop`. No rule
+matching (or no client location) keeps the order.
 
 Origin: gdnsd's and the commercial GSLBs' static topology maps, for when an operator knows
 better than geometry (peering, regulation, data residency).
@@ -42,13 +44,18 @@ def apply(candidates: Candidates, ctx: Context) -> Candidates:
         ctx.note("no topology rule matches the client: order kept")
         return candidates
     rank = {site: i for i, site in enumerate(rule.prefer)}
+    others = len(rank)
 
     def key(m: Member) -> int:
-        return rank.get(m.site.name, len(rank)) if m.site is not None else len(rank)
+        return rank.get(m.site.name, others) if m.site is not None else others
 
-    ordered = tuple(sorted(candidates, key=key))
-    ctx.note(f"rule prefers {', '.join(rule.prefer)}")
-    return ordered
+    ordered = sorted(candidates, key=key)
+    if rule.drop_others:
+        ordered = [m for m in ordered if key(m) < others]
+        ctx.note(f"rule keeps only {', '.join(rule.prefer)}, in that order")
+    else:
+        ctx.note(f"rule prefers {', '.join(rule.prefer)}")
+    return tuple(ordered)
 
 
 def matching_rule(ctx: Context) -> TopologyRule | None:
@@ -58,15 +65,19 @@ def matching_rule(ctx: Context) -> TopologyRule | None:
 def first_match(
     rules: Iterable[R], client: ClientInfo | None, match: Callable[[R], TopologyRule]
 ) -> R | None:
-    """The first of `rules` whose match part fits the client (country, continent, AS number,
-    or a network holding its address)."""
-    if client is None:
-        return None
-    location = client.location
+    """The first of `rules` whose match part fits the client (country, subdivision,
+    continent, AS number, or a network holding its address), or names no client at all."""
+    location = client.location if client is not None else None
     for rule in rules:
         m = match(rule)
+        if m.everyone:
+            return rule
+        if client is None:
+            continue
         if location is not None:
             if location.country and location.country.upper() in m.countries:
+                return rule
+            if location.subdivision and location.subdivision.upper() in m.subdivisions:
                 return rule
             if location.continent and location.continent.upper() in m.continents:
                 return rule
