@@ -11,12 +11,14 @@ TEST_STAMP := $(VENV)/.test-installed
 
 # The example zone's members are loopback addresses; demo-backends answers their health checks
 # until the server exits. The shell execs the server (same pid), so `gslb reload` and Ctrl-C
-# reach it with no wrapper in between. Extra flags: make run ARGS='--log-format json'.
+# reach it with no wrapper in between. MaxMind's test GeoIP databases (deploy/geoip) locate
+# the tour's clients. Extra flags: make run ARGS='--log-format json'.
 ARGS ?=
+GEOIP := --geoip deploy/geoip/GeoLite2-City-Test.mmdb --geoip-asn deploy/geoip/GeoLite2-ASN-Test.mmdb
 run: $(RUN_STAMP)
 	$(BIN)/gslb demo-backends --zones zones/ --while-pid $$$$ & \
 	exec $(BIN)/gslb serve --zones zones/ --dns 127.0.0.1:5353 --http 127.0.0.1:8053 \
-	  --nsid "$$(uname -n)" $(ARGS)
+	  --nsid "$$(uname -n)" $(GEOIP) $(ARGS)
 
 test: $(TEST_STAMP) system-deps lint typecheck unit
 
