@@ -33,28 +33,21 @@ temporary act rather than configuration.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
-import dns.name
 import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
 import dns.rdtypes.ANY.LOC
-import dns.zone
 from octodns.provider import SupportsException
 from octodns.provider.base import BaseProvider
 from octodns.record import Create, Delete, Record, Update
 from octodns.record.geo import GeoCodes
 from octodns.record.rr import Rrset
 
+from gslb.apiclient import ApiClient
 from gslb.core.pooldoc import PoolDoc
+from gslb.recordtext import records_text, static_rrsets
 
 Json = Any
 POLICY = ["topology", "health", "weighted", "limit"]
@@ -85,10 +78,6 @@ MONITOR_TYPES = {"HTTP": "http", "HTTPS": "https", "TCP": "tcp", "ICMP": "icmp"}
 PROTOCOLS = {v: k for k, v in MONITOR_TYPES.items()}
 
 
-class GslbApiError(Exception):
-    """The REST API refused a request: its status and the message naming the field."""
-
-
 class GslbProvider(BaseProvider):  # type: ignore[misc]
     SUPPORTS_GEO = False  # octoDNS's old `geo` records; `dynamic` says the same and more
     SUPPORTS_DYNAMIC = True
@@ -111,7 +100,7 @@ class GslbProvider(BaseProvider):  # type: ignore[misc]
     ) -> None:
         self.log = logging.getLogger(f"GslbProvider[{id}]")
         super().__init__(id, *args, **kwargs)
-        self.api = Api(url, token, timeout)
+        self.api = ApiClient(url, token, timeout)
         # One address per answer is octoDNS's meaning of weights (each value's share of the
         # answers); more give clients that try the next address somewhere to go.
         self.max_answers = max_answers
@@ -122,7 +111,7 @@ class GslbProvider(BaseProvider):  # type: ignore[misc]
     # --- reading ---------------------------------------------------------------------------
 
     def populate(self, zone: Any, target: bool = False, lenient: bool = False) -> bool:
-        found = self.api.get_zone(zone_name(zone))
+        found = self.api.zone(zone_name(zone))
         if found is None:
             return False
         doc, _ = found
@@ -173,7 +162,7 @@ class GslbProvider(BaseProvider):  # type: ignore[misc]
 
     def _apply(self, plan: Any) -> None:
         name = zone_name(plan.desired)
-        found = self.api.get_zone(name)
+        found = self.api.zone(name)
         doc, etag = found if found is not None else (self._new_zone(plan.desired), None)
         changed = apply_changes(doc, plan.changes, self.max_answers)
         self.log.info("_apply: %s: %d changes", name, len(plan.changes))
@@ -189,59 +178,6 @@ class GslbProvider(BaseProvider):  # type: ignore[misc]
         return {"zone": name, "soa": soa}
 
 
-# --- the REST API --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Api:
-    url: str
-    token: str
-    timeout: float
-
-    def _url(self, *segments: str) -> str:
-        # Every segment quoted by the library, never pasted: a zone name is data.
-        path = "/".join(urllib.parse.quote(s, safe="") for s in ("api", "v1", *segments))
-        return urllib.parse.urljoin(self.url.rstrip("/") + "/", path)
-
-    def _request(
-        self, method: str, url: str, body: Json = None, headers: dict[str, str] | None = None
-    ) -> tuple[Json, str | None]:
-        """The response's JSON body and its ETag."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self.token}")
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        for key, value in (headers or {}).items():
-            request.add_header(key, value)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-                return (json.loads(raw) if raw else None), response.headers.get("ETag")
-        except urllib.error.HTTPError as e:
-            try:
-                message = json.loads(e.read()).get("message", e.reason)
-            except ValueError:
-                message = e.reason
-            raise GslbApiError(f"{method} {url}: {e.code} {message}") from None
-
-    def get_zone(self, zone: str) -> tuple[Json, str | None] | None:
-        try:
-            doc, etag = self._request("GET", self._url("zones", zone))
-        except GslbApiError as e:
-            if ": 404 " in str(e):
-                return None
-            raise
-        return doc, etag
-
-    def put_zone(self, zone: str, doc: Json, etag: str | None) -> None:
-        # Only what this plan was made against: a zone changed since (by another octoDNS
-        # run, or through the API) gets 409 and nothing is written.
-        headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
-        self._request("PUT", self._url("zones", zone), doc, headers)
-
-
 # --- gslb documents -> octoDNS records -----------------------------------------------------
 
 
@@ -252,7 +188,7 @@ def zone_name(zone: Any) -> str:
 def records_of(zone: Any, doc: Json, lenient: bool, log: logging.Logger) -> list[Any]:
     rrsets = [
         Rrset(owner, rtype, ttl, texts)
-        for (owner, rtype), (ttl, texts) in static_rrsets(doc).items()
+        for (owner, rtype), (ttl, texts) in static_rrsets(doc, rdata_text).items()
         if rtype in STATIC_TYPES
     ]
     records = list(Record.from_rrsets(zone, rrsets, lenient=lenient))
@@ -354,22 +290,6 @@ def gslb_timing(record: Any) -> dict[str, Json]:
     return {k: given[k] for k in TIMING if k in given}
 
 
-def static_rrsets(doc: Json) -> dict[tuple[str, str], tuple[int, list[str]]]:
-    """The zone's static RRsets, (owner, type) -> (TTL, rdata texts), names absolute."""
-    origin = dns.name.from_text(doc["zone"])
-    text = f"$TTL {doc.get('ttl', 300)}\n{doc.get('records') or ''}"
-    parsed = dns.zone.from_text(text, origin, relativize=False, check_origin=False)
-    out: dict[tuple[str, str], tuple[int, list[str]]] = {}
-    for owner, node in parsed.nodes.items():
-        for rdataset in node.rdatasets:
-            rtype = dns.rdatatype.to_text(rdataset.rdtype)
-            if rtype == "SOA":
-                continue  # the zone's own, made from its soa settings
-            texts = [rdata_text(rd) for rd in rdataset]
-            out[(owner.to_text(), rtype)] = (rdataset.ttl, texts)
-    return out
-
-
 def rdata_text(rd: dns.rdata.Rdata) -> str:
     if isinstance(rd, dns.rdtypes.ANY.LOC.LOC):
         # octoDNS reads LOC only in its long form, every field written out.
@@ -395,7 +315,7 @@ def pool_key(record: Any) -> str:
 def apply_changes(doc: Json, changes: Iterable[Any], max_answers: int) -> Json:
     """`doc` (a zone document as the API returns it) with octoDNS's changes made."""
     out = dict(doc)
-    rrsets = static_rrsets(out) if out.get("records") else {}
+    rrsets = static_rrsets(out)
     pools = dict(out.get("pools") or {})
     monitors = dict(out.get("monitors") or {})
     sites = dict(out.get("sites") or {})
@@ -420,11 +340,7 @@ def apply_changes(doc: Json, changes: Iterable[Any], max_answers: int) -> Json:
     for key in list(monitors):
         if key not in used and key in (doc.get("pools") or {}):
             del monitors[key]
-    out["records"] = "".join(
-        f"{owner} {ttl} {rtype} {text}\n"
-        for (owner, rtype), (ttl, texts) in sorted(rrsets.items())
-        for text in texts
-    )
+    out["records"] = records_text(rrsets)
     for part, value in (("pools", pools), ("monitors", monitors), ("sites", sites)):
         if value:
             out[part] = value

@@ -9,51 +9,17 @@ export -> apply -> export gives the same files.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from gslb import zonefiles
 from gslb.api import documents
 from gslb.api.auth import LOCAL_TOKEN_FILE
+from gslb.apiclient import ApiClient, ApiFailure, path
 from gslb.core.zonedoc import check_zone_name
 
 TOKEN_ENV = "GSLB_API_TOKEN"
-
-
-class ApiFailure(Exception):
-    pass
-
-
-class Client:
-    def __init__(self, base: str, token: str | None) -> None:
-        self.base = base.rstrip("/") + "/api/v1"
-        self.token = token
-
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            try:
-                message = json.loads(raw)["message"]
-            except (ValueError, KeyError, TypeError):
-                message = raw.decode(errors="replace")[:200]
-            raise ApiFailure(f"{method} {path}: {e.code} {message}") from None
-        except OSError as e:
-            raise ApiFailure(f"{method} {path}: cannot reach {self.base}: {e}") from None
 
 
 def token_of(args: argparse.Namespace) -> str | None:
@@ -76,11 +42,7 @@ def export_path(out: Path, name: str) -> Path | None:
     return path if path.parent == out.resolve() else None
 
 
-def zone_path(name: str) -> str:
-    return "/zones/" + urllib.parse.quote(name, safe="")
-
-
-def apply(client: Client, directory: Path, prune: bool) -> int:
+def apply(client: ApiClient, directory: Path, prune: bool) -> int:
     loaded = zonefiles.load_or_report(directory)
     if loaded is None:
         return 1
@@ -89,20 +51,18 @@ def apply(client: Client, directory: Path, prune: bool) -> int:
         name = documents.zone_key(zone.doc.zone)
         names.add(name)
         # A directory applied whole says what nests in it: nested zones are meant.
-        status, _ = client.call("PUT", zone_path(name) + "?overlap=allow", zone.document)
-        print(f"{name}: {'created' if status == 201 else 'applied'} from {zone.path}")
+        put = client.call("PUT", path("zones", name, query={"overlap": "allow"}), zone.document)
+        print(f"{name}: {'created' if put.status == 201 else 'applied'} from {zone.path}")
     if prune:
-        _, raw = client.call("GET", "/zones")
-        for item in json.loads(raw)["zones"]:
+        for item in client.call("GET", path("zones")).json()["zones"]:
             if item["zone"] not in names:
-                client.call("DELETE", zone_path(item["zone"]))
+                client.call("DELETE", path("zones", item["zone"]))
                 print(f"{item['zone']}: deleted (not in {directory})")
     return 0
 
 
-def export(client: Client, out: Path | None, only: list[str] | None) -> int:
-    _, raw = client.call("GET", "/zones")
-    names = [z["zone"] for z in json.loads(raw)["zones"]]
+def export(client: ApiClient, out: Path | None, only: list[str] | None) -> int:
+    names = [z["zone"] for z in client.call("GET", path("zones")).json()["zones"]]
     if only:
         wanted = [documents.zone_key(n) for n in only]
         missing = [n for n in wanted if n not in names]
@@ -113,39 +73,29 @@ def export(client: Client, out: Path | None, only: list[str] | None) -> int:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        _, text = client.call("GET", zone_path(name) + "/export")
+        text = client.call("GET", path("zones", name, "export")).body
         if out is None:
             sys.stdout.write(("---\n" if len(names) > 1 else "") + text.decode())
             continue
-        path = export_path(out, name)
-        if path is None:
+        where = export_path(out, name)
+        if where is None:
             print(f"gslb zones export: {name!r} is not a host name: not written", file=sys.stderr)
             return 1
-        path.write_bytes(text)
-        print(f"{name}: {path}")
+        where.write_bytes(text)
+        print(f"{name}: {where}")
     return 0
 
 
 def drain(args: argparse.Namespace) -> int:
     """`gslb drain ZONE POOL ADDRESS [--at TIME | --in SECONDS]`: POST .../drain."""
-    client = Client(args.api, token_of(args))
-    path = "/".join(
-        [
-            zone_path(args.zone),
-            "pools",
-            urllib.parse.quote(args.pool, safe=""),
-            "members",
-            urllib.parse.quote(args.address, safe=""),
-            "drain",
-        ]
-    )
+    client = ApiClient(args.api, token_of(args))
+    where = path("zones", args.zone, "pools", args.pool, "members", args.address, "drain")
     plan = {"at": args.at} if args.at else {"in": args.delay} if args.delay is not None else None
     try:
-        _, raw = client.call("POST", path, plan)
+        member = client.call("POST", where, plan).json()
     except ApiFailure as e:
         print(f"gslb drain: {e}", file=sys.stderr)
         return 1
-    member = json.loads(raw)
     if member.get("drain_at"):
         print(f"{args.address} drains at {member['drain_at']}; the pool's TTL drops one TTL ahead")
     else:
@@ -154,7 +104,7 @@ def drain(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    client = Client(args.api, token_of(args))
+    client = ApiClient(args.api, token_of(args))
     try:
         if args.zones_command == "apply":
             return apply(client, args.directory, args.prune)
