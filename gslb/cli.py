@@ -133,7 +133,34 @@ def _parser() -> argparse.ArgumentParser:
     when = drain_cmd.add_mutually_exclusive_group()
     when.add_argument("--at", help="when, ISO 8601 with a zone (2026-12-02T15:00:00Z)")
     when.add_argument("--in", dest="delay", type=float, metavar="SECONDS", help="in how long")
-    for cmd in (apply_cmd, export_cmd, drain_cmd):
+    webhook = sub.add_parser(
+        "external-dns",
+        help="external-dns's webhook provider (a sidecar): Kubernetes publishes into pools",
+    )
+    webhook.add_argument(
+        "--zone",
+        action="append",
+        required=True,
+        help="a gslb zone external-dns may publish into (repeatable)",
+    )
+    webhook.add_argument(
+        "--listen",
+        default="127.0.0.1:8888",
+        help="where external-dns reaches the webhook (%(default)s: its default)",
+    )
+    webhook.add_argument(
+        "--health", metavar="HOST:PORT", help="also serve /healthz here (for the kubelet)"
+    )
+    webhook.add_argument(
+        "--max-body",
+        type=int,
+        default=8 * 1024 * 1024,
+        help="largest change set, in bytes (default 8 MiB)",
+    )
+    _log_flags(webhook)
+
+    # Every tool that drives a running API: its URL and a token.
+    for cmd in (apply_cmd, export_cmd, drain_cmd, webhook):
         cmd.add_argument(
             "--api", default="http://127.0.0.1:8053", help="the API's base URL (%(default)s)"
         )
@@ -514,6 +541,21 @@ def main(argv: list[str] | None = None) -> int:
             args.member, tuple(args.port), args.interval, drain_on_stop=args.drain_on_stop
         )
         loop.run(run_agent(args.redis, config))
+        return 0
+    if args.command == "external-dns":
+        from gslb.shell.webhook import WebhookConfig
+        from gslb.shell.webhook import run as run_webhook
+
+        logs.configure(args.log_format, args.log_level)
+        webhook = WebhookConfig(
+            api=args.api,
+            token=zonesync.token_of(args),
+            zones=tuple(args.zone),
+            listen=parse_endpoint(args.listen, 8888),
+            health=parse_endpoint(args.health, 8080) if args.health else None,
+            max_body=args.max_body,
+        )
+        loop.run(run_webhook(webhook))
         return 0
     if args.command == "demo-backends":
         from gslb import demo

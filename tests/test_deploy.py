@@ -124,4 +124,5 @@ def test_the_kubernetes_manifests_are_well_formed_and_their_commands_ours() -> N
             for container in spec.get("containers", []):
                 if container["image"].startswith("gslb"):
                     accepted(container["args"])
-    assert kinds.count("Deployment") == 3 and "StatefulSet" in kinds and kinds.count("Service") >= 3
+    # gslb-dns, gslb-checker, gslb-api, and external-dns with its gslb webhook sidecar
+    assert kinds.count("Deployment") == 4 and "StatefulSet" in kinds and kinds.count("Service") >= 3
