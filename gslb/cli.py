@@ -249,6 +249,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--zones", type=Path, default=Path("zones"), help="zone directory")
     explain.add_argument("--json", action="store_true", help="print JSON")
+    explain.add_argument(
+        "--server",
+        metavar="URL",
+        help="ask a running server's API (http://127.0.0.1:8053): its live health, load and "
+        "GeoIP, instead of the zone files with every member up",
+    )
+    explain.add_argument(
+        "--token-file",
+        type=Path,
+        help=f"with --server: file holding a token (default: ${TOKEN_ENV}, else data/api-token)",
+    )
     _geoip_flags(explain)
     from_environment(parser, os.environ)
     return parser
@@ -611,6 +622,8 @@ def explain(args: argparse.Namespace) -> int:
     from gslb.core.explain import explain as run_explain
     from gslb.core.snapshot import Snapshot
 
+    if args.server:
+        return explain_live(args)
     try:
         locator = _locator(args)
         loaded = zonefiles.load_directory(args.zones)
@@ -625,6 +638,28 @@ def explain(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
+        print(render_explanation(result))
+    return 0
+
+
+def explain_live(args: argparse.Namespace) -> int:
+    """`gslb explain --server URL`: the running server's own explanation, from its live
+    snapshot (health, load, drains, its GeoIP), through the API."""
+    from gslb.apiclient import ApiClient, ApiFailure, path
+
+    query = {"name": args.name, "client": args.client, "type": args.type}
+    if args.subnet is not None:
+        query["subnet"] = str(args.subnet)
+    client = ApiClient(args.server, zonesync.token_of(args), timeout=10)
+    try:
+        result = client.call("GET", path("explain", query=query)).json()
+    except ApiFailure as e:
+        print(f"gslb explain: could not ask {args.server}: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"(live, from {args.server})")
         print(render_explanation(result))
     return 0
 
@@ -664,6 +699,9 @@ def check_zones(directory: Path, limits: Limits) -> int:
         return 1
     for zone in zonefiles.describe(loaded):
         print(json.dumps(zone))
+    for one in sorted(loaded.values(), key=lambda z: z.path):
+        for warning in one.warnings:
+            print(warning, file=sys.stderr)
     return 0
 
 
@@ -744,6 +782,9 @@ def serve(args: argparse.Namespace) -> int:
             for error in e.errors:
                 log.error("zone refused", error=str(error))
             return 1
+        for zone in zones.values():
+            for warning in zone.warnings:
+                log.warning("zone warning", warning=warning)
     try:
         locator = _locator(args)
     except GeoIpError as e:

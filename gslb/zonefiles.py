@@ -19,6 +19,7 @@ import yaml
 
 from gslb.common.gcpause import gc_paused
 from gslb.core import names
+from gslb.core.advice import advice
 from gslb.core.masterfile import Limits
 from gslb.core.stored import digest, normal_document
 from gslb.core.zone import Zone, ZoneSet
@@ -52,6 +53,8 @@ class LoadedZone:
     serial: int
     digest: str  # of the normalized document: what the file says
     static: Static  # the records, read (so storing the zone does not read them again)
+    # `file:line: message` of what is valid but probably not meant (gslb.core.advice)
+    warnings: tuple[str, ...] = ()
 
     @property
     def records(self) -> str:
@@ -166,7 +169,11 @@ def load_file(
             raise ZoneFileError(path, _records_line(records_node, e.line), e.message) from None
         raise ZoneFileError(path, _line_of(root, e.path or ("zone",)), e.message) from None
     serial = int.from_bytes(zone.soa.rdatas[0][-1][:4], "big")  # type: ignore[index]
-    return LoadedZone(zone, doc, path, serial, text_digest, static)
+    warnings = tuple(
+        f"{path}:{_line_of(root, loc)}: warning: {format_loc(loc)}: {message}"
+        for loc, message in advice(doc)
+    )
+    return LoadedZone(zone, doc, path, serial, text_digest, static, warnings)
 
 
 def describe(loaded: dict[bytes, LoadedZone]) -> list[dict[str, Any]]:
@@ -177,6 +184,7 @@ def describe(loaded: dict[bytes, LoadedZone]) -> list[dict[str, Any]]:
             "file": str(z.path),
             "serial": z.serial,
             "rrsets": sum(len(types) for types in z.zone.nodes.values()),
+            "pools": len(z.doc.pools),
         }
         for apex, z in sorted(loaded.items(), key=lambda item: item[1].path)
     ]

@@ -66,3 +66,39 @@ def test_cli_explain_refuses_a_bad_client() -> None:
     result = cli_explain("nope")
     assert result.returncode == 2
     assert "client: 'nope' is not an IP address" in result.stderr
+
+
+def test_cli_explain_asks_a_running_server_and_says_when_it_cannot(tmp_path: Path) -> None:
+    from tests.api_client import Http
+    from tests.helpers import write_zones
+    from tests.server import ServerProcess
+    from tests.test_redis_state import until
+
+    zones = write_zones(
+        tmp_path / "zones", {"z.yaml": (EXAMPLE / "gslb.example.com.yaml").read_text()}
+    )
+    server = ServerProcess(zones, tmp_path / "data", "--no-checker")
+    try:
+        until(lambda: server.events("redis synced"))
+        host, port = server.http[0]
+        token = (tmp_path / "data" / "api-token").read_text().strip()
+        api = Http(host, port, token)
+        drained = "/api/v1/zones/gslb.example.com/pools/www/members/127.10.1.10/drain"
+        assert api("POST", drained).status == 200
+        live = cli_explain(
+            LONDON,
+            "--server",
+            f"http://{host}:{port}",
+            "--token-file",
+            str(tmp_path / "data" / "api-token"),
+        )
+        assert live.returncode == 0, live.stderr
+        assert live.stdout.startswith(f"(live, from http://{host}:{port})")
+        assert "127.10.1.10 (drained)" in live.stdout, "the server's own state, not the files'"
+        offline = cli_explain(LONDON).stdout
+        assert "127.10.1.10 (drained)" not in offline
+    finally:
+        assert server.stop() == 0
+    gone = cli_explain(LONDON, "--server", f"http://{host}:{port}")
+    assert gone.returncode == 1
+    assert f"could not ask http://{host}:{port}" in gone.stderr

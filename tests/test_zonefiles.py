@@ -217,7 +217,48 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_check_zones_accepts_the_example() -> None:
     result = run_cli("check-zones", str(Path(__file__).parent.parent / "zones"))
     assert result.returncode == 0, result.stderr
-    assert "gslb.example.com." in result.stdout
+    assert '"pools": 2' in result.stdout and "gslb.example.com." in result.stdout
+    assert result.stderr == "", "the example is what it means"
+
+
+DOUBTFUL = """\
+zone: doubt.test
+soa: {mname: ns, rname: h}
+records: "@ NS ns"
+isps:
+  isp-a: [192.0.2.0/25]
+  isp-b: [192.0.2.128/25]
+pools:
+  heavy:
+    policy: [health, round_robin, limit]
+    members:
+      - {address: 192.0.2.1, weight: 5}
+      - {address: 192.0.2.200}
+  lonely:
+    policy: [health, isp_interleave, limit]
+    members:
+      - {address: 192.0.2.3}
+      - {address: 192.0.2.4}
+  fine:
+    policy: [health, isp_interleave, limit]
+    members:
+      - {address: 192.0.2.5, weight: 3}
+      - {address: 192.0.2.130}
+"""
+
+
+def test_check_zones_warns_of_what_is_valid_but_probably_not_meant(tmp_path: Path) -> None:
+    zones = write_zones(tmp_path / "zones", {"d.yaml": DOUBTFUL})
+    result = run_cli("check-zones", str(zones))
+    assert result.returncode == 0, "valid: served as it is"
+    assert '"pools": 3' in result.stdout
+    where = zones / "d.yaml"
+    assert result.stderr.splitlines() == [
+        f"{where}:9: warning: pools.heavy.policy: members have weights, but no step of the "
+        "policy reads them (cost, isp_interleave, least_load, least_traffic, sticky, weighted)",
+        f"{where}:16: warning: pools.lonely.members: isp_interleave has one ISP to interleave "
+        "(isp-a): give members of two ISPs or more (isps: or a member's isp:)",
+    ]
 
 
 def test_check_zones_exits_nonzero_with_file_line_message(tmp_path: Path) -> None:

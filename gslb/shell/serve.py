@@ -164,6 +164,9 @@ class Node:
                 for error in e.errors:
                     log.error("zone refused, keeping the running zones", error=str(error))
                 return False
+            for zone in zones.values():
+                for warning in zone.warnings:
+                    log.warning("zone warning", warning=warning)
             self.zones = zones
             self._files_pending = True
             try:

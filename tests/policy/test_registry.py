@@ -29,3 +29,36 @@ def test_each_step_declares_what_the_answer_path_needs() -> None:
         assert isinstance(needs, Precision), name
         # A step that looks at the client's address says how much of it.
         assert ("client" in step.reads(p)) == (not needs.blind), name
+
+
+def test_a_step_says_whether_it_reads_weights_and_is_right() -> None:
+    import dataclasses
+
+    from gslb.core.state import Load
+
+    def members(weights: list[int]) -> list:
+        return [
+            dataclasses.replace(
+                member(i, "lon" if i % 2 else "nyc", f"isp-{'ab'[i % 2]}"), weight=w
+            )
+            for i, w in enumerate(weights, start=1)
+        ]
+
+    even, heavy = members([1, 1, 1, 1]), members([1, 1, 1, 9])
+    state = ClusterState(load={m.address: Load(sessions=10.0 * i) for i, m in enumerate(even)})
+    for name, step in STEPS.items():
+        outputs = []
+        for ms in (even, heavy):
+            p = pool(ms)
+            outputs.append(
+                [
+                    tuple(
+                        m.address
+                        for m in step.apply(
+                            p.members, Context(p, state, slot=s, client_key=bytes([s]))
+                        )
+                    )
+                    for s in range(40)
+                ]
+            )
+        assert (outputs[0] != outputs[1]) == step.WEIGHS, name

@@ -65,6 +65,9 @@ class Step(Protocol):
     # See `Order`: after a "place" step the "lead" steps share inside each site, and a "lead"
     # step's leader is kept by isp_interleave.
     ORDERS: Order
+    # Whether it reads the members' `weight` (a pool with weights and no such step is
+    # probably not what was meant: gslb.core.advice says so).
+    WEIGHS: bool
 
     def apply(self, candidates: Candidates, ctx: Context) -> Candidates: ...
 

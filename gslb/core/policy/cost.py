@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 FILTERS = True  # unreachable members are dropped whoever the client is
 ORDERS: Order = "place"
+WEIGHS = True
 period = still
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 FILTERS = True
 ORDERS: Order = None
+WEIGHS = False
 period = still
 
 

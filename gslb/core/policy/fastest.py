@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 FILTERS = False
 ORDERS: Order = "lead"
+WEIGHS = False
 period = still
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 FILTERS = True
 ORDERS: Order = None
+WEIGHS = False
 period = still
 
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 FILTERS = False  # with `isp_down: drop` it drops, but only what `cost` would call unreachable
 ORDERS: Order = "lead"
+WEIGHS = True
 
 
 def reads(pool: Pool) -> frozenset[Input]:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 FILTERS = False
 ORDERS: Order = "lead"
+WEIGHS = True
 
 
 CPU_FULL = 1.0  # an agent's load average per CPU at which a member takes no new lead

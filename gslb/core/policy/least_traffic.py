@@ -17,9 +17,17 @@ from __future__ import annotations
 from gslb.core.policy import Candidates, Context, by_tier
 
 # Reads load, does not look at the client, and rotates through the same share slots.
-from gslb.core.policy.least_load import FILTERS, ORDERS, ordered, period, precision, reads
+from gslb.core.policy.least_load import (
+    FILTERS,
+    ORDERS,
+    WEIGHS,
+    ordered,
+    period,
+    precision,
+    reads,
+)
 
-__all__ = ["FILTERS", "ORDERS", "apply", "period", "precision", "reads"]
+__all__ = ["FILTERS", "ORDERS", "WEIGHS", "apply", "period", "precision", "reads"]
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 FILTERS = False  # it drops candidates, but it comes last: no step after it rotates
 ORDERS: Order = None
+WEIGHS = False
 period = still
 
 

@@ -36,6 +36,7 @@ SPILL_FROM = 0.8  # share of a site's capacity at which its answers start spilli
 SPILL_ALL = 1.0  # share of its capacity at which all of a site's answers spill over
 FILTERS = False
 ORDERS: Order = "place"
+WEIGHS = False
 
 
 def reads(pool: Pool) -> frozenset[Input]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 FILTERS = False
 ORDERS: Order = "lead"
+WEIGHS = False
 
 
 def reads(pool: Pool) -> frozenset[Input]:

@@ -25,6 +25,7 @@ IPV4_PREFIX = 24
 IPV6_PREFIX = 56
 FILTERS = False
 ORDERS: Order = "lead"
+WEIGHS = True
 period = still
 
 

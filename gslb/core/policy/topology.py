@@ -26,6 +26,7 @@ R = TypeVar("R")
 
 FILTERS = False
 ORDERS: Order = "place"
+WEIGHS = False
 period = still
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 FILTERS = False
 ORDERS: Order = "lead"
+WEIGHS = True
 MAX_CYCLE = 1000
 
 
