@@ -6,6 +6,8 @@ Screenshots of each view go to test-output/ at the top of the repository.
 
 from __future__ import annotations
 
+import re
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -55,6 +57,9 @@ pools:
 """
 
 
+HEALTH_COLOURS = {"#1a7f37", "#cf222e", "#9a6700", "#6e7781", "#57606a"}
+
+
 def key(address: str) -> str:
     return f"dash.example/www/{address}"
 
@@ -62,7 +67,8 @@ def key(address: str) -> str:
 class Bed:
     def __init__(self, base: Path) -> None:
         self.backends = {a: self._backend(a) for a in MEMBERS}
-        self.server = ServerProcess(write_zones(base / "zones", {"z.yaml": ZONE}), base / "data")
+        self.zones = write_zones(base / "zones", {"z.yaml": ZONE})
+        self.server = ServerProcess(self.zones, base / "data")
         self.token = (base / "data" / "api-token").read_text().strip()
         host, port = self.server.http[0]
         self.url = f"http://{host}:{port}/"
@@ -129,6 +135,11 @@ def test_the_dashboard_follows_health_and_drains_a_member(bed: Bed, page: Page) 
     # A pool is titled by the name it answers, not by its key (www-v6.dash.example is NXDOMAIN).
     v6 = page.locator('.card[data-pool="dash.example/www-v6"] h3').inner_text()
     assert v6 == "www.dash.example AAAA (pool www-v6)", v6
+    # A pool without a monitor has nothing checking it: "not monitored", not a green "up".
+    page.wait_for_selector(
+        '.chip[data-member="dash.example/www-v6/2001:db8:a::10"][data-health="unmonitored"]'
+    )
+    assert "1 not monitored" in page.locator('.card[data-pool="dash.example/www-v6"]').inner_text()
     page.wait_for_selector("#nodes tbody tr td:has-text('alive')")
     page.wait_for_selector("#checkers tbody tr td:has-text('alive')")
     page.screenshot(path=str(OUTPUT / "dashboard-overview.png"), full_page=True)
@@ -139,19 +150,28 @@ def test_the_dashboard_follows_health_and_drains_a_member(bed: Bed, page: Page) 
     row.wait_for()
     assert row.locator("td").nth(2).inner_text() == "isp-b"
     page.wait_for_selector(f'#matrix tr[data-member="{key("127.10.6.10")}"] td.health-up')
-    time.sleep(2.5)  # a few samples in the plots
+    # A few RTT samples, and a finished 10 s bucket of answers, in the plots.
+    until(lambda: page.evaluate("window.gslbPlots['plot-rtt'].data[0].length") >= 3)
+    for _ in range(12):
+        bed.answers()
+    page.wait_for_function(
+        "() => window.gslbPlots['plot-answers'] && window.gslbPlots['plot-answers'].data[0].length >= 1",
+        timeout=25000,
+    )
     page.screenshot(path=str(OUTPUT / "dashboard-pool.png"), full_page=True)
-    # The plots say what they show: a zero, a unit, clock times; no line in a health colour.
-    labels = page.locator("#plot-rtt text").evaluate_all("ts => ts.map(t => t.textContent)")
-    assert "0" in labels and "ms" in labels and sum(":" in t for t in labels) == 3, labels
-    strokes = set(
-        page.locator("#plot-rtt polyline").evaluate_all(
-            "ls => ls.map(l => l.getAttribute('stroke'))"
+    # The plots (uPlot) say what they show: a time axis, a y axis from zero with its unit, no
+    # line in a health colour, and no bucket that is still filling.
+    for plot, unit in (("plot-rtt", "ms"), ("plot-answers", "answers / 10 s")):
+        facts = page.evaluate(
+            f"""() => {{ const u = window.gslbPlots['{plot}'];
+                return {{time: u.scales.x.time, ymin: u.scales.y.min, unit: u.axes[1].label,
+                         colours: u.gslbColours, canvas: !!u.root.querySelector('canvas')}}; }}"""
         )
-    )
-    assert strokes and not strokes & {"#1a7f37", "#cf222e", "#9a6700", "#6e7781", "#57606a"}, (
-        strokes
-    )
+        assert facts["time"] is True and facts["ymin"] == 0 and facts["unit"] == unit, facts
+        assert facts["canvas"], "drawn by uPlot"
+        assert facts["colours"] and not set(facts["colours"]) & HEALTH_COLOURS, facts
+    last = page.evaluate("Math.max(...window.gslbPlots['plot-answers'].data[0])")
+    assert last + 10 <= time.time() + 1, "the last bucket plotted is a finished one"
 
     # A member's server stops: the row turns down without a reload, within interval x fall + 2 s.
     stopped = time.monotonic()
@@ -174,10 +194,67 @@ def test_the_dashboard_follows_health_and_drains_a_member(bed: Bed, page: Page) 
     assert bed.answers() == {"127.10.7.10"}
     page.screenshot(path=str(OUTPUT / "dashboard-pool-drained.png"), full_page=True)
 
-    # Events: the health change and the drain, with who did it.
+    # Sites: each site with its members' health and its share of the answers, by region.
+    page.click("#nav-sites")
+    row = page.locator('#sites tr[data-site="dash.example/lon"]')
+    row.wait_for()
+    assert "127.10.7.10" in row.inner_text() and "%" in row.inner_text()
+    assert (
+        page.locator('#sites tr[data-site="dash.example/"]')
+        .inner_text()
+        .startswith("(members without a site)")
+    )
+    # The answers handed out so far (counted in 10 s buckets) add up to all of them.
+    page.wait_for_function(
+        "() => Math.abs([...document.querySelectorAll('#sites td.share')]"
+        ".reduce((sum, c) => sum + Number(c.dataset.share), 0) - 100) < 0.5",
+        timeout=25000,
+    )
+    page.screenshot(path=str(OUTPUT / "dashboard-sites.png"), full_page=True)
+
+    # Events: the health change and the drain, with who did it, when (date, time and zone)
+    # and what changed.
     page.click("#nav-events")
     page.wait_for_selector("#events li:has-text('127.10.6.20 is down')")
-    page.wait_for_selector("#events li:has-text('api:local-admin: drain')")
+    drain = page.locator("#events li:has-text('api:local-admin: drain')").first
+    drain.wait_for()
+    stamp = drain.locator("time").inner_text()
+    assert re.search(r"20\d\d", stamp) and re.search(r"\d:\d\d:\d\d", stamp), stamp
+    assert re.search(r"(UTC|GMT|[A-Z]{3,4})", stamp), stamp
+    drain.locator("details summary").click()
+    change = drain.locator("details").inner_text()
+    assert 'state: "drained"' in change, change  # the member's admin state was added
+    assert "127.10.6.10" in drain.inner_text()  # the resource: the member
+
+    # A broken zone file on reload: refused whole, said on the overview and in events, and
+    # gone once the file loads again.
+    zone_file = bed.zones / "z.yaml"
+    good = zone_file.read_text()
+    zone_file.write_text(good + "  broken: [\n")
+    bed.server.signal(signal.SIGHUP)
+    page.click("#nav-overview")
+    page.wait_for_selector("#refusals .refusal:has-text('z.yaml')", timeout=10000)
+    page.screenshot(path=str(OUTPUT / "dashboard-refused.png"), full_page=True)
+    page.click("#nav-events")
+    page.wait_for_selector("#events li.refused-event:has-text('z.yaml')")
+    zone_file.write_text(good)
+    bed.server.signal(signal.SIGHUP)
+    page.click("#nav-overview")
+    page.wait_for_selector("#refusals .refusal", state="detached", timeout=10000)
+    page.click("#nav-events")
+    page.screenshot(path=str(OUTPUT / "dashboard-events.png"), full_page=True)
+
+    # 420 px wide: nothing wider than the screen; tables scroll in their own box.
+    page.set_viewport_size({"width": 420, "height": 860})
+    for view in ("overview", "pool/dash.example/www", "sites", "events"):
+        page.goto(bed.url + "#/" + view)
+        page.wait_for_selector(f"#view-{view.split('/')[0]}:not([hidden])")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 420, (view, width)
+    page.goto(bed.url + "#/overview")
+    page.wait_for_selector('.card[data-pool="dash.example/www"]')
+    page.screenshot(path=str(OUTPUT / "dashboard-420px.png"), full_page=True)
+    page.set_viewport_size({"width": 1366, "height": 860})
 
     # Explain: what a client gets, step by step.
     page.click("#nav-explain")

@@ -141,6 +141,7 @@ class Node:
         self.worker_stats = WorkerStats()  # what the workers count, for /metrics
         self._started_at = time.time()
         self.exit_code = 0
+        self.refused: dict[str, object] | None = None  # the last reload's refusal, if it was
 
     def install(self, snapshot: Snapshot) -> None:
         self.answerer.snapshot = snapshot
@@ -163,7 +164,17 @@ class Node:
             except zonefiles.ZoneLoadError as e:
                 for error in e.errors:
                     log.error("zone refused, keeping the running zones", error=str(error))
+                errors = [str(error) for error in e.errors]
+                # Said on the dashboard (this node's heartbeat) until a load succeeds, and
+                # kept in the audit trail.
+                self.refused = {"at": time.time(), "errors": errors}
+                with contextlib.suppress(*REDIS_ERRORS):
+                    if self.store is not None:
+                        await self.store.record_refusal(
+                            f"file:{self.config.zones_dir}", "zones (reload)", errors
+                        )
                 return False
+            self.refused = None
             for zone in zones.values():
                 for warning in zone.warnings:
                     log.warning("zone warning", warning=warning)
@@ -452,6 +463,7 @@ class Node:
             "version": self.answerer.snapshot.version,
             "started": self._started_at,
             "seen": now,
+            "refused": self.refused,
         }
 
     def http_addresses(self) -> list[tuple[str, int]]:

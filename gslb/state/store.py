@@ -496,6 +496,23 @@ class Store:
             out[_s(key)] = {**info, "alive": now - seen <= NODE_ALIVE}
         return out
 
+    async def record_refusal(self, who: str, resource: str, errors: list[str]) -> None:
+        """An audit record of a configuration refused whole (a zone directory a reload
+        could not load): nothing changed, and the trail says why."""
+        record = {
+            "at": round(time.time(), 3),
+            "who": who,
+            "action": "refuse",
+            "zone": None,
+            "resource": resource,
+            "errors": errors,
+            "before": None,
+            "after": None,
+        }
+        pipe = self.redis.pipeline(transaction=True)
+        _queue_audit(pipe, [record])
+        await pipe.execute()
+
     async def history(self, limit: int = 100) -> list[dict[str, Any]]:
         """Decided health changes, newest first."""
         return [json.loads(item) for item in await self.redis.lrange(HISTORY, 0, limit - 1)]

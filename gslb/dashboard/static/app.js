@@ -19,7 +19,8 @@ const state = {
   nodes: {},
   load: {},
   answers: {}, // bucket start -> member key -> count
-  rtt: {}, // member key -> [[time, ms]]
+  bucketSeconds: 10,
+  rtt: { times: [], by: {} }, // sample times, and member key -> ms at each (null: none)
   audit: [],
   history: [],
   streamUp: false,
@@ -86,16 +87,23 @@ async function refresh() {
   state.nodes = nodes.nodes;
   state.load = load.members;
   Object.assign(state.answers, answers.buckets);
+  state.bucketSeconds = answers.bucket_seconds || 10;
   const starts = Object.keys(state.answers).map(Number).sort((a, b) => a - b);
   for (const old of starts.slice(0, Math.max(0, starts.length - KEEP_BUCKETS))) delete state.answers[old];
   state.audit = audit.records;
   state.history = history.changes;
-  const now = Date.now() / 1000;
-  for (const [key, member] of Object.entries(health.members)) {
-    if (member.rtt === null || member.rtt === undefined) continue;
-    const series = (state.rtt[key] = state.rtt[key] || []);
-    series.push([now, member.rtt * 1000]);
-    if (series.length > KEEP_SAMPLES) series.shift();
+  // One row of RTT samples per refresh, every member in it (null where it has none), so
+  // that the plot's series share their times.
+  const rtt = state.rtt;
+  rtt.times.push(Date.now() / 1000);
+  for (const key of new Set([...Object.keys(rtt.by), ...Object.keys(health.members)])) {
+    const member = health.members[key];
+    const series = (rtt.by[key] = rtt.by[key] || Array(rtt.times.length - 1).fill(null));
+    series.push(member && member.rtt !== null && member.rtt !== undefined ? member.rtt * 1000 : null);
+  }
+  if (rtt.times.length > KEEP_SAMPLES) {
+    rtt.times.shift();
+    for (const series of Object.values(rtt.by)) series.shift();
   }
   render();
 }
@@ -259,11 +267,14 @@ function poolsOf() {
       const members = pool.members.map((m) => {
         const key = `${zoneName}/${name}/${m.address}`;
         const decided = state.health.members[key];
+        // No monitor (the pool's, or a member marked monitored: false): nothing checks it,
+        // and the page says so rather than painting it a healthy green.
+        const monitored = Boolean(pool.monitor) && m.monitored !== false;
         return {
           ...m,
           key,
           admin: m.state || "enabled",
-          health: decided ? decided.health : pool.monitor ? "unknown" : "up",
+          health: !monitored ? "unmonitored" : decided ? decided.health : "unknown",
           decided,
         };
       });
@@ -287,6 +298,8 @@ const ago = (t) => {
   const s = Math.max(0, Date.now() / 1000 - t);
   return s < 90 ? `${Math.round(s)} s ago` : s < 5400 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
 };
+const HEALTH_TEXT = { unmonitored: "not monitored" };
+const healthText = (h) => HEALTH_TEXT[h] || h;
 const ms = (seconds) => (seconds === null || seconds === undefined ? "–" : `${(seconds * 1000).toFixed(1)} ms`);
 
 // --- views ----------------------------------------------------------------------------------
@@ -307,6 +320,7 @@ function render() {
   if (view === "overview") renderOverview();
   if (view === "pool") renderPool(args[0], args[1]);
   if (view === "events") renderEvents();
+  if (view === "sites") renderSites();
 }
 
 // The name a pool answers (its `name`, else its key), not its key: `www-v6` answers
@@ -337,18 +351,34 @@ function renderOverview() {
         el("span", { class: "count-up" }, `${count((m) => m.health === "up" && m.admin === "enabled")} up`),
         el("span", { class: "count-down" }, `${count((m) => m.health === "down")} down`),
         el("span", { class: "count-drained" }, `${count((m) => m.admin !== "enabled")} drained/disabled`),
-        el("span", { class: "count-unknown" }, `${count((m) => m.health === "unknown")} unknown`)
+        el("span", { class: "count-unknown" }, `${count((m) => m.health === "unknown")} unknown`),
+        count((m) => m.health === "unmonitored")
+          ? el("span", { class: "count-unmonitored" }, `${count((m) => m.health === "unmonitored")} not monitored`)
+          : null
       ),
       el(
         "div",
         { class: "chips" },
         p.members.map((m) =>
-          el("span", { class: "chip", title: `${m.health}, ${m.admin}`, dataset: { member: m.key, health: m.health, admin: m.admin } }, m.address)
+          el("span", { class: "chip", title: `${healthText(m.health)}, ${m.admin}`, dataset: { member: m.key, health: m.health, admin: m.admin } }, m.address)
         )
       )
     );
   });
   $("#pools").replaceChildren(...(cards.length ? cards : [el("p", {}, "No pools yet.")]));
+  // A node whose last reload was refused keeps serving what it had: say so, and why.
+  const refused = Object.values(state.nodes).filter((n) => n.refused);
+  $("#refusals").replaceChildren(
+    ...refused.map((n) =>
+      el(
+        "article",
+        { class: "card alarm refusal", dataset: { node: n.id } },
+        el("h3", {}, `Zone files refused on ${n.id}`),
+        el("p", {}, `${when(n.refused.at)}: the node keeps serving the zones it had.`),
+        el("ul", { class: "mono" }, n.refused.errors.map((e) => el("li", {}, e)))
+      )
+    )
+  );
 
   const nodes = Object.values(state.nodes).sort((a, b) => a.id.localeCompare(b.id));
   $("#nodes tbody").replaceChildren(
@@ -408,7 +438,7 @@ function renderPool(zoneName, poolName) {
         el("td", {}, m.weight ?? 1),
         el("td", {}, m.priority ?? 1),
         el("td", {}, m.admin === "enabled" ? "enabled" : el("span", { class: `badge admin-${m.admin}` }, m.admin)),
-        el("td", { class: `health health-${m.health}`, title: m.decided ? `since ${ago(m.decided.since)}` : "" }, m.health),
+        el("td", { class: `health health-${m.health}`, title: m.decided ? `since ${ago(m.decided.since)}` : "" }, healthText(m.health)),
         el("td", {}, ms(m.decided && m.decided.rtt)),
         el("td", {}, load ? `${load.sessions ?? "–"} sessions, CPU ${load.cpu ?? "–"}${load.fresh ? "" : " (stale)"}` : "–"),
         el("td", { class: "answers" }, recentAnswers(m.key)),
@@ -442,63 +472,62 @@ function renderPool(zoneName, poolName) {
   renderPlots(p);
 }
 
+// Member lines: one scale of blues, purples and teals, so that no line looks like a health
+// state (green up, red down, amber drained, grey disabled and unknown).
 const COLOURS = ["#0969da", "#8250df", "#0a7ea4", "#bf3989", "#3e63dd", "#1b7c83", "#6639ba", "#5a7fa8"];
+const plots = {}; // element id -> uPlot instance (window.gslbPlots, for the tests)
+window.gslbPlots = plots;
 
 function renderPlots(p) {
-  const starts = Object.keys(state.answers).map(Number).sort((a, b) => a - b);
-  const answerSeries = p.members.map((m) => starts.map((s) => [s, state.answers[s][m.key] || 0]));
-  drawPlot($("#plot-answers"), answerSeries, "answers / 10 s");
-  drawPlot($("#plot-rtt"), p.members.map((m) => state.rtt[m.key] || []), "ms");
-  $("#legend").replaceChildren(
-    ...p.members.map((m, i) => el("span", {}, el("i", { colour: COLOURS[i % COLOURS.length] }), m.address))
-  );
+  const now = Date.now() / 1000;
+  // Only finished buckets: the one still filling would draw a dip that is not there.
+  const starts = Object.keys(state.answers)
+    .map(Number)
+    .filter((s) => s + state.bucketSeconds <= now)
+    .sort((a, b) => a - b);
+  const labels = p.members.map((m) => m.address);
+  drawPlot("plot-answers", "answers / 10 s", labels, starts, p.members.map((m) => starts.map((s) => state.answers[s][m.key] || 0)));
+  const rtt = state.rtt;
+  drawPlot("plot-rtt", "ms", labels, rtt.times, p.members.map((m) => rtt.by[m.key] || rtt.times.map(() => null)));
 }
 
-// Line colours for members: blues, purples and teals only, so that no line looks like a
-// health state (green up, red down, amber drained, grey disabled).
-function drawPlot(svg, series, unit) {
-  const W = 600, H = 180, LEFT = 44, RIGHT = 10, TOP = 10, BOTTOM = 22;
-  const points = series.flat();
-  const ns = "http://www.w3.org/2000/svg";
-  const shape = (tag, attrs, text) => {
-    const node = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
-    return node;
-  };
-  svg.replaceChildren();
-  if (points.length < 2) {
-    svg.append(shape("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#57606a" }, "collecting…"));
+function drawPlot(id, unit, labels, xs, ys) {
+  const box = document.getElementById(id);
+  const data = [xs, ...ys];
+  const existing = plots[id];
+  const shape = JSON.stringify([unit, labels]);
+  const width = Math.max(240, box.clientWidth - 8);
+  if (existing && existing.gslbShape === shape && existing.root.isConnected) {
+    if (Math.abs(existing.width - width) > 4) existing.setSize({ width, height: 200 });
+    existing.setData(data);
     return;
   }
-  const t0 = Math.min(...points.map((p) => p[0]));
-  const t1 = Math.max(...points.map((p) => p[0]));
-  const vmax = niceCeiling(Math.max(1, ...points.map((p) => p[1]))); // counts and ms: 1 at least
-  const x = (t) => LEFT + ((t - t0) / Math.max(1, t1 - t0)) * (W - LEFT - RIGHT);
-  const y = (v) => H - BOTTOM - (v / vmax) * (H - TOP - BOTTOM);
-  const label = { "font-size": 11, fill: "#57606a" };
-  // The y axis from zero, with its unit; grid lines at a half and the top.
-  for (const v of [0, vmax / 2, vmax]) {
-    svg.append(shape("line", { x1: LEFT, y1: y(v), x2: W - RIGHT, y2: y(v), stroke: v ? "#eaeef2" : "#8c959f" }));
-    svg.append(shape("text", { ...label, x: LEFT - 4, y: y(v) + 4, "text-anchor": "end" }, formatValue(v)));
-  }
-  svg.append(shape("text", { ...label, x: LEFT + 4, y: TOP + 10 }, unit));
-  // The time axis: clock times at both ends and the middle.
-  for (const t of [t0, (t0 + t1) / 2, t1]) {
-    const anchor = t === t0 ? "start" : t === t1 ? "end" : "middle";
-    svg.append(shape("text", { ...label, x: x(t), y: H - 6, "text-anchor": anchor }, clock(t)));
-  }
-  series.forEach((s, i) => {
-    if (s.length === 0) return;
-    svg.append(
-      shape("polyline", {
-        points: s.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" "),
-        fill: "none",
-        stroke: COLOURS[i % COLOURS.length],
-        "stroke-width": 2,
-      })
-    );
-  });
+  if (existing) existing.destroy();
+  const plot = new uPlot(
+    {
+      width,
+      height: 200,
+      // A time axis of clock times; a y axis from zero, with its unit, to a round number.
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, niceCeiling(Math.max(1, max || 0))] } },
+      axes: [
+        { stroke: "#57606a", grid: { stroke: "#eaeef2" } },
+        {
+          label: unit,
+          stroke: "#57606a",
+          grid: { stroke: "#eaeef2" },
+          values: (u, ticks) => ticks.map(formatValue),
+          // Answers are counted: whole ticks only.
+          incrs: unit.startsWith("answers") ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 1e5, 1e6] : undefined,
+        },
+      ],
+      series: [{}, ...labels.map((label, i) => ({ label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true }))],
+    },
+    data,
+    box
+  );
+  plot.gslbShape = shape;
+  plot.gslbColours = labels.map((_, i) => COLOURS[i % COLOURS.length]);
+  plots[id] = plot;
 }
 
 function niceCeiling(v) {
@@ -511,8 +540,17 @@ function formatValue(v) {
   return v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(v >= 1 ? 1 : 2);
 }
 
-function clock(t) {
-  return new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+// A moment as a person reads it: the date, the time and the time zone.
+function when(t) {
+  return new Date(t * 1000).toLocaleString([], {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    timeZoneName: "short",
+  });
 }
 
 function renderEvents() {
@@ -521,12 +559,127 @@ function renderEvents() {
       at: h.at,
       cls: `health-${h.health}-event`,
       text: `${h.member} is ${h.health}${h.was ? ` (was ${h.was})` : ""}${h.paths_down.length ? `, paths down: ${h.paths_down.join(", ")}` : ""} — decided by ${h.checker}`,
+      detail: null,
     })),
-    ...state.audit.map((a) => ({ at: a.at, cls: "config-event", text: `${a.who}: ${a.action} ${a.resource}` })),
+    ...state.audit.map((a) =>
+      a.action === "refuse"
+        ? { at: a.at, cls: "refused-event", text: `${a.who}: refused ${a.resource}, nothing changed`, detail: el("ul", { class: "mono" }, a.errors.map((e) => el("li", {}, e))) }
+        : { at: a.at, cls: "config-event", text: `${a.who}: ${a.action} ${a.resource}`, detail: changes(a.before, a.after) }
+    ),
   ].sort((a, b) => b.at - a.at);
   $("#events").replaceChildren(
-    ...items.map((item) => el("li", { class: item.cls }, el("time", { datetime: new Date(item.at * 1000).toISOString() }, new Date(item.at * 1000).toLocaleTimeString()), item.text))
+    ...items.map((item) =>
+      el(
+        "li",
+        { class: item.cls },
+        el("time", { datetime: new Date(item.at * 1000).toISOString() }, when(item.at)),
+        item.text,
+        item.detail
+      )
+    )
   );
+}
+
+// What a configuration change changed: one line per field, path: before → after.
+function changes(before, after) {
+  const lines = diff(before, after, "");
+  if (!lines.length) return null;
+  const shown = lines.slice(0, 30).map(({ path, was, now }) =>
+    el(
+      "li",
+      {},
+      el("code", {}, path || "(all)"),
+      ": ",
+      was === undefined ? el("ins", {}, short(now)) : now === undefined ? el("del", {}, short(was)) : [el("del", {}, short(was)), " → ", el("ins", {}, short(now))]
+    )
+  );
+  if (lines.length > 30) shown.push(el("li", {}, `… and ${lines.length - 30} more`));
+  return el("details", { class: "diff" }, el("summary", {}, `${lines.length} change${lines.length === 1 ? "" : "s"}`), el("ul", {}, shown));
+}
+
+function diff(was, now, path) {
+  if (JSON.stringify(was) === JSON.stringify(now)) return [];
+  const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+  if (isObject(was) && isObject(now)) {
+    const keys = [...new Set([...Object.keys(was), ...Object.keys(now)])].sort();
+    return keys.flatMap((k) => diff(was[k], now[k], path ? `${path}.${k}` : k));
+  }
+  if (Array.isArray(was) && Array.isArray(now)) {
+    // Members are known by address: a drain is one member's state, not "members[2]".
+    const byAddress = (list) => list.every((m) => isObject(m) && typeof m.address === "string");
+    if (byAddress(was) && byAddress(now)) {
+      const index = (list) => Object.fromEntries(list.map((m) => [m.address, m]));
+      const a = index(was), b = index(now);
+      const addresses = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+      return addresses.flatMap((k) => diff(a[k], b[k], `${path}[${k}]`));
+    }
+  }
+  return [{ path, was, now }];
+}
+
+function short(value) {
+  const text = JSON.stringify(value);
+  return text.length > 80 ? text.slice(0, 77) + "…" : text;
+}
+
+// --- sites ------------------------------------------------------------------------------------
+
+function renderSites() {
+  const all = poolsOf();
+  const blocks = Object.entries(state.zones).map(([zoneName, zone]) => {
+    const pools = all.filter((p) => p.zoneName === zoneName);
+    const members = pools.flatMap((p) => p.members);
+    const led = (m) => answersFor(m.key);
+    const total = members.reduce((sum, m) => sum + led(m), 0);
+    const names = [...new Set([...Object.keys(zone.sites || {}), ...members.map((m) => m.site).filter(Boolean)])];
+    if (members.some((m) => !m.site)) names.push("");
+    const regions = {};
+    for (const name of names) {
+      const site = (zone.sites || {})[name] || {};
+      const region = name ? site.continent || site.country || "region unknown" : "no site";
+      (regions[region] = regions[region] || []).push([name, site]);
+    }
+    const rows = Object.entries(regions)
+      .sort()
+      .flatMap(([region, sites]) => [
+        el("tr", { class: "region" }, el("th", { colspan: 5 }, region)),
+        ...sites.sort().map(([name, site]) => {
+          const here = members.filter((m) => (m.site || "") === name);
+          const share = total ? (100 * here.reduce((sum, m) => sum + led(m), 0)) / total : 0;
+          const count = (h) => here.filter((m) => m.health === h && m.admin === "enabled").length;
+          return el(
+            "tr",
+            { dataset: { site: `${zoneName}/${name}` } },
+            el("td", {}, name || "(members without a site)"),
+            el("td", {}, [site.country, site.lat !== undefined && site.lat !== null ? `${site.lat}, ${site.lon}` : null].filter(Boolean).join(" · ")),
+            el(
+              "td",
+              { class: "counts" },
+              ["up", "down", "unknown", "unmonitored"].map((h) => (count(h) ? el("span", { class: `count-${h}` }, `${count(h)} ${healthText(h)}`) : null)),
+              here.some((m) => m.admin !== "enabled") ? el("span", {}, `${here.filter((m) => m.admin !== "enabled").length} drained/disabled`) : null
+            ),
+            el("td", {}, el("div", { class: "chips" }, here.map((m) => el("span", { class: "chip", dataset: { member: m.key, health: m.health, admin: m.admin }, title: `${m.key}: ${healthText(m.health)}, ${m.admin}` }, m.address)))),
+            el("td", { class: "share", dataset: { share: share.toFixed(1) } }, el("span", { class: "bar", colour: COLOURS[0], style: null }), `${share.toFixed(0)} %`)
+          );
+        }),
+      ]);
+    return el(
+      "div",
+      { class: "scroll" },
+      el("h3", {}, zoneName),
+      el(
+        "table",
+        { class: "grid sites" },
+        el("thead", {}, el("tr", {}, el("th", {}, "site"), el("th", {}, "where"), el("th", {}, "health"), el("th", {}, "members"), el("th", {}, `answers, last ${Math.round((Object.keys(state.answers).length * state.bucketSeconds) / 60) || 1} min`))),
+        el("tbody", {}, rows)
+      )
+    );
+  });
+  $("#sites").replaceChildren(...(blocks.length ? blocks : [el("p", {}, "No zones yet.")]));
+  // The bars' widths, set through the CSSOM (the page's policy allows no inline styles).
+  for (const cell of document.querySelectorAll("#sites td.share")) {
+    cell.querySelector(".bar").style.width = `${Math.min(100, Number(cell.dataset.share))}%`;
+  }
 }
 
 // --- actions --------------------------------------------------------------------------------
