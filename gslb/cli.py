@@ -11,20 +11,34 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+from pydantic import BaseModel
 
 from gslb import __version__, zonefiles, zonesync
 from gslb.api import auth
 from gslb.common import logs
-from gslb.core.masterfile import DEFAULT_MAX_RECORDS, Limits
-from gslb.core.snapshot import DEFAULT_MAX_UDP, Settings
+from gslb.core.masterfile import Limits
+from gslb.settings import (
+    AgentSettings,
+    ApiSettings,
+    CheckerSettings,
+    DnsSettings,
+    Logging,
+    NodeSettings,
+    redacted,
+)
 from gslb.shell import loop
 from gslb.shell.geoip import GeoIpError, GeoIpLocator
-from gslb.shell.httpguard import HttpLimits
 from gslb.shell.rrl import RrlConfig
-from gslb.shell.transport import TcpLimits, format_endpoint, parse_endpoint
+from gslb.shell.transport import format_endpoint, parse_endpoint
 from gslb.zonesync import TOKEN_ENV
-from healthchecks.checker import CheckerConfig
+
+M = TypeVar("M", bound=BaseModel)
+# A node's DNS workers find its settings here, serialized (never on a command line).
+WORKER_SETTINGS = "GSLB_WORKER_SETTINGS"
 
 
 def _endpoint(default_port: int) -> type:
@@ -93,9 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _api_flags(dns_role)
     _dns_flags(dns_role)
-    # How `serve --workers N` starts its workers (not for people).
-    dns_role.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    dns_role.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    # How `serve --workers N` starts its workers (not for people): the node's settings come
+    # in $GSLB_WORKER_SETTINGS, what the worker counts goes back on a pipe.
+    dns_role.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     dns_role.add_argument("--stats-fd", type=int, help=argparse.SUPPRESS)
 
     api_role = sub.add_parser("api", help="the REST API (and dashboard) alone, on a shared Redis")
@@ -113,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     _api_flags(api_role)
     _geoip_flags(api_role)
     _log_flags(api_role)
+    _config_flag(api_role)
 
     zones_cmd = sub.add_parser("zones", help="apply zone files to a running API, or export them")
     zones_sub = zones_cmd.add_subparsers(dest="zones_command", required=True)
@@ -158,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
         help="largest change set, in bytes (default 8 MiB)",
     )
     _log_flags(webhook)
+    _config_flag(webhook)
 
     # Every tool that drives a running API: its URL and a token.
     for cmd in (apply_cmd, export_cmd, drain_cmd, webhook):
@@ -172,18 +188,32 @@ def _parser() -> argparse.ArgumentParser:
 
     checker = sub.add_parser("checker", help="probe the members and agree on their health")
     checker.add_argument("--redis", metavar="URL", required=True, help="the shared Redis")
-    checker.add_argument("--id", default=socket.gethostname(), help="unique checker id")
-    checker.add_argument("--region", default="default", help="where this checker probes from")
+    checker.add_argument(
+        "--id", default=_default(CheckerSettings, "id"), help="unique checker id (the host name)"
+    )
+    checker.add_argument(
+        "--region",
+        default=_default(CheckerSettings, "region"),
+        help="where this checker probes from",
+    )
     _path_flag(checker)
     checker.add_argument(
-        "--replicas", type=int, default=3, help="checkers that probe each member (default 3)"
+        "--replicas",
+        type=int,
+        default=_default(CheckerSettings, "replicas"),
+        help="checkers that probe each member (default %(default)s)",
     )
     checker.add_argument(
         "--quorum",
-        default="majority",
+        default=_default(CheckerSettings, "quorum"),
         help="down votes needed: majority (default), all, any, or a number",
     )
-    checker.add_argument("--heartbeat", type=float, default=1.0, help="seconds (default 1)")
+    checker.add_argument(
+        "--heartbeat",
+        type=float,
+        default=_default(CheckerSettings, "heartbeat"),
+        help="seconds (default %(default)s)",
+    )
     checker.add_argument(
         "--strict-paths",
         action="store_true",
@@ -191,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
         "policy rule (default: warn, and show it in the checkers' view)",
     )
     _log_flags(checker)
+    _config_flag(checker)
 
     demo = sub.add_parser(
         "demo-backends", help="stand-in HTTP servers for the loopback members of the zones"
@@ -224,7 +255,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="count sessions on this local port only (repeatable; default: every port)",
     )
-    agent.add_argument("--interval", type=float, default=5.0, help="seconds between reports")
+    agent.add_argument(
+        "--interval",
+        type=float,
+        default=_default(AgentSettings, "interval"),
+        help="seconds between reports (default %(default)s)",
+    )
     agent.add_argument(
         "--drain-on-stop",
         action="store_true",
@@ -232,6 +268,17 @@ def _parser() -> argparse.ArgumentParser:
         "shutdown): the DNS nodes drop it at once",
     )
     _log_flags(agent)
+    _config_flag(agent)
+
+    config = sub.add_parser("config", help="the effective settings of a role")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser(
+        "show",
+        help="print a role's settings as it would run with them (flags, $GSLB_*, --config "
+        "file and defaults), secrets hidden: gslb config show serve --workers 2",
+    )
+    show.add_argument("role", choices=("serve", "dns", "api", "checker", "agent"))
+    show.add_argument("flags", nargs=argparse.REMAINDER, help="the role's flags")
 
     check = sub.add_parser("check-zones", help="validate a zone directory")
     check.add_argument("directory", type=Path)
@@ -261,13 +308,15 @@ def _parser() -> argparse.ArgumentParser:
         help=f"with --server: file holding a token (default: ${TOKEN_ENV}, else data/api-token)",
     )
     _geoip_flags(explain)
-    from_environment(parser, os.environ)
     return parser
 
 
 ENV_PREFIX = "GSLB_"
-TCP_DEFAULTS = TcpLimits()
-HTTP_DEFAULTS = HttpLimits()
+
+
+def _default(model: type[BaseModel], name: str) -> Any:
+    """A setting's default, as gslb.settings defines it (the one place it is written)."""
+    return model.model_fields[name].get_default(call_default_factory=True)
 
 
 def from_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -280,26 +329,77 @@ def from_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]
             for sub in action.choices.values():
                 from_environment(sub, environ)
             continue
-        longs = [o for o in action.option_strings if o.startswith("--")]
-        if not longs or action.dest in ("help", "version") or action.help == argparse.SUPPRESS:
+        flag = _long(action)
+        if flag is None:
             continue
-        name = ENV_PREFIX + longs[0][2:].replace("-", "_").upper()
-        if name not in environ:
-            continue
-        text = environ[name]
-        convert = action.type or str
-        try:
-            if isinstance(action, argparse._StoreTrueAction):
-                action.default = text.strip().lower() in ("1", "true", "yes", "on")
-            elif isinstance(action, argparse._AppendAction):
-                parts = [part.strip() for part in text.split(",") if part.strip()]
-                action.default = [convert(part) for part in parts]  # type: ignore[operator]
-            else:
-                action.default = convert(text)  # type: ignore[operator]
-        except (ValueError, argparse.ArgumentTypeError) as e:
-            parser.error(f"${name}: {e}")
-        action.required = False
-        action.help = (action.help or "") + f" [${name}]"
+        name = ENV_PREFIX + flag[2:].replace("-", "_").upper()
+        if name in environ:
+            _set_default(parser, action, environ[name], f"${name}")
+            action.help = (action.help or "") + f" [${name}]"
+
+
+def from_file(parser: argparse.ArgumentParser, argv: list[str], environ: Mapping[str, str]) -> None:
+    """The settings of a file (`--config FILE`, else $GSLB_CONFIG): a YAML mapping of flag
+    names (`max-udp-size: 1400`, lists for repeatable flags) to values, below the
+    environment and the command line. A key that is no flag of the role is refused."""
+    if argv[:2] == ["config", "show"]:
+        argv = argv[2:]  # the settings of the role shown
+    role = argv[0] if argv and not argv[0].startswith("-") else None
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    sub = subparsers[0].choices.get(role) if subparsers and role else None
+    if sub is None or not any(_long(a) == "--config" for a in sub._actions):
+        return
+    path = environ.get(ENV_PREFIX + "CONFIG")
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.partition("=")[2]
+    if not path:
+        return
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        sub.error(f"--config {path}: {e}")
+    if not isinstance(data, dict):
+        sub.error(f"--config {path}: a mapping of flag names to values")
+    actions = {_long(a): a for a in sub._actions if _long(a) not in (None, "--config")}
+    for key, value in data.items():
+        flag = "--" + str(key).replace("_", "-")
+        if flag not in actions:
+            sub.error(f"--config {path}: {key}: not a setting of gslb {role}")
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "1" if value else "0"
+        _set_default(sub, actions[flag], str(value), f"{path}: {key}")
+
+
+def _long(action: argparse.Action) -> str | None:
+    """The flag's long name, if it is one people set (not --help, --version, hidden ones)."""
+    longs = [o for o in action.option_strings if o.startswith("--")]
+    if not longs or action.dest in ("help", "version") or action.help == argparse.SUPPRESS:
+        return None
+    return longs[0]
+
+
+def _set_default(
+    parser: argparse.ArgumentParser, action: argparse.Action, text: str, source: str
+) -> None:
+    """`text` as the flag's value when the command line does not give one."""
+    convert = action.type or str
+    try:
+        if isinstance(action, argparse._StoreTrueAction):
+            action.default = text.strip().lower() in ("1", "true", "yes", "on")
+        elif isinstance(action, argparse._AppendAction):
+            parts = [part.strip() for part in text.split(",") if part.strip()]
+            action.default = [convert(part) for part in parts]  # type: ignore[operator]
+        else:
+            action.default = convert(text)  # type: ignore[operator]
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        parser.error(f"{source}: {e}")
+    if action.required:
+        action.required = False  # the value is there: the flag may be left out
 
 
 def _dns_flags(parser: argparse.ArgumentParser) -> None:
@@ -311,11 +411,15 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
         help="DNS listen address, UDP and TCP (repeatable; default 127.0.0.1:5353)",
     )
     _geoip_flags(parser)
-    parser.add_argument("--nsid", default="", help="NSID (RFC 5001) this node answers with")
+    parser.add_argument(
+        "--nsid",
+        default=_default(DnsSettings, "nsid"),
+        help="NSID (RFC 5001) this node answers with",
+    )
     parser.add_argument(
         "--workers",
         type=int,
-        default=len(os.sched_getaffinity(0)),
+        default=_default(DnsSettings, "workers"),
         metavar="N",
         help="DNS processes sharing the ports (SO_REUSEPORT), each with its own snapshot "
         "(default: one per core)",
@@ -323,24 +427,27 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-udp-size",
         type=int,
-        default=DEFAULT_MAX_UDP,
-        help=f"largest UDP reply, 512..4096 (default {DEFAULT_MAX_UDP})",
+        default=_default(DnsSettings, "max_udp_size"),
+        help=f"largest UDP reply, 512..4096 (default {_default(DnsSettings, 'max_udp_size')})",
     )
     parser.add_argument(
         "--rrl-rate",
         type=float,
-        default=RrlConfig.rate,
+        default=_default(DnsSettings, "rrl_rate"),
         metavar="PER_SECOND",
         help="response rate limit: identical UDP responses per second per client /24 (/56); "
-        f"0 turns it off (default {RrlConfig.rate:g})",
+        f"0 turns it off (default {_default(DnsSettings, 'rrl_rate'):g})",
     )
     parser.add_argument(
-        "--rrl-window", type=float, default=RrlConfig.window, help="RRL burst, in seconds"
+        "--rrl-window",
+        type=float,
+        default=_default(DnsSettings, "rrl_window"),
+        help="RRL burst, in seconds",
     )
     parser.add_argument(
         "--rrl-slip",
         type=int,
-        default=RrlConfig.slip,
+        default=_default(DnsSettings, "rrl_slip"),
         help="every Nth limited response goes out truncated, 0: none (default 2)",
     )
     parser.add_argument(
@@ -352,48 +459,52 @@ def _dns_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--query-log-rate",
         type=float,
-        default=0.0,
+        default=_default(DnsSettings, "query_log_rate"),
         metavar="FRACTION",
         help="log this fraction of queries, e.g. 0.001 (default 0: none)",
     )
     parser.add_argument(
         "--tcp-idle-timeout",
         type=float,
-        default=10.0,
+        default=_default(DnsSettings, "tcp_idle_timeout"),
         metavar="SECONDS",
-        help="close a TCP connection idle this long (default 10)",
+        help="close a TCP connection idle this long "
+        f"(default {_default(DnsSettings, 'tcp_idle_timeout'):g})",
     )
     parser.add_argument(
         "--tcp-max-queries",
         type=int,
-        default=10_000,
+        default=_default(DnsSettings, "tcp_max_queries"),
         metavar="N",
-        help="queries one TCP connection may ask before it is closed (default 10000)",
+        help="queries one TCP connection may ask before it is closed "
+        f"(default {_default(DnsSettings, 'tcp_max_queries')})",
     )
     parser.add_argument(
         "--tcp-max-connections",
         type=int,
-        default=1000,
+        default=_default(DnsSettings, "tcp_max_connections"),
         metavar="N",
-        help="concurrent TCP connections accepted (default 1000)",
+        help="concurrent TCP connections accepted "
+        f"(default {_default(DnsSettings, 'tcp_max_connections')})",
     )
     parser.add_argument(
         "--tcp-max-per-client",
         type=int,
-        default=TCP_DEFAULTS.max_per_client,
+        default=_default(DnsSettings, "tcp_max_per_client"),
         metavar="N",
         help="concurrent TCP connections from one client, IPv4 address or IPv6 /64 "
-        f"(default {TCP_DEFAULTS.max_per_client})",
+        f"(default {_default(DnsSettings, 'tcp_max_per_client')})",
     )
     parser.add_argument(
         "--tcp-write-timeout",
         type=float,
-        default=TCP_DEFAULTS.write_timeout,
+        default=_default(DnsSettings, "tcp_write_timeout"),
         metavar="SECONDS",
         help="abort a TCP connection whose client leaves a reply unread this long "
-        f"(default {TCP_DEFAULTS.write_timeout:g})",
+        f"(default {_default(DnsSettings, 'tcp_write_timeout'):g})",
     )
     _log_flags(parser)
+    _config_flag(parser)
 
 
 def _api_flags(parser: argparse.ArgumentParser) -> None:
@@ -401,7 +512,9 @@ def _api_flags(parser: argparse.ArgumentParser) -> None:
         "--node-id", help="this node's name on the dashboard (default: HOST/first listener)"
     )
     parser.add_argument(
-        "--region", default="default", help="where this node runs, for the dashboard"
+        "--region",
+        default=_default(ApiSettings, "region"),
+        help="where this node runs, for the dashboard",
     )
     parser.add_argument(
         "--api-tokens",
@@ -424,37 +537,39 @@ def _api_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--http-max-connections",
         type=int,
-        default=HTTP_DEFAULTS.max_connections,
+        default=_default(ApiSettings, "http_max_connections"),
         metavar="N",
-        help=f"concurrent HTTP connections (default {HTTP_DEFAULTS.max_connections})",
+        help="concurrent HTTP connections "
+        f"(default {_default(ApiSettings, 'http_max_connections')})",
     )
     parser.add_argument(
         "--http-max-per-client",
         type=int,
-        default=HTTP_DEFAULTS.max_per_client,
+        default=_default(ApiSettings, "http_max_per_client"),
         metavar="N",
         help="concurrent HTTP connections from one client, IPv4 address or IPv6 /64 "
-        f"(default {HTTP_DEFAULTS.max_per_client})",
+        f"(default {_default(ApiSettings, 'http_max_per_client')})",
     )
     parser.add_argument(
         "--http-header-timeout",
         type=float,
-        default=HTTP_DEFAULTS.header_timeout,
+        default=_default(ApiSettings, "http_header_timeout"),
         metavar="SECONDS",
         help="close a connection whose request headers take longer "
-        f"(default {HTTP_DEFAULTS.header_timeout:g})",
+        f"(default {_default(ApiSettings, 'http_header_timeout'):g})",
     )
     parser.add_argument(
         "--http-keepalive-timeout",
         type=float,
-        default=HTTP_DEFAULTS.keepalive_timeout,
+        default=_default(ApiSettings, "http_keepalive_timeout"),
         metavar="SECONDS",
-        help=f"close an idle keep-alive connection (default {HTTP_DEFAULTS.keepalive_timeout:g})",
+        help="close an idle keep-alive connection "
+        f"(default {_default(ApiSettings, 'http_keepalive_timeout'):g})",
     )
     parser.add_argument(
         "--api-max-body",
         type=int,
-        default=1 << 20,
+        default=_default(ApiSettings, "api_max_body"),
         metavar="BYTES",
         help="largest request body the API accepts (default 1 MiB)",
     )
@@ -464,9 +579,10 @@ def _limit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-zone-records",
         type=int,
-        default=DEFAULT_MAX_RECORDS,
+        default=_default(ApiSettings, "max_zone_records"),
         metavar="N",
-        help=f"records one zone may hold; more is refused (default {DEFAULT_MAX_RECORDS})",
+        help="records one zone may hold; more is refused "
+        f"(default {_default(ApiSettings, 'max_zone_records')})",
     )
 
 
@@ -474,10 +590,24 @@ def _limits(args: argparse.Namespace) -> Limits:
     return Limits(records=max(1, args.max_zone_records))
 
 
-def _log_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-format", choices=["console", "json"], default="console")
+def _config_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a YAML file of settings, flag names as keys (`max-udp-size: 1400`); the "
+        "environment and the command line win (also $GSLB_CONFIG)",
+    )
+
+
+def _log_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-format", choices=["console", "json"], default=_default(Logging, "log_format")
+    )
+    parser.add_argument(
+        "--log-level",
+        default=_default(Logging, "log_level"),
+        choices=["debug", "info", "warning", "error"],
     )
 
 
@@ -522,7 +652,14 @@ def _geoip_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    # Lowest first: the settings' defaults, a --config file, the environment, the flags.
+    from_file(parser, argv, os.environ)
+    from_environment(parser, os.environ)
+    args = parser.parse_args(argv)
+    if args.command == "config":
+        return show_config(parser, [args.role, *args.flags])
     if args.command == "check-zones":
         return check_zones(args.directory, _limits(args))
     if args.command in ("serve", "dns", "api"):
@@ -536,22 +673,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "checker":
         return checker(args)
     if args.command == "agent":
-        from healthchecks.agent import AgentConfig, run_agent, run_announce
+        from healthchecks.agent import run_agent, run_announce
 
-        logs.configure(args.log_format, args.log_level)
         try:
-            # The one text form the pools' keys use (an IPv6 address has many).
-            args.member = str(ipaddress.ip_address(args.member))
-        except ValueError:
-            print(f"gslb agent: --member {args.member!r} is not an IP address", file=sys.stderr)
+            agent = agent_settings(args)
+        except SettingsError as e:
+            print(f"gslb agent: {e}", file=sys.stderr)
             return 2
-        if args.action != "run":
-            loop.run(run_announce(args.redis, args.member, args.action == "drain"))
+        logs.configure(agent.log_format, agent.log_level)
+        if agent.action != "run":
+            loop.run(run_announce(agent.redis, agent.member, agent.action == "drain"))
             return 0
-        config = AgentConfig(
-            args.member, tuple(args.port), args.interval, drain_on_stop=args.drain_on_stop
-        )
-        loop.run(run_agent(args.redis, config))
+        loop.run(run_agent(agent.redis, agent.agent_config()))
         return 0
     if args.command == "external-dns":
         from gslb.shell.webhook import WebhookConfig
@@ -577,27 +710,52 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def checker_settings(args: argparse.Namespace) -> CheckerSettings:
+    fields = CheckerSettings.model_fields
+    return _validated(
+        CheckerSettings, {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    )
+
+
+def agent_settings(args: argparse.Namespace) -> AgentSettings:
+    fields = AgentSettings.model_fields
+    return _validated(
+        AgentSettings, {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    )
+
+
+def show_config(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """`gslb config show ROLE [FLAGS]`: the settings ROLE would run with, validated as it
+    would validate them, as JSON (a Redis URL's password hidden)."""
+    args = parser.parse_args(argv)
+    try:
+        if args.command in ("serve", "dns", "api"):
+            settings: BaseModel = node_settings(args)
+        elif args.command == "checker":
+            settings = checker_settings(args)
+        else:
+            settings = agent_settings(args)
+    except SettingsError as e:
+        print(f"gslb {args.command}: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(redacted(settings), indent=2))
+    return 0
+
+
 def checker(args: argparse.Namespace) -> int:
     from healthchecks.run import run_checker
 
-    logs.configure(args.log_format, args.log_level)
-    if args.quorum not in ("majority", "all", "any") and not args.quorum.isdigit():
-        print("gslb checker: --quorum is majority, all, any or a number", file=sys.stderr)
+    try:
+        settings = checker_settings(args)
+    except SettingsError as e:
+        print(f"gslb checker: {e}", file=sys.stderr)
         return 2
-    config = CheckerConfig(
-        id=args.id,
-        region=args.region,
-        paths=dict(args.path) if args.path else None,
-        replicas=args.replicas,
-        quorum=args.quorum,
-        heartbeat=args.heartbeat,
-        allow=tuple(args.allow_targets or ()),
-        strict_paths=args.strict_paths,
-    )
+    logs.configure(settings.log_format, settings.log_level)
+    config = settings.checker_config()
     from healthchecks.checker import PathsRefused
 
     try:
-        loop.run(run_checker(args.redis, config))
+        loop.run(run_checker(settings.redis or "", config))
     except PathsRefused as e:
         for problem in e.problems:
             print(f"gslb checker: {problem}", file=sys.stderr)
@@ -611,11 +769,15 @@ def checker(args: argparse.Namespace) -> int:
 
 
 def _locator(args: argparse.Namespace) -> GeoIpLocator | None:
-    if args.geoip is None:
-        if args.geoip_asn is not None:
+    return _open_locator(args.geoip, args.geoip_asn)
+
+
+def _open_locator(city: Path | None, asn: Path | None) -> GeoIpLocator | None:
+    if city is None:
+        if asn is not None:
             raise GeoIpError("--geoip-asn needs --geoip (the City database) as well")
         return None
-    return GeoIpLocator(args.geoip, args.geoip_asn)
+    return GeoIpLocator(city, asn)
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -705,53 +867,73 @@ def check_zones(directory: Path, limits: Limits) -> int:
     return 0
 
 
-def _rrl(args: argparse.Namespace) -> RrlConfig:
-    if not hasattr(args, "rrl_rate"):
-        return RrlConfig(rate=0)  # the API role answers no DNS
-    exempt = tuple(args.rrl_exempt) if args.rrl_exempt else RrlConfig.exempt
-    for network in exempt:
-        try:
-            ipaddress.ip_network(network)
-        except ValueError as e:
-            raise ValueError(f"--rrl-exempt {network}: {e}") from None
-    if args.rrl_rate < 0 or args.rrl_window <= 0 or args.rrl_slip < 0:
-        raise ValueError("--rrl-rate >= 0, --rrl-window > 0 and --rrl-slip >= 0")
-    return RrlConfig(args.rrl_rate, args.rrl_window, args.rrl_slip, exempt)
+NODE_FIELDS = frozenset(NodeSettings.model_fields)
+
+
+def node_settings(args: argparse.Namespace) -> NodeSettings:
+    """The node's settings from its parsed flags (the file's and the environment's already
+    in them), validated at once; raises SettingsError naming the flag at fault."""
+    if getattr(args, "worker", False):
+        # A DNS worker of a node: its node's settings, serialized (gslb.settings).
+        return NodeSettings.model_validate_json(os.environ[WORKER_SETTINGS])
+    values: dict[str, Any] = {
+        k: v for k, v in vars(args).items() if k in NODE_FIELDS and v is not None
+    }
+    values["role"] = args.command
+    if args.command == "api":
+        values["dns"] = []  # the API role answers no DNS
+    if args.command == "serve" and not args.no_checker:
+        values["checker"] = {
+            "id": args.checker_id,
+            "region": "local",
+            "path": args.path,
+            "allow_targets": args.allow_targets,
+        }
+    return _validated(NodeSettings, values)
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _validated(model: type[M], values: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as e:
+        first = e.errors()[0]
+        where = [str(part) for part in first["loc"] if isinstance(part, str)]
+        flag = "--" + where[-1].replace("_", "-") if where else "settings"
+        raise SettingsError(f"{flag}: {first['msg']}") from None
 
 
 def _worker_command(
-    args: argparse.Namespace,
-) -> Callable[[str, list[tuple[str, int]], int], list[str]]:
-    """How `serve`/`dns` with `--workers N` starts worker `index`: the DNS role with the same
-    DNS flags, on the ports the node bound (the Redis URL goes in the environment)."""
+    settings: NodeSettings,
+) -> Callable[[str, list[tuple[str, int]], int], tuple[list[str], dict[str, str]]]:
+    """How a node with `workers` > 1 starts worker `index`: `gslb dns --worker`, given the
+    node's settings serialized in its environment (not on its command line: `ps` shows
+    that), on the ports the node bound."""
 
-    def command(url: str, endpoints: list[tuple[str, int]], index: int) -> list[str]:
+    def command(
+        url: str, endpoints: list[tuple[str, int]], index: int
+    ) -> tuple[list[str], dict[str, str]]:
         first = format_endpoint(*endpoints[0]) if endpoints else "-"
-        node = args.node_id or f"{socket.gethostname()}/{first}"
-        argv = [sys.executable, "-m", "gslb", "dns", "--workers", "1", "--reuse-port"]
-        argv += ["--parent-pid", str(os.getpid()), "--node-id", f"{node}/w{index}"]
-        argv += ["--region", args.region, "--nsid", args.nsid]
-        argv += ["--max-udp-size", str(args.max_udp_size)]
-        argv += ["--query-log-rate", str(args.query_log_rate)]
-        argv += ["--rrl-rate", str(args.rrl_rate), "--rrl-window", str(args.rrl_window)]
-        argv += ["--rrl-slip", str(args.rrl_slip)]
-        for network in args.rrl_exempt or ():
-            argv += ["--rrl-exempt", network]
-        argv += ["--tcp-idle-timeout", str(args.tcp_idle_timeout)]
-        argv += ["--tcp-max-connections", str(args.tcp_max_connections)]
-        argv += ["--tcp-max-queries", str(args.tcp_max_queries)]
-        argv += ["--tcp-max-per-client", str(args.tcp_max_per_client)]
-        argv += ["--tcp-write-timeout", str(args.tcp_write_timeout)]
-        argv += ["--log-format", args.log_format, "--log-level", args.log_level]
-        for host, port in endpoints:
-            argv += ["--dns", format_endpoint(host, port)]
-        if args.data_dir is not None:
-            argv += ["--data-dir", str(args.data_dir)]
-        if args.geoip is not None:
-            argv += ["--geoip", str(args.geoip)]
-        if args.geoip_asn is not None:
-            argv += ["--geoip-asn", str(args.geoip_asn)]
-        return argv
+        node = settings.node_id or f"{socket.gethostname()}/{first}"
+        worker = settings.model_copy(
+            update={
+                "role": "dns",
+                "workers": 1,
+                "reuse_port": True,
+                "parent_pid": os.getpid(),
+                "node_id": f"{node}/w{index}",
+                "dns": endpoints,
+                "redis": url,
+                "http": None,
+                "zones": None,
+                "checker": None,
+            }
+        )
+        argv = [sys.executable, "-m", "gslb", "dns", "--worker"]
+        return argv, {WORKER_SETTINGS: worker.model_dump_json()}
 
     return command
 
@@ -761,23 +943,17 @@ def serve(args: argparse.Namespace) -> int:
     from gslb.shell.serve import Node, NodeConfig
     from gslb.shell.sync import mirror_path
 
-    logs.configure(args.log_format, args.log_level)
+    try:
+        settings = node_settings(args)
+    except SettingsError as e:
+        print(f"gslb {args.command}: {e}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
     log = logs.get("gslb")
-    if args.command == "api":
-        args.dns, args.max_udp_size, args.nsid = [], DEFAULT_MAX_UDP, ""
-        args.tcp_max_connections, args.tcp_idle_timeout, args.tcp_max_queries = 1, 1.0, 1
-        args.tcp_max_per_client, args.tcp_write_timeout = 1, 1.0
-    if not 0.0 <= getattr(args, "query_log_rate", 0.0) <= 1.0:
-        print("gslb: --query-log-rate is a fraction within 0..1", file=sys.stderr)
-        return 2
-    if not 512 <= args.max_udp_size <= 4096:
-        print("gslb: --max-udp-size must be within 512..4096", file=sys.stderr)
-        return 2
     zones = None
-    zones_dir = getattr(args, "zones", None)
-    if zones_dir is not None:
+    if settings.zones is not None:
         try:
-            zones = zonefiles.load_directory(zones_dir, limits=_limits(args))
+            zones = zonefiles.load_directory(settings.zones, limits=settings.zone_limits())
         except zonefiles.ZoneLoadError as e:
             for error in e.errors:
                 log.error("zone refused", error=str(error))
@@ -786,7 +962,7 @@ def serve(args: argparse.Namespace) -> int:
             for warning in zone.warnings:
                 log.warning("zone warning", warning=warning)
     try:
-        locator = _locator(args)
+        locator = _open_locator(settings.geoip, settings.geoip_asn)
     except GeoIpError as e:
         log.error("cannot open the GeoIP database", error=str(e))
         return 1
@@ -794,71 +970,49 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("no GeoIP database: proximity and topology keep the configured order")
     else:
         log.info("geoip", **locator.describe())
-    try:
-        rrl = _rrl(args)
-    except ValueError as e:
-        print(f"gslb: {e}", file=sys.stderr)
-        return 2
-    data_dir = getattr(args, "data_dir", None)
+    data_dir = settings.data_dir
     keep_private()
     if data_dir is not None:
         private_dir(data_dir)
     try:
-        tokens = auth.load(args.api_tokens, os.environ, args.api_read_open)
+        tokens = auth.load(settings.api_tokens, os.environ, settings.api_read_open)
     except auth.TokenConfigError as e:
         log.error("cannot read the API tokens", error=str(e))
         return 1
-    if len(tokens) == 0 and data_dir is not None and args.http is not None:
+    if len(tokens) == 0 and data_dir is not None and settings.http is not None:
         token, path = auth.local_token(data_dir)
         tokens = auth.with_local(tokens, token)
         log.info("no API tokens configured: made a local write token", file=str(path))
+    worker = settings.parent_pid is not None
     config = NodeConfig(
-        zones_dir=zones_dir,
-        dns=args.dns if args.dns is not None else [("127.0.0.1", 5353)],
-        http=args.http,
-        redis_url=args.redis,
+        zones_dir=settings.zones,
+        dns=list(settings.dns),
+        http=settings.http,
+        redis_url=settings.redis,
         data_dir=data_dir or Path("data"),
         locator=locator,
-        checker=CheckerConfig(
-            id=args.checker_id,
-            region="local",
-            paths=dict(args.path) if args.path else None,
-            allow=tuple(args.allow_targets or ()),
-        )
-        if args.command == "serve" and not args.no_checker
-        else None,
-        settings=Settings(max_udp_size=args.max_udp_size, nsid=args.nsid.encode()),
-        tcp=TcpLimits(
-            max_connections=args.tcp_max_connections,
-            idle_timeout=args.tcp_idle_timeout,
-            max_queries=args.tcp_max_queries,
-            max_per_client=args.tcp_max_per_client,
-            write_timeout=args.tcp_write_timeout,
-        ),
+        checker=settings.checker.checker_config() if settings.checker else None,
+        settings=settings.answering(),
+        tcp=settings.tcp_limits(),
         tokens=tokens,
-        api_max_body=args.api_max_body,
-        limits=_limits(args),
-        http_limits=HttpLimits(
-            max_connections=args.http_max_connections,
-            max_per_client=args.http_max_per_client,
-            header_timeout=args.http_header_timeout,
-            keepalive_timeout=args.http_keepalive_timeout,
-        ),
-        http_hosts=tuple(args.http_host or ()),
-        query_log_rate=getattr(args, "query_log_rate", 0.0),
+        api_max_body=settings.api_max_body,
+        limits=settings.zone_limits(),
+        http_limits=settings.http_limits(),
+        http_hosts=tuple(settings.http_host or ()),
+        query_log_rate=settings.query_log_rate,
         # With an external Redis a node keeps what it last read on disk (the embedded one
         # persists itself, beside it).
         snapshot_file=mirror_path(data_dir)
-        if data_dir is not None and args.redis is not None and args.command != "api"
+        if data_dir is not None and settings.redis is not None and settings.role != "api"
         else None,
-        rrl=rrl,
-        node_id=args.node_id,
-        region=args.region,
-        workers=max(1, getattr(args, "workers", 1)),
-        worker_command=_worker_command(args),
-        reuse_port=getattr(args, "reuse_port", False),
-        wait_for_sync=10.0 if getattr(args, "parent_pid", None) else 0.0,
-        parent_pid=getattr(args, "parent_pid", None),
+        rrl=settings.rrl() if settings.role != "api" else RrlConfig(rate=0),
+        node_id=settings.node_id,
+        region=settings.region,
+        workers=settings.workers if settings.role != "api" else 1,
+        worker_command=_worker_command(settings),
+        reuse_port=settings.reuse_port,
+        wait_for_sync=10.0 if worker else 0.0,
+        parent_pid=settings.parent_pid,
         stats_fd=getattr(args, "stats_fd", None),
     )
     node = Node(config, zones)

@@ -76,9 +76,12 @@ class NodeConfig:
     node_id: str | None = None  # default: host name and first listening address
     region: str = "default"
     # Extra DNS processes on the same ports (SO_REUSEPORT), each with its own snapshot from
-    # Redis: `worker_command(redis_url, endpoints, index)` is how to start worker `index`.
+    # Redis: `worker_command(redis_url, endpoints, index)` is how to start worker `index`,
+    # its command line and what its environment adds (the node's settings, serialized).
     workers: int = 1
-    worker_command: Callable[[str, list[tuple[str, int]], int], list[str]] | None = None
+    worker_command: (
+        Callable[[str, list[tuple[str, int]], int], tuple[list[str], dict[str, str]]] | None
+    ) = None
     reuse_port: bool = False  # set in the workers themselves
     wait_for_sync: float = 0.0  # seconds to wait for the first read of Redis before listening
     parent_pid: int | None = None  # a worker stops when this process is gone
@@ -395,12 +398,13 @@ class Node:
                         )
                     self.worker_stats.restarted(index)
                     read_end, write_end = os.pipe()
+                    argv, extra = command(url, endpoints, index)
                     try:
                         procs[index] = await asyncio.create_subprocess_exec(
-                            *command(url, endpoints, index),
+                            *argv,
                             "--stats-fd",
                             str(write_end),
-                            env=_worker_environment(url),
+                            env={**_worker_environment(url), **extra},
                             pass_fds=(write_end,),
                             # A node killed outright takes its workers along at once.
                             preexec_fn=die_with_parent,
