@@ -1,7 +1,7 @@
 """The balancing simulator: a seeded world of resolvers, clients, sites and agents around the
 real answer path.
 
-Every gslb answer comes from `gslb.core.handler.handle`, the function the DNS server runs, on
+Every gslb answer comes from `gslb.core.answer.handle`, the function the DNS server runs, on
 a real snapshot compiled from a zone file by the real loader, with a real GeoIP2 City
 database (written here with mmdb-writer) as its locator and the DNS nodes' own reply caches
 keeping the rotation slots and the answer tally. What the DNS nodes learn of the world comes
@@ -41,8 +41,9 @@ import immutables
 import numpy as np
 
 from gslb import zonefiles
-from gslb.core.handler import Client, ReplyCache, handle
+from gslb.core.answer import Client, handle
 from gslb.core.location import distance_km
+from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState, Load, MemberState
 from gslb.schema import Health

@@ -352,7 +352,7 @@ def report(results: list[Result], args: argparse.Namespace, wall: float) -> str:
         f"{os.cpu_count()} cores, {cpu:.0f} s of CPU). Do not edit by hand: run it again.",
         "",
         "The simulator (`bench/balancing.py`) puts the real answer path, "
-        "`gslb.core.handler.handle` on a snapshot compiled from a zone file by the real loader, "
+        "`gslb.core.answer.handle` on a snapshot compiled from a zone file by the real loader, "
         "with a real GeoIP2 City database, inside a seeded world:",
         "",
         f"- {args.resolvers} resolvers over {len(sim.CITIES)} cities of four regions (a /16 "

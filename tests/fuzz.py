@@ -25,15 +25,9 @@ import dns.message
 import dns.rcode
 
 from gslb.core import cookies, rrl
-from gslb.core.handler import (
-    Client,
-    Front,
-    ReplyCache,
-    answer_udp,
-    bad_cookie,
-    cookie_status,
-    handle,
-)
+from gslb.core.answer import Client, bad_cookie, cookie_status, handle
+from gslb.core.front import Front, answer_udp
+from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Snapshot
 from tests.helpers import CORE_ZONE, snapshot_of, write_zones
 

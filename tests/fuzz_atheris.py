@@ -19,8 +19,9 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["gslb.core"]):
+    import gslb.core.answer
     import gslb.core.cookies
-    import gslb.core.handler
+    import gslb.core.front
     import gslb.core.rrl  # noqa: F401  (instrumented before tests.fuzz imports them)
 
 from tests.fuzz import Target, example_snapshot, seeds

@@ -13,7 +13,8 @@ import dns.message
 import dns.rrset
 
 from gslb import zonefiles
-from gslb.core.handler import Client, ReplyCache, handle
+from gslb.core.answer import Client, handle
+from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Settings, Snapshot
 
 FIGURES = Path(__file__).resolve().parent.parent / "test-output"

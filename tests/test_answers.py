@@ -193,7 +193,7 @@ def test_question_echoed_with_client_case(snapshot: Snapshot) -> None:
 
 
 def test_case_echo_survives_the_cache(snapshot: Snapshot) -> None:
-    from gslb.core.handler import ReplyCache
+    from gslb.core.replycache import ReplyCache
 
     cache = ReplyCache()
     first = ask(snapshot, query("www.gslb.example.com"), cache)

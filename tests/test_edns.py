@@ -12,7 +12,7 @@ import dns.rdatatype
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gslb.core.handler import ReplyCache
+from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Snapshot
 from tests.helpers import ask, ecs, query
 
@@ -167,7 +167,7 @@ def test_cache_keys_on_room(snapshot: Snapshot) -> None:
 def test_reply_room_accounts_for_the_opt_record_exactly(
     want_nsid: bool, with_ecs: bool, prefix: int, nsid: bytes, server_cookie: bytes | None
 ) -> None:
-    from gslb.core import handler
+    from gslb.core import answer as handler
     from gslb.core.cookies import Secrets
     from gslb.core.query import scan
     from gslb.core.snapshot import Settings, Snapshot

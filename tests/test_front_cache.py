@@ -10,7 +10,9 @@ import dns.edns
 import dns.message
 import pytest
 
-from gslb.core.handler import Client, Front, ReplyCache, answer_udp, handle
+from gslb.core.answer import Client, handle
+from gslb.core.front import Front, answer_udp
+from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState, MemberState
 from gslb.shell.geoip import GeoIpLocator

@@ -12,7 +12,7 @@ import dns.rcode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gslb.core.handler import Client, handle
+from gslb.core.answer import Client, handle
 from gslb.core.snapshot import Snapshot
 from tests.helpers import CORE_ZONE, ask, query, snapshot_of, write_zones
 

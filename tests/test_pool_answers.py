@@ -12,7 +12,8 @@ import dns.rcode
 import pytest
 
 from gslb import zonefiles
-from gslb.core.handler import DEFER, Client, ReplyCache, handle
+from gslb.core.answer import DEFER, Client, handle
+from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Settings, Snapshot
 from gslb.core.state import ClusterState, MemberState
 from gslb.shell.geoip import GeoIpLocator

@@ -15,8 +15,8 @@ import dns.query
 import dns.rcode
 import pytest
 
+from gslb.core.answer import Client, handle
 from gslb.core.cookies import Secrets
-from gslb.core.handler import Client, handle
 from gslb.core.snapshot import Snapshot
 from gslb.shell.rrl import Limiter, RrlConfig, truncated
 from tests.helpers import query, snapshot_of, write_zones

@@ -17,20 +17,15 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from gslb.core.answer import handle, route_of
 from gslb.core.decide import Decision
 from gslb.core.decide import decide as decide_pool
-from gslb.core.handler import (
-    Client,
-    ReplyCache,
-    client_decision,
-    client_info,
-    handle,
-    route_of,
-)
+from gslb.core.decisionkey import Client, client_decision, client_info
 from gslb.core.location import ClientInfo
 from gslb.core.pools import Pool
 from gslb.core.query import scan
 from gslb.core.records import RRset
+from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Snapshot
 from gslb.core.zone import lookup
 
@@ -102,7 +97,7 @@ def explain(
     if zone is not None:
         lookup(zone, query.key, query.qtype, traced)
     reply_wire = handle(wire, peer, snapshot, ReplyCache(64, first_slot=slot))
-    reply = dns.message.from_wire(reply_wire) if reply_wire else None
+    reply = dns.message.from_wire(reply_wire) if isinstance(reply_wire, bytes) else None
     location = info.location
     return {
         "name": name,

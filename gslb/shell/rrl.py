@@ -26,7 +26,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from gslb.core.handler import bad_cookie, cookie_status
+from gslb.core.answer import bad_cookie, cookie_status
 from gslb.core.rrl import identity
 from gslb.core.snapshot import Snapshot
 

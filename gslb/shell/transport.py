@@ -31,8 +31,10 @@ from typing import cast
 
 from gslb.common import logs
 from gslb.core import names
-from gslb.core.handler import DEFER, Client, Front, ReplyCache, answer_udp, handle
+from gslb.core.answer import Client, Deferred, Reply, handle
+from gslb.core.front import Front, answer_udp
 from gslb.core.query import scan
+from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Snapshot
 from gslb.shell.rrl import Limiter
 
@@ -55,7 +57,7 @@ LATENCY_BUCKETS = (5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 1e-2, 1
 SAMPLE_EVERY = 8  # answer times measured for one query in this many (two clock reads each)
 
 
-def log_query(transport: str, wire: bytes, client: str, reply: bytes | None) -> None:
+def log_query(transport: str, wire: bytes, client: str, reply: Reply) -> None:
     """One line of the sampled query log: who asked what, and what came back."""
     try:
         query = scan(wire)
@@ -68,8 +70,8 @@ def log_query(transport: str, wire: bytes, client: str, reply: bytes | None) -> 
         client=client,
         name=name,
         qtype=qtype,
-        rcode=(reply[3] & 0xF) if reply else None,
-        answered=reply is not None and reply != DEFER,
+        rcode=(reply[3] & 0xF) if isinstance(reply, bytes) and reply else None,
+        answered=isinstance(reply, bytes),
     )
 
 
@@ -85,10 +87,11 @@ class QueryStats:
         self.latency_sum = 0.0
         self.latency_count = 0
 
-    def count(self, wire: bytes, reply: bytes | None) -> None:
+    def count(self, wire: bytes, reply: Reply) -> None:
         end = wire.find(0, 12)
         qtype = wire[end + 1 : end + 3] if end > 0 else b""
-        code = -1 if not reply else reply[3] & 0xF  # -1: no reply (or held for cold start)
+        # -1: no reply (or held for cold start)
+        code = reply[3] & 0xF if reply.__class__ is bytes else -1
         key = (qtype, code)
         self.counts[key] = self.counts.get(key, 0) + 1
 
@@ -133,9 +136,11 @@ class Answerer:
     def __init__(self, snapshot: Snapshot, cache_entries: int = 50_000) -> None:
         self._snapshot = snapshot
         self.cache = ReplyCache(cache_entries)  # the event loop's (TCP, held queries)
-        # The UDP threads' own: caches are not shared across threads.
-        self.udp_cache = ReplyCache(cache_entries)
-        self.front = Front(cache_entries * 2)
+        # Each UDP thread has a reply cache and a front of its own (made by the thread): a
+        # cache is never shared between threads, so none needs a lock. Their tallies are
+        # collected from here.
+        self.cache_entries = cache_entries
+        self.udp_caches: list[ReplyCache] = []
         self.loop_queries = 0
         self.udp_queries = 0
         self.stats = {"udp": QueryStats(), "tcp": QueryStats()}  # each kept by one thread
@@ -151,8 +156,9 @@ class Answerer:
 
     def take_tally(self) -> dict[str, int]:
         tally = self.cache.take_tally()
-        for key, count in self.udp_cache.take_tally().items():
-            tally[key] = tally.get(key, 0) + count
+        for cache in list(self.udp_caches):
+            for key, count in cache.take_tally().items():
+                tally[key] = tally.get(key, 0) + count
         self.answers.add(tally)
         return tally
 
@@ -182,11 +188,11 @@ class Answerer:
         """A UDP thread's query that waits for a pool's first health results (on the loop)."""
         self._answer(wire, client, send, fail_open=False)
 
-    def _answer(self, wire: bytes, client: Client, send: Send, fail_open: bool) -> bytes | None:
+    def _answer(self, wire: bytes, client: Client, send: Send, fail_open: bool) -> Reply:
         reply = handle(wire, client, self._snapshot, self.cache, fail_open)
         if reply is None:
             return None
-        if reply is DEFER:
+        if isinstance(reply, Deferred):
             if len(self.held) >= MAX_HELD:
                 return self._answer(wire, client, send, fail_open=True)
             self.held.append((wire, client, send))
@@ -217,13 +223,17 @@ class UdpThread:
         self.answerer = answerer
         self.loop = asyncio.get_running_loop()
         self.stopping = False
+        # This thread's own: see Answerer.
+        self.cache = ReplyCache(answerer.cache_entries)
+        self.front = Front(answerer.cache_entries * 2)
+        answerer.udp_caches.append(self.cache)
         self.thread = threading.Thread(target=self._serve, name="gslb-udp", daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
         sock, answerer = self.sock, self.answerer
         recvfrom, sendto = sock.recvfrom, sock.sendto
-        cache, front = answerer.udp_cache, answerer.front
+        cache, front = self.cache, self.front
         stats = answerer.stats["udp"]
         count, observe, clock = stats.count, stats.observe, time.perf_counter
         limiter = answerer.rrl
@@ -248,7 +258,7 @@ class UdpThread:
                 log_query("udp", wire, str(addr[0]), reply)
             if reply is None:
                 continue
-            if reply is DEFER:
+            if reply.__class__ is not bytes:  # DEFER: wait for the pool's first health
                 client = Client(str(addr[0]), int(addr[1]))
                 self.loop.call_soon_threadsafe(
                     answerer.hold, wire, client, functools.partial(self.send, addr=addr, wire=wire)
