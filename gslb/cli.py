@@ -175,8 +175,14 @@ def _parser() -> argparse.ArgumentParser:
     _log_flags(webhook)
     _config_flag(webhook)
 
+    dnssec_cmd = sub.add_parser("dnssec", help="a signed zone's keys (docs/dnssec.md)")
+    dnssec_sub = dnssec_cmd.add_subparsers(dest="dnssec_command", required=True)
+    ds_cmd = dnssec_sub.add_parser("ds", help="print the DS records to give the parent zone")
+    ds_cmd.add_argument("zone")
+    ds_cmd.add_argument("--dnskey", action="store_true", help="print the DNSKEY records too")
+
     # Every tool that drives a running API: its URL and a token.
-    for cmd in (apply_cmd, export_cmd, drain_cmd, webhook):
+    for cmd in (apply_cmd, export_cmd, drain_cmd, webhook, ds_cmd):
         cmd.add_argument(
             "--api", default="http://127.0.0.1:8053", help="the API's base URL (%(default)s)"
         )
@@ -658,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     from_file(parser, argv, os.environ)
     from_environment(parser, os.environ)
     args = parser.parse_args(argv)
+    if args.command == "dnssec":
+        return dnssec_ds(args)
     if args.command == "config":
         return show_config(parser, [args.role, *args.flags])
     if args.command == "check-zones":
@@ -722,6 +730,24 @@ def agent_settings(args: argparse.Namespace) -> AgentSettings:
     return _validated(
         AgentSettings, {k: v for k, v in vars(args).items() if k in fields and v is not None}
     )
+
+
+def dnssec_ds(args: argparse.Namespace) -> int:
+    """`gslb dnssec ds ZONE`: the DS records for the parent, from the running API."""
+    from gslb.apiclient import ApiClient, ApiFailure, path
+
+    client = ApiClient(args.api, zonesync.token_of(args), timeout=10)
+    try:
+        view = client.call("GET", path("zones", args.zone.rstrip("."), "dnssec")).json()
+    except ApiFailure as e:
+        print(f"gslb dnssec ds: {e}", file=sys.stderr)
+        return 1
+    for line in view["ds"]:
+        print(line)
+    if args.dnskey:
+        for key in view["keys"]:
+            print(key["dnskey"])
+    return 0
 
 
 def show_config(parser: argparse.ArgumentParser, argv: list[str]) -> int:

@@ -42,6 +42,10 @@ NODES = PREFIX + "nodes"  # hash node id -> Node JSON (DNS and API processes' he
 # hash {current, previous, upcoming: 32 hex digits, since: unix time}: the DNS Cookie server
 # secrets the whole cluster answers with (RFC 9018), rotated by the DNS nodes.
 COOKIE_SECRETS = PREFIX + "cookie-secrets"
+# hash zone -> JSON list of {algorithm, flags, private (PKCS #8 DER, base64), created}: each
+# signed zone's DNSSEC keys, made by the first node that needs them (docs/dnssec.md: whoever
+# reads this Redis can sign for the zone).
+DNSSEC_KEYS = PREFIX + "dnssec-keys"
 
 # The change logs (Redis Streams): every write appends what it changed, in the transaction
 # that changes it, numbered without gaps by its lane's sequence. Configuration and health

@@ -21,6 +21,7 @@ import dns.rcode
 import pytest
 
 from tests.helpers import query, rrset_text, write_zones
+from tests.resolver import unbound_config
 from tests.server import ServerProcess
 
 PARENT_ADDRESS = "127.53.0.1"
@@ -48,28 +49,6 @@ records: |
   www   30 A  198.51.100.10
 """
 
-UNBOUND_CONF = """\
-server:
-  interface: {address}
-  port: 53
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "{directory}"
-  pidfile: "{directory}/unbound.pid"
-  use-syslog: no
-  logfile: ""
-  verbosity: 1
-  do-ip6: no
-  do-not-query-localhost: no
-  module-config: "iterator"
-  access-control: 127.0.0.0/8 allow
-
-stub-zone:
-  name: "example.com"
-  stub-addr: {parent}
-"""
-
 
 @pytest.fixture
 def unbound(tmp_path: Path) -> Iterator[tuple[str, int]]:
@@ -84,9 +63,7 @@ def unbound(tmp_path: Path) -> Iterator[tuple[str, int]]:
         dns=(f"{CHILD_ADDRESS}:53",),
     )
     conf = tmp_path / "unbound.conf"
-    conf.write_text(
-        UNBOUND_CONF.format(address=RESOLVER_ADDRESS, directory=tmp_path, parent=PARENT_ADDRESS)
-    )
+    conf.write_text(unbound_config(RESOLVER_ADDRESS, tmp_path, "example.com", PARENT_ADDRESS))
     binary = shutil.which("unbound") or "/usr/sbin/unbound"
     subprocess.run(
         [shutil.which("unbound-checkconf") or "/usr/sbin/unbound-checkconf", str(conf)], check=True

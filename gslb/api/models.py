@@ -183,6 +183,22 @@ class TopologyDoc(BaseModel):
     topology: list[TopologyRule]
 
 
+class DnssecKey(BaseModel):
+    key_tag: int
+    algorithm: int
+    flags: int
+    dnskey: str = Field(description="the DNSKEY record, in presentation form")
+
+
+class DnssecView(BaseModel):
+    """A signed zone's keys, and the DS records its parent should hold."""
+
+    zone: str
+    algorithm: str
+    keys: list[DnssecKey]
+    ds: list[str] = Field(description="DS records (SHA-256) for the parent zone")
+
+
 class PoolPatch(BaseModel):
     """A JSON merge patch (RFC 7396) of a pool: the fields given replace, null removes."""
 
@@ -202,6 +218,7 @@ SCHEMAS: tuple[type[BaseModel], ...] = (
     MonitorDoc,
     SiteDoc,
     TopologyDoc,
+    DnssecView,
     Error,
     ZoneList,
     AuditList,

@@ -29,6 +29,7 @@ from gslb.api.table import PREFIX, Handler, Operation, Param, ref
 from gslb.common import logs
 from gslb.common.redis import REDIS_ERRORS
 from gslb.core import names
+from gslb.core.dnssec import Signer, dnssec_key_tags
 from gslb.core.explain import ExplainError
 from gslb.core.explain import explain as run_explain
 from gslb.core.masterfile import Limits
@@ -638,6 +639,29 @@ def _topology(head: dict[str, Json]) -> Json:
     return {"topology": head.get("topology") or []}
 
 
+async def get_dnssec(request: web.Request) -> web.Response:
+    head = await _head(request)
+    name = _zone(request)
+    if "dnssec" not in head:
+        raise NotFound(f"zone {name!r} is not signed (no dnssec: in its document)")
+    algorithm = (head.get("dnssec") or {}).get("algorithm") or "ECDSAP256SHA256"
+    keys = await _api(request).store.dnssec_keys(name, algorithm)
+    signer = Signer(names.from_text(name + "."), keys, int(time.time()))
+    tags = dnssec_key_tags(signer)
+    dnskeys = signer.dnskey_text()
+    return _json(
+        {
+            "zone": name,
+            "algorithm": algorithm,
+            "keys": [
+                {"key_tag": tag, "algorithm": k.algorithm, "flags": k.flags, "dnskey": text}
+                for tag, k, text in zip(tags, keys, dnskeys, strict=True)
+            ],
+            "ds": signer.ds(),
+        }
+    )
+
+
 async def get_topology(request: web.Request) -> web.Response:
     return _json(_topology(await _head(request)))
 
@@ -961,6 +985,14 @@ OPERATIONS: tuple[Operation, ...] = (
         returns=ref("IspList"),
     ),
     *_writes(Z + "/isps/{isp}", ISPS, "ISP's CIDR blocks", STRING_LIST, None, "isps"),
+    Operation(
+        "GET",
+        Z + "/dnssec",
+        get_dnssec,
+        "A signed zone's keys and the DS records for its parent (404: not signed)",
+        "dnssec",
+        returns=ref("DnssecView"),
+    ),
     Operation(
         "GET",
         Z + "/topology",

@@ -23,10 +23,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gslb.core import cookies, encode
+from gslb.core import cookies, dnssec, encode
 from gslb.core.decide import combine, period
 from gslb.core.decide import decide as decide_pool
 from gslb.core.decisionkey import Client, client_decision
+from gslb.core.dnssec import Signer
 from gslb.core.location import ClientInfo
 from gslb.core.policy import Precision
 from gslb.core.policy import precision as precision_of
@@ -160,11 +161,11 @@ def _respond(
             return encode.finish(body, query, opt), None
         limit = TCP_ROOM if client.tcp else max(MIN_UDP, min(edns.udp_size, settings.max_udp_size))
     room = limit - _opt_length(query, snapshot)
-    base = (snapshot.version, query.key, query.qtype, query.qclass, room)
+    base = (snapshot.version, query.key, query.qtype, query.qclass, room, _dnssec_ok(query))
     found = cache.question(base)
     if found is None:
         found = route_of(query, snapshot) or Static(
-            encode.encode(query, decide(query, snapshot), room)
+            encode.encode(query, secure(query, snapshot, decide(query, snapshot)), room)
         )
         cache.put_question(base, found)
     note: Note | None
@@ -335,9 +336,45 @@ def _dynamic(
         ttl = snapshot.state.ttl.get(pool.id, pool.ttl) if snapshot.state.ttl else pool.ttl
         return RRset(pool.owner, decision.pool.rtype, ttl, rdatas)
 
-    body = encode.encode(query, decide(query, snapshot, answer), room)
+    body = encode.encode(query, secure(query, snapshot, decide(query, snapshot, answer)), room)
     scope = decision_key[1] if decision_key else 0
     return Dynamic(body, scope, tuple(members))
+
+
+def _dnssec_ok(query: Query) -> bool:
+    return query.edns is not None and query.edns.do
+
+
+def secure(query: Query, snapshot: Snapshot, lookup: Lookup) -> Lookup:
+    """`lookup` as a query with DO set gets it: signed, when its zone is (gslb.core.dnssec).
+    Without DO the answer stays unsigned and small (RFC 3225 §3)."""
+    if not _dnssec_ok(query):
+        return lookup
+    zone = snapshot.zones.find(query.key)
+    if zone is None or zone.context is None or zone.context.dnssec is None:
+        return lookup
+    if zone.apex not in snapshot.signers:
+        # The zone is signed but this node has no key yet: an unsigned answer would be
+        # bogus to a validator; SERVFAIL sends it to another server.
+        return Lookup(RCODE_SERVFAIL, False)
+    signers = snapshot.signers
+
+    def signer_of(owner: bytes) -> Signer | None:
+        held = snapshot.zones.find(owner)
+        return signers.get(held.apex) if held is not None else None
+
+    def types_at(name: bytes) -> set[int]:
+        held = snapshot.zones.find(name) or zone
+        types = set(held.nodes.get(name, {}))
+        types.update(p.rtype for p in held.pools.get(name, ()))
+        if name == held.apex and held.apex in signers:
+            types.update((dnssec.DNSKEY, dnssec.CDS, dnssec.CDNSKEY))
+        return types
+
+    def ds_at(cut: bytes) -> RRset | None:
+        return zone.nodes.get(cut, {}).get(dnssec.DS)
+
+    return dnssec.sign_lookup(lookup, query.key, query.qtype, signer_of, types_at, ds_at)
 
 
 def _zone_for(query: Query, snapshot: Snapshot) -> Zone | None:
@@ -357,4 +394,8 @@ def decide(query: Query, snapshot: Snapshot, pool_answer: PoolAnswer | None = No
     if zone is None or qtype in (AXFR, IXFR):
         # Never recursion, and no zone transfers: REFUSED says "not from me".
         return Lookup(RCODE_REFUSED, False)
+    signer = snapshot.signers.get(zone.apex) if query.key == zone.apex else None
+    added = signer.apex_rrset(qtype) if signer is not None else None
+    if added is not None:  # DNSKEY, CDS, CDNSKEY: made from the zone's keys
+        return Lookup(0, True, ((zone.apex, added),))
     return lookup(zone, query.key, qtype, pool_answer)

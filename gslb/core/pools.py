@@ -146,13 +146,14 @@ class PoolContext:
     topology: tuple[TopologyRule, ...]
     timeouts: Mapping[str, float]  # monitor name -> its timeout (the default cold-start wait)
     costs: tuple[CostTable, ...] = ()
+    dnssec: str | None = None  # the zone's signing algorithm; None: unsigned
     # One tuple per distinct policy: a million pools mostly repeat a few.
     policies: dict[tuple[str, ...], tuple[str, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
     @classmethod
-    def of(cls, apex: bytes, doc: GslbDoc) -> PoolContext:
+    def of(cls, apex: bytes, doc: GslbDoc, dnssec: str | None = None) -> PoolContext:
         sites = {
             name: Site(name, s.lat, s.lon, s.country, s.continent, s.capacity)
             for name, s in doc.sites.items()
@@ -163,7 +164,8 @@ class PoolContext:
         )
         timeouts = {name: m.timeout for name, m in doc.monitors.items()}
         zone = names.to_text(apex).rstrip(".")
-        return cls(apex, zone, sites, tuple(isp_table(doc.isps)), topology, timeouts, costs)
+        isps = tuple(isp_table(doc.isps))
+        return cls(apex, zone, sites, isps, topology, timeouts, costs, dnssec)
 
     def compile(self, name: str, pool: PoolDoc) -> Pool:
         """The pool as the answer path reads it (raises names.BadName for a bad name)."""

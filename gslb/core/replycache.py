@@ -25,8 +25,8 @@ from gslb.core.policy import Precision
 ENTRY_OVERHEAD = 160  # octets a cache entry costs besides its key and reply (dict, tuple, object)
 CACHE_BYTES = 32 << 20  # what one cache may hold before it starts afresh
 
-# (snapshot version, query key, type, class, reply room)
-QuestionKey = tuple[int, bytes, int, int, int]
+# (snapshot version, query key, type, class, reply room, DNSSEC OK)
+QuestionKey = tuple[int, bytes, int, int, int, bool]
 # (question key, the client's decision key, rotation slot)
 AnswerKey = tuple[QuestionKey, bytes, int]
 

@@ -6,9 +6,11 @@ mutated. `version` grows with every replacement, which is what reply caches key 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gslb.core.cookies import Secrets
+from gslb.core.dnssec import Signer
 from gslb.core.location import Locator
 from gslb.core.state import EMPTY, ClusterState
 from gslb.core.zone import ZoneSet
@@ -32,3 +34,6 @@ class Snapshot:
     state: ClusterState = EMPTY
     locator: Locator | None = None  # GeoIP; None: proximity and topology keep the order
     cookies: Secrets | None = None  # the cluster's DNS Cookie secrets; None: none yet
+    # The signer of each signed zone (by apex), with the cluster's keys: a signed zone
+    # without one answers SERVFAIL to DNSSEC queries rather than unsigned (docs/dnssec.md).
+    signers: Mapping[bytes, Signer] = field(default_factory=dict)

@@ -25,7 +25,7 @@ from gslb.core.pooldoc import PoolDoc
 from gslb.core.pools import Pool, PoolContext
 from gslb.core.records import SOA, NameRef, Part, RRset
 from gslb.core.zone import Node, Zone
-from gslb.core.zonedoc import ZoneDoc
+from gslb.core.zonedoc import ZoneDoc, dnssec_of
 
 Json = Any
 
@@ -34,6 +34,7 @@ KEY_ORDER = (
     "zone",
     "ttl",
     "soa",
+    "dnssec",
     "records",
     "isps",
     "sites",
@@ -42,7 +43,7 @@ KEY_ORDER = (
     "costs",
     "pools",
 )
-HEAD_KEYS = ("zone", "ttl", "soa", "isps", "sites", "monitors", "topology", "costs")
+HEAD_KEYS = ("zone", "ttl", "soa", "dnssec", "isps", "sites", "monitors", "topology", "costs")
 
 
 def split(document: dict[str, Json]) -> tuple[dict[str, Json], str, dict[str, Json]]:
@@ -229,7 +230,8 @@ def build_zone(
     meta: Meta, head: Json, rrsets: Mapping[str, str | bytes], pools: Mapping[str, str | bytes]
 ) -> tuple[Zone, list[str]]:
     """The zone made of its stored parts, and the parts refused (left out, said why)."""
-    context = PoolContext.of(head_doc(head).apex, head_doc(head))
+    doc = head_doc(head)
+    context = PoolContext.of(doc.apex, doc, dnssec_of(doc))
     compiled, problems = compile_pools(context, pools)
     zone, refused = assemble_zone(meta, context, rrsets, compiled)
     return zone, [*problems, *refused]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import dns.name
 import dns.rdata
@@ -91,6 +91,14 @@ class SoaDoc(_Doc):
         return _check_name(value)
 
 
+class DnssecDoc(_Doc):
+    """Sign every answer of the zone online (docs/dnssec.md)."""
+
+    algorithm: Literal["ECDSAP256SHA256", "ED25519"] = Field(
+        "ECDSAP256SHA256", description="the signing key's algorithm (IANA mnemonic)"
+    )
+
+
 class ZoneDoc(GslbDoc):
     zone: str = Field(description="the zone's apex, e.g. gslb.example.com")
     ttl: TTL = Field(300, description="default TTL of static records")
@@ -98,6 +106,9 @@ class ZoneDoc(GslbDoc):
     records: str = Field("", description="RFC 1035 master-file lines")
     records_file: str | None = Field(
         None, description="a master file next to the document, instead of records"
+    )
+    dnssec: DnssecDoc | None = Field(
+        None, description="sign every answer online, with a key the cluster shares"
     )
 
     @field_validator("zone")
@@ -116,6 +127,11 @@ class ZoneDoc(GslbDoc):
     @property
     def apex(self) -> bytes:
         return names.from_text(self.zone if self.zone.endswith(".") else self.zone + ".")
+
+
+def dnssec_of(doc: ZoneDoc) -> str | None:
+    """The algorithm a zone is signed with, or None: unsigned."""
+    return doc.dnssec.algorithm if doc.dnssec is not None else None
 
 
 class ZoneError(ValueError):
@@ -286,7 +302,7 @@ def compile_document(
     types: dict[bytes, dict[int, int]] = {}
     for (owner, rtype), line in static.lines.items():
         types.setdefault(owner, {})[rtype] = line
-    context = PoolContext.of(apex, doc)
+    context = PoolContext.of(apex, doc, dnssec_of(doc))
     pools = {}
     owners: dict[tuple[bytes, int], str] = {}
     for name, pool_doc in doc.pools.items():

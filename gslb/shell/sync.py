@@ -28,7 +28,7 @@ import dataclasses
 import gc
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from gslb.common.gcpause import gc_paused
 from gslb.common.redis import REDIS_ERRORS, refused_credentials
 from gslb.core import names
 from gslb.core.cookies import Secrets
+from gslb.core.dnssec import Signer
 from gslb.core.pools import Pool, PoolContext
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState, MemberState, member_state, rounded
@@ -54,6 +55,7 @@ from gslb.core.stored import (
     update_zone,
 )
 from gslb.core.zone import Zone, ZoneSet
+from gslb.core.zonedoc import dnssec_of
 from gslb.schema import (
     CONFIG_LOG,
     HEALTH,
@@ -74,6 +76,7 @@ log = logs.get("gslb.sync")
 POLL = 1.0  # seconds an XREAD waits for an entry before the loop's periodic work
 STALE_LOG_EVERY = 30.0  # seconds between reminders that the snapshot is getting old
 LOAD_REFRESH = 5.0  # seconds between re-reads of load, answer counts and ISP paths down
+RESIGN_EVERY = 6 * 3600  # seconds a DNSSEC signer serves before new signatures are made
 BEAT = 2.0  # seconds between this process's heartbeats in gslb:nodes
 TALLY_EVERY = 1.0  # seconds between writes of the answers handed out
 COOKIE_ROTATION = 86_400.0  # seconds a DNS Cookie secret is the current one
@@ -223,9 +226,10 @@ class Sync:
         zones: ZoneSet | None = None,
         state: ClusterState | None = None,
         secrets: Secrets | None = None,
+        signers: Mapping[bytes, Signer] | None = None,
     ) -> None:
-        """Swap in the current snapshot with new zones, state or cookie secrets (one attribute
-        write)."""
+        """Swap in the current snapshot with new zones, state, cookie secrets or DNSSEC
+        signers (one attribute write)."""
         old = self.current()
         state = self.cold_start.apply(state if state is not None else old.state)
         state = self.drains.apply(self.slow_start.apply(state))
@@ -236,9 +240,37 @@ class Sync:
                 zones=zones if zones is not None else old.zones,
                 state=state,
                 cookies=secrets if secrets is not None else old.cookies,
+                signers=signers if signers is not None else old.signers,
             )
         )
         self.moved.set()
+
+    async def refresh_signers(self) -> None:
+        """A signer for each signed zone, with the cluster's key (gslb.state.store), made
+        again every RESIGN_EVERY seconds: a new signer makes new signatures (the snapshot's
+        version moves on, so no cached reply keeps an old one), long before the old ones
+        expire (a week). Zones no longer signed lose theirs."""
+        current = self.current()
+        wanted = {
+            zone.apex: (zone.name, zone.context.dnssec)
+            for zone in current.zones.zones.values()
+            if zone.context is not None and zone.context.dnssec is not None
+        }
+        now = int(time.time())
+        held = current.signers
+        if set(held) == set(wanted) and all(
+            now - signer.now < RESIGN_EVERY for signer in held.values()
+        ):
+            return
+        signers: dict[bytes, Signer] = {}
+        for apex, (name, algorithm) in wanted.items():
+            old = held.get(apex)
+            if old is not None and now - old.now < RESIGN_EVERY:
+                signers[apex] = old
+                continue
+            keys = await self.store.dnssec_keys(name, algorithm)
+            signers[apex] = Signer(apex, keys, now)
+        self.install(signers=signers)
 
     async def refresh_cookies(self) -> None:
         """The cluster's cookie secrets, made or rotated when due (gslb.state.store)."""
@@ -330,7 +362,7 @@ class Sync:
         except Refused as e:
             log.error("stored zone refused, skipping it", zone=name, problem=str(e))
             return None
-        context = PoolContext.of(doc.apex, doc)
+        context = PoolContext.of(doc.apex, doc, dnssec_of(doc))
         rrsets: dict[str, str] = {}
         async for batch in self.store.scan(zone_key(name, "rrsets")):
             rrsets.update(batch)
@@ -759,6 +791,7 @@ class Sync:
                     log.info("redis reachable again, following the change logs on")
                 else:
                     await self.resync()
+                await self.refresh_signers()  # before answering DNSSEC queries for them
                 self._failed = None
                 self._start_workers()  # what a lost connection left pending
                 self._up()
@@ -768,6 +801,7 @@ class Sync:
                     if self._failed is not None:
                         raise self._failed
                     self.last_sync = time.monotonic()
+                    await self.refresh_signers()
                     if time.monotonic() - self._refreshed >= LOAD_REFRESH:
                         if await self._went_back():
                             # Emptied under a live connection (FLUSHALL, a failover to an

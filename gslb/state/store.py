@@ -14,6 +14,7 @@ writers of one zone never interleave and writers of different zones never wait o
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from gslb.core.dnssec import SigningKey
 from gslb.core.state import ClusterState, Load, MemberState
 from gslb.core.stored import Meta, join
 from gslb.schema import (
@@ -34,6 +36,7 @@ from gslb.schema import (
     CONFIG_LOG,
     CONFIG_SEQ,
     COOKIE_SECRETS,
+    DNSSEC_KEYS,
     EPOCH,
     EVENTS,
     HEALTH,
@@ -403,6 +406,19 @@ class Store:
     def scan(self, key: str) -> AsyncIterator[dict[str, str]]:
         return scan_hash(self.redis, key)
 
+    async def dnssec_keys(self, zone: str, algorithm: str) -> tuple[SigningKey, ...]:
+        """The zone's signing keys, made on first use: the first node to ask makes one and
+        stores it only if no other did meanwhile (HSETNX), then everyone reads the one
+        stored, so every node of the cluster signs with the same key."""
+        raw = await self.redis.hget(DNSSEC_KEYS, zone)
+        if raw is None:
+            made = SigningKey.generate(algorithm)
+            await self.redis.hsetnx(DNSSEC_KEYS, zone, keys_json([made]))
+            raw = await self.redis.hget(DNSSEC_KEYS, zone)
+        if raw is None:
+            raise redis.exceptions.RedisError(f"the DNSSEC keys of {zone} went away")
+        return keys_from_json(raw)
+
     async def cookie_secrets(
         self, rotate_every: float, now: float | None = None
     ) -> tuple[bytes, bytes | None, bytes | None]:
@@ -623,6 +639,27 @@ async def _no_longer_probed(pipe: Any, zone: str, write: Write) -> list[str]:
             probed -= {m[0] for m in PoolTargets.from_json(still).members}
         gone.extend(f"{zone}/{pool}/{address}" for address in sorted(probed))
     return gone
+
+
+def keys_json(keys: list[SigningKey]) -> str:
+    return json.dumps(
+        [
+            {
+                "algorithm": k.algorithm,
+                "flags": k.flags,
+                "private": base64.b64encode(k.private).decode(),
+                "created": round(time.time()),
+            }
+            for k in keys
+        ]
+    )
+
+
+def keys_from_json(raw: bytes | str) -> tuple[SigningKey, ...]:
+    return tuple(
+        SigningKey(int(k["algorithm"]), base64.b64decode(k["private"]), int(k.get("flags", 257)))
+        for k in json.loads(raw)
+    )
 
 
 def _checkers(raw: dict[Any, Any], now: float) -> dict[str, Any]:
