@@ -7,6 +7,8 @@ set -eu
 need=""
 command -v unbound >/dev/null 2>&1 || need="$need unbound"
 command -v dig >/dev/null 2>&1 || need="$need dnsutils"
+# delv, the DNSSEC tests' second validator, comes with bind9-dnsutils.
+command -v delv >/dev/null 2>&1 || need="$need bind9-dnsutils"
 command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"

@@ -376,3 +376,122 @@ records: |
             resolver.terminate()
             resolver.wait(10)
         parent.stop()
+
+
+def test_metrics_say_what_the_signer_did_and_when_signatures_expire(served: ServerProcess) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for _ in range(3):
+        ask(f"www.{ZONE}")
+    host, port = served.http[0]
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {
+        (s.name, s.labels.get("zone")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("gslb_dnssec_signatures_made_total", ZONE)] >= 1
+    assert samples[("gslb_dnssec_signature_cache_hits_total", ZONE)] >= 0
+    expiry = samples[("gslb_dnssec_signature_expiry_seconds", ZONE)]
+    assert 6.9 * 86400 < expiry <= 7 * 86400, expiry
+    ages = [
+        v
+        for (name, zone), v in samples.items()
+        if name == "gslb_dnssec_key_age_seconds" and zone == ZONE
+    ]
+    assert ages and all(0 <= age < 3600 for age in ages), ages
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype", "verdict"),
+    [
+        (f"mail.{ZONE}", "A", "; fully validated"),
+        (f"www.{ZONE}", "A", "; fully validated"),
+        (f"host.wild.{ZONE}", "A", "; fully validated"),
+        (f"nope.{ZONE}", "A", "; negative response, fully validated"),
+        (f"mail.{ZONE}", "AAAA", "; negative response, fully validated"),
+    ],
+)
+def test_delv_with_the_same_anchor_agrees(
+    served: ServerProcess, tmp_path: Path, name: str, rdtype: str, verdict: str
+) -> None:
+    key = dnskey()[0]
+    anchors = tmp_path / "anchors.conf"
+    public = key.to_text().split(" ", 3)[3].replace(" ", "")
+    anchors.write_text(
+        f'trust-anchors {{ {ZONE}. static-key {key.flags} {key.protocol} {key.algorithm} "{public}"; }};\n'
+    )
+    done = subprocess.run(
+        [
+            shutil.which("delv") or "/usr/bin/delv",
+            f"@{SERVER_ADDRESS}",
+            "-a",
+            str(anchors),
+            f"+root={ZONE}",
+            name,
+            rdtype,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert verdict in (done.stdout + done.stderr).splitlines(), done.stdout + done.stderr
+
+
+def test_client_subnet_answers_are_signed_each_for_its_network(tmp_path: Path) -> None:
+    from tests.geoip_fixtures import LONDON, NEW_YORK, write_city
+
+    zone = """\
+zone: geo.example
+soa: {mname: ns1, rname: hostmaster.example.com.}
+dnssec: {algorithm: ED25519}
+records: "@ NS ns1"
+sites:
+  lon: {lat: 51.5, lon: -0.1}
+  nyc: {lat: 40.7, lon: -74.0}
+pools:
+  www:
+    policy: [health, proximity, limit]
+    max_answers: 1
+    members:
+      - {address: 192.0.2.10, site: lon}
+      - {address: 192.0.2.20, site: nyc}
+"""
+    server = ServerProcess(
+        write_zones(tmp_path / "zones", {"z.yaml": zone}),
+        tmp_path / "data",
+        "--no-checker",
+        "--geoip",
+        str(write_city(tmp_path / "city.mmdb")),
+    )
+    try:
+
+        def at(client: str | None, rdtype: str = "A") -> dns.message.Message:
+            options = [dns.edns.ECSOption(client, 24)] if client else []
+            q = dns.message.make_query(
+                "www.geo.example" if rdtype == "A" else "geo.example",
+                rdtype,
+                want_dnssec=True,
+                options=options,
+            )
+            return dns.query.udp(q, server.host, port=server.port, timeout=5)
+
+        until(lambda: any(r.rdtype == dns.rdatatype.DNSKEY for r in at(None, "DNSKEY").answer))
+        keys = {
+            dns.name.from_text("geo.example"): next(
+                r for r in at(None, "DNSKEY").answer if r.rdtype == dns.rdatatype.DNSKEY
+            )
+        }
+        for client, expected in ((LONDON, "192.0.2.10"), (NEW_YORK, "192.0.2.20")):
+            reply = at(client)
+            a = next(r for r in reply.answer if r.rdtype == dns.rdatatype.A)
+            sig = next(r for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG)
+            dns.dnssec.validate(a, sig, keys)
+            assert [str(rd) for rd in a] == [expected], client
+            (ecs,) = [o for o in reply.options if isinstance(o, dns.edns.ECSOption)]
+            assert ecs.scopelen == 24, "the scope says the answer depends on the client's network"
+    finally:
+        assert server.stop() == 0

@@ -23,6 +23,7 @@ zone cannot be enumerated through it) and costs one signature per name asked for
 from __future__ import annotations
 
 import hashlib
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ class SigningKey:
     algorithm: int
     private: bytes
     flags: int = CSK_FLAGS
+    created: float = 0.0  # Unix time the key was made
 
     @classmethod
     def generate(cls, algorithm: str) -> SigningKey:
@@ -91,7 +93,16 @@ class SigningKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        return cls(number, der)
+        return cls(number, der, created=int(time.time()))
+
+
+@dataclass
+class SignerStats:
+    """What the signers of one zone did, across the signers a node makes for it (counters
+    for /metrics): signatures made, and signatures found already made."""
+
+    made: int = 0
+    hits: int = 0
 
 
 @dataclass(eq=False)
@@ -102,6 +113,7 @@ class Signer:
     keys: tuple[SigningKey, ...]
     now: int  # Unix time the signatures are made for
     dnskey_ttl: int = 3600
+    stats: SignerStats = field(default_factory=SignerStats)
     _signatures: dict[tuple[object, ...], RRset] = field(default_factory=dict, repr=False)
 
     @cached_property
@@ -161,6 +173,7 @@ class Signer:
         key = (rrset.owner, rrset.rtype, rrset.ttl, wires)
         found = self._signatures.get(key)
         if found is not None:
+            self.stats.hits += 1
             return found
         owner = dns.name.from_wire(rrset.owner, 0)[0]
         rtype = _type(rrset.rtype)
@@ -181,6 +194,7 @@ class Signer:
             )
             signatures.append(rdata_parts(signature)[0])
         out = RRset(rrset.owner, RRSIG, rrset.ttl, tuple(signatures))
+        self.stats.made += 1
         if len(self._signatures) >= MAX_SIGNATURES:
             self._signatures = {}
         self._signatures[key] = out
@@ -190,6 +204,11 @@ class Signer:
     def made(self) -> int:
         """Signatures this signer holds (made and kept)."""
         return len(self._signatures)
+
+    @property
+    def earliest_expiry(self) -> int:
+        """Unix time the first of its signatures expires (the jitter only adds)."""
+        return self.now + VALIDITY
 
 
 def nsec(owner: bytes, types: set[int], ttl: int) -> RRset:

@@ -6,6 +6,7 @@ collector reads them (and the sync's view of Redis) at scrape time.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from gslb.core import names
+from gslb.core.dnssec import dnssec_key_tags
 from gslb.shell.poolstats import STATES
 from gslb.shell.transport import LATENCY_BUCKETS, QueryStats
 from gslb.shell.workerstats import Totals
@@ -83,6 +86,7 @@ class NodeCollector(Collector):
                 value = own.get(key, 0) + workers.rrl.get(key, 0)
                 yield CounterMetricFamily(name, text, value=value)
         yield from _pools(node)
+        yield from _dnssec(node)
         if sync is not None:
             yield from _checkers(sync.checkers)
         if node.checker is not None:
@@ -192,6 +196,37 @@ def _pools(node: Node) -> Iterator[Metric]:
                 fallback.add_metric([name, pool], 1)
             room = max(0, room - len(zone.on_fallback))
     yield from (zone_members, zone_pools, zone_fallback, members, fallback)
+
+
+def _dnssec(node: Node) -> Iterator[Metric]:
+    """The signers of this process (docs/dnssec.md): signatures made and found made, key
+    ages, and how long until the earliest signature expires (alerted on)."""
+    made = CounterMetricFamily(
+        "gslb_dnssec_signatures_made", "RRSIGs made (one per new RRset)", labels=["zone"]
+    )
+    hits = CounterMetricFamily(
+        "gslb_dnssec_signature_cache_hits",
+        "RRSIGs answered from those already made (every order of a pool shares one)",
+        labels=["zone"],
+    )
+    ages = GaugeMetricFamily(
+        "gslb_dnssec_key_age_seconds", "age of each signing key", labels=["zone", "key_tag"]
+    )
+    expiry = GaugeMetricFamily(
+        "gslb_dnssec_signature_expiry_seconds",
+        "seconds until the earliest signature this node hands out expires",
+        labels=["zone"],
+    )
+    now = time.time()
+    for signer in node.answerer.snapshot.signers.values():
+        zone = names.to_text(signer.apex).rstrip(".")
+        made.add_metric([zone], signer.stats.made)
+        hits.add_metric([zone], signer.stats.hits)
+        expiry.add_metric([zone], signer.earliest_expiry - now)
+        for tag, key in zip(dnssec_key_tags(signer), signer.keys, strict=True):
+            if key.created:
+                ages.add_metric([zone, str(tag)], now - key.created)
+    yield from (made, hits, ages, expiry)
 
 
 def _checkers(checkers: dict[str, Any]) -> Iterator[Metric]:

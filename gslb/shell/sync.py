@@ -245,11 +245,13 @@ class Sync:
         )
         self.moved.set()
 
-    async def refresh_signers(self) -> None:
+    async def refresh_signers(self, offline: bool = False) -> None:
         """A signer for each signed zone, with the cluster's key (gslb.state.store), made
         again every RESIGN_EVERY seconds: a new signer makes new signatures (the snapshot's
         version moves on, so no cached reply keeps an old one), long before the old ones
-        expire (a week). Zones no longer signed lose theirs."""
+        expire (a week). A key already held needs no Redis: `offline`, while Redis is down,
+        re-signs with the keys held and leaves the zones without one for later. Zones no
+        longer signed lose theirs."""
         current = self.current()
         wanted = {
             zone.apex: (zone.name, zone.context.dnssec)
@@ -267,10 +269,12 @@ class Sync:
             old = held.get(apex)
             if old is not None and now - old.now < RESIGN_EVERY:
                 signers[apex] = old
-                continue
-            keys = await self.store.dnssec_keys(name, algorithm)
-            signers[apex] = Signer(apex, keys, now)
-        self.install(signers=signers)
+            elif old is not None:
+                signers[apex] = Signer(apex, old.keys, now, stats=old.stats)
+            elif not offline:
+                signers[apex] = Signer(apex, await self.store.dnssec_keys(name, algorithm), now)
+        if signers != dict(held):
+            self.install(signers=signers)
 
     async def refresh_cookies(self) -> None:
         """The cluster's cookie secrets, made or rotated when due (gslb.state.store)."""
@@ -819,6 +823,7 @@ class Sync:
                 raise
             except REDIS_ERRORS as e:
                 self._down(e)
+                await self.refresh_signers(offline=True)  # signing goes on from the keys held
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

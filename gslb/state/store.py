@@ -648,7 +648,7 @@ def keys_json(keys: list[SigningKey]) -> str:
                 "algorithm": k.algorithm,
                 "flags": k.flags,
                 "private": base64.b64encode(k.private).decode(),
-                "created": round(time.time()),
+                "created": int(k.created or time.time()),
             }
             for k in keys
         ]
@@ -657,7 +657,12 @@ def keys_json(keys: list[SigningKey]) -> str:
 
 def keys_from_json(raw: bytes | str) -> tuple[SigningKey, ...]:
     return tuple(
-        SigningKey(int(k["algorithm"]), base64.b64decode(k["private"]), int(k.get("flags", 257)))
+        SigningKey(
+            int(k["algorithm"]),
+            base64.b64decode(k["private"]),
+            int(k.get("flags", 257)),
+            float(k.get("created", 0)),
+        )
         for k in json.loads(raw)
     )
 
