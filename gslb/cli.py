@@ -180,9 +180,15 @@ def _parser() -> argparse.ArgumentParser:
     ds_cmd = dnssec_sub.add_parser("ds", help="print the DS records to give the parent zone")
     ds_cmd.add_argument("zone")
     ds_cmd.add_argument("--dnskey", action="store_true", help="print the DNSKEY records too")
+    roll_cmd = dnssec_sub.add_parser(
+        "roll",
+        help="one step of a key rollover: the first starts it (a second key signs too; give "
+        "the parent both DS), the next completes it (the older key goes)",
+    )
+    roll_cmd.add_argument("zone")
 
     # Every tool that drives a running API: its URL and a token.
-    for cmd in (apply_cmd, export_cmd, drain_cmd, webhook, ds_cmd):
+    for cmd in (apply_cmd, export_cmd, drain_cmd, webhook, ds_cmd, roll_cmd):
         cmd.add_argument(
             "--api", default="http://127.0.0.1:8053", help="the API's base URL (%(default)s)"
         )
@@ -737,11 +743,24 @@ def dnssec_ds(args: argparse.Namespace) -> int:
     from gslb.apiclient import ApiClient, ApiFailure, path
 
     client = ApiClient(args.api, zonesync.token_of(args), timeout=10)
+    zone = args.zone.rstrip(".")
     try:
-        view = client.call("GET", path("zones", args.zone.rstrip("."), "dnssec")).json()
+        if args.dnssec_command == "roll":
+            view = client.call("POST", path("zones", zone, "dnssec", "roll")).json()
+        else:
+            view = client.call("GET", path("zones", zone, "dnssec")).json()
     except ApiFailure as e:
-        print(f"gslb dnssec ds: {e}", file=sys.stderr)
+        print(f"gslb dnssec {args.dnssec_command}: {e}", file=sys.stderr)
         return 1
+    if args.dnssec_command == "roll":
+        if view["rollover"] == "none":
+            print(f"{zone}: rollover completed; the parent should hold only this DS:")
+        else:
+            print(f"{zone}: rollover started, both keys sign; give the parent both DS, then")
+            print(f"run `gslb dnssec roll {zone}` again once its old DS has expired everywhere:")
+        for line in view["ds"]:
+            print(line)
+        return 0
     for line in view["ds"]:
         print(line)
     if args.dnskey:

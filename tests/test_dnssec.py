@@ -7,6 +7,7 @@ with AD=1. Answers without DO stay unsigned. Binding port 53 needs root, as CI h
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -33,12 +34,15 @@ from tests.test_redis_state import until
 SERVER_ADDRESS = "127.53.0.5"
 RESOLVER_ADDRESS = "127.53.0.6"
 ZONE = "signed.example"
+# Short TTLs for the keys here and the DS at the parent, so that a rollover's steps (each
+# waits for caches to let the previous one go, docs/dnssec.md) take seconds, not hours.
+KEY_TTL = 2
 ORIGIN = dns.name.from_text(ZONE)
 
 ZONE_FILE = f"""\
 zone: {ZONE}
 soa: {{mname: ns1, rname: hostmaster.example.com., minimum: 30}}
-dnssec: {{algorithm: ECDSAP256SHA256}}
+dnssec: {{algorithm: ECDSAP256SHA256, dnskey_ttl: {KEY_TTL}}}
 records: |
   @        NS    ns1
   ns1      A     {SERVER_ADDRESS}
@@ -495,3 +499,125 @@ pools:
             assert ecs.scopelen == 24, "the scope says the answer depends on the client's network"
     finally:
         assert server.stop() == 0
+
+
+def test_a_key_rollover_never_makes_the_validator_fail(
+    served: ServerProcess, tmp_path: Path
+) -> None:
+    """Double signature, driven by `gslb dnssec roll` and the parent's DS, with one validating
+    resolver asking throughout (and a fresh one at the end): AD=1 at every step."""
+    host, port = served.http[0]
+    api = f"http://{host}:{port}"
+
+    def roll() -> str:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gslb",
+                "dnssec",
+                "roll",
+                ZONE,
+                "--api",
+                api,
+                "--token-file",
+                str(TOKEN_FILE[0]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def parent_zone(keys: list[dns.rdata.Rdata]) -> str:
+        lines = "".join(
+            f"  signed DS {dns.dnssec.make_ds(ORIGIN, k, 'SHA256').to_text()}\n" for k in keys
+        )
+        return (
+            f"zone: example\nttl: {KEY_TTL}\nsoa: {{mname: ns, rname: hostmaster.example.com.}}\n"
+            "dnssec: {algorithm: ED25519}\nrecords: |\n"
+            f"  @ NS ns\n  ns A {PARENT_ADDRESS}\n  signed NS ns1.signed\n  ns1.signed A {SERVER_ADDRESS}\n"
+            + lines
+        )
+
+    zones = write_zones(tmp_path / "parent", {"p.yaml": parent_zone(list(dnskey()))})
+    parent = ServerProcess(zones, tmp_path / "pdata", "--no-checker", dns=(f"{PARENT_ADDRESS}:53",))
+    resolvers: list[subprocess.Popen[bytes]] = []
+
+    def start_resolver(address: str) -> None:
+        anchor = next(
+            r
+            for r in ask("example", "DNSKEY", where=PARENT_ADDRESS).answer
+            if r.rdtype == dns.rdatatype.DNSKEY
+        )
+        directory = tmp_path / address
+        directory.mkdir()
+        conf = directory / "unbound.conf"
+        conf.write_text(
+            unbound_config(
+                address, directory, "example", PARENT_ADDRESS, anchor.to_text().splitlines()[0]
+            )
+        )
+        resolvers.append(
+            subprocess.Popen(
+                [shutil.which("unbound") or "/usr/sbin/unbound", "-d", "-c", str(conf)]
+            )
+        )
+        until(lambda: _answers(lambda: ask("example", "SOA", where=address)))
+
+    def parent_ds() -> int:
+        reply = ask(ZONE, "DS", where=PARENT_ADDRESS)
+        return sum(len(r) for r in reply.answer if r.rdtype == dns.rdatatype.DS)
+
+    checked = [0]
+
+    def secure(resolver: str) -> None:
+        checked[0] += 1
+        for name in (f"www.{ZONE}", f"step{checked[0]}.wild.{ZONE}", f"nope{checked[0]}.{ZONE}"):
+            reply = ask(name, where=resolver)
+            assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.AD, (name, reply)
+
+    try:
+        until(
+            lambda: any(
+                r.rdtype == dns.rdatatype.DNSKEY
+                for r in ask("example", "DNSKEY", where=PARENT_ADDRESS).answer
+            )
+        )
+        start_resolver(PARENT_RESOLVER)
+        secure(PARENT_RESOLVER)
+        old = list(dnskey())
+        # 1. Start: a second key signs too and is published; CDS names both.
+        assert "rollover started" in roll()
+        until(lambda: len(dnskey()) == 2, timeout=20)
+        cds = [r for r in ask(ZONE, "CDS").answer if r.rdtype == dns.rdatatype.CDS]
+        assert sum(len(r) for r in cds) == 2
+        time.sleep(KEY_TTL + 1)  # the rollover's own rule: caches let the old DNSKEY set go
+        secure(PARENT_RESOLVER)
+        # 2. The parent takes both DS (double DS).
+        both = list(dnskey())
+        (zones / "p.yaml").write_text(parent_zone(both))
+        parent.signal(signal.SIGHUP)
+        until(lambda: parent_ds() == 2)
+        time.sleep(KEY_TTL + 1)  # and the old DS
+        secure(PARENT_RESOLVER)
+        # 3. Complete: the older key goes.
+        assert "rollover completed" in roll()
+        until(lambda: len(dnskey()) == 1, timeout=20)
+        assert dnskey()[0] not in old
+        time.sleep(KEY_TTL + 1)
+        secure(PARENT_RESOLVER)
+        # 4. The parent drops the old DS; a resolver that never saw the old key validates too.
+        (zones / "p.yaml").write_text(parent_zone(list(dnskey())))
+        parent.signal(signal.SIGHUP)
+        until(lambda: parent_ds() == 1)
+        time.sleep(KEY_TTL + 1)
+        secure(PARENT_RESOLVER)
+        start_resolver("127.53.0.11")
+        secure("127.53.0.11")
+    finally:
+        for resolver in resolvers:
+            resolver.terminate()
+            resolver.wait(10)
+        parent.stop()

@@ -187,6 +187,7 @@ class DnssecKey(BaseModel):
     key_tag: int
     algorithm: int
     flags: int
+    created: float = Field(description="when the key was made (Unix time)")
     dnskey: str = Field(description="the DNSKEY record, in presentation form")
 
 
@@ -195,6 +196,7 @@ class DnssecView(BaseModel):
 
     zone: str
     algorithm: str
+    rollover: str = Field(description="none, or in progress (two keys sign)")
     keys: list[DnssecKey]
     ds: list[str] = Field(description="DS records (SHA-256) for the parent zone")
 

@@ -653,13 +653,38 @@ async def get_dnssec(request: web.Request) -> web.Response:
         {
             "zone": name,
             "algorithm": algorithm,
+            # One key: signing. Two: a rollover under way, both sign and are published;
+            # the parent should hold both DS until `roll` is run again.
+            "rollover": "in progress" if len(keys) > 1 else "none",
             "keys": [
-                {"key_tag": tag, "algorithm": k.algorithm, "flags": k.flags, "dnskey": text}
+                {
+                    "key_tag": tag,
+                    "algorithm": k.algorithm,
+                    "flags": k.flags,
+                    "created": k.created,
+                    "dnskey": text,
+                }
                 for tag, k, text in zip(tags, keys, dnskeys, strict=True)
             ],
             "ds": signer.ds(),
         }
     )
+
+
+async def roll_dnssec(request: web.Request) -> web.Response:
+    head = await _head(request)
+    name = _zone(request)
+    if "dnssec" not in head:
+        raise NotFound(f"zone {name!r} is not signed (no dnssec: in its document)")
+    algorithm = (head.get("dnssec") or {}).get("algorithm") or "ECDSAP256SHA256"
+    store = _api(request).store
+    step, keys = await store.dnssec_roll(name, algorithm)
+    who = _who(request, "roll", f"zones/{name}/dnssec")
+    await store.record_action(
+        who.source, "roll", who.resource, zone=name, step=step, keys=len(keys)
+    )
+    log.info("dnssec rollover", zone=name, step=step, who=who.source)
+    return await get_dnssec(request)
 
 
 async def get_topology(request: web.Request) -> web.Response:
@@ -991,6 +1016,16 @@ OPERATIONS: tuple[Operation, ...] = (
         get_dnssec,
         "A signed zone's keys and the DS records for its parent (404: not signed)",
         "dnssec",
+        returns=ref("DnssecView"),
+    ),
+    Operation(
+        "POST",
+        Z + "/dnssec/roll",
+        roll_dnssec,
+        "One step of a key rollover: start (a second key signs and is published), or complete "
+        "(the older key goes)",
+        "dnssec",
+        role="write",
         returns=ref("DnssecView"),
     ),
     Operation(

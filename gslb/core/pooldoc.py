@@ -321,6 +321,20 @@ class PoolDoc(_Doc):
         return out
 
 
+class DnssecDoc(_Doc):
+    """Sign every answer of the zone online (docs/dnssec.md)."""
+
+    algorithm: Literal["ECDSAP256SHA256", "ED25519"] = Field(
+        "ECDSAP256SHA256", description="the signing key's algorithm (IANA mnemonic)"
+    )
+    dnskey_ttl: int = Field(
+        3600,
+        ge=1,
+        le=86400,
+        description="TTL of DNSKEY, CDS and CDNSKEY: how long a rollover step waits for caches",
+    )
+
+
 class GslbDoc(_Doc):
     """The keys a zone document adds for load balancing."""
 

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gslb.core import names, policy
-from gslb.core.pooldoc import GslbDoc, MemberDoc, PoolDoc, TopologyMatch, instant_seconds
+from gslb.core.pooldoc import (
+    DnssecDoc,
+    GslbDoc,
+    MemberDoc,
+    PoolDoc,
+    TopologyMatch,
+    instant_seconds,
+)
 from gslb.core.pooldoc import TopologyRule as TopologyRuleDoc
 from gslb.core.records import AAAA, A
 
@@ -146,14 +153,14 @@ class PoolContext:
     topology: tuple[TopologyRule, ...]
     timeouts: Mapping[str, float]  # monitor name -> its timeout (the default cold-start wait)
     costs: tuple[CostTable, ...] = ()
-    dnssec: str | None = None  # the zone's signing algorithm; None: unsigned
+    dnssec: DnssecDoc | None = None  # how the zone is signed; None: unsigned
     # One tuple per distinct policy: a million pools mostly repeat a few.
     policies: dict[tuple[str, ...], tuple[str, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
     @classmethod
-    def of(cls, apex: bytes, doc: GslbDoc, dnssec: str | None = None) -> PoolContext:
+    def of(cls, apex: bytes, doc: GslbDoc, dnssec: DnssecDoc | None = None) -> PoolContext:
         sites = {
             name: Site(name, s.lat, s.lon, s.country, s.continent, s.capacity)
             for name, s in doc.sites.items()

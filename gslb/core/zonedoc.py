@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated
 
 import dns.name
 import dns.rdata
@@ -19,7 +19,7 @@ import dns.rdatatype
 from pydantic import Field, field_validator, model_validator
 
 from gslb.core import masterfile, names
-from gslb.core.pooldoc import GslbDoc, StrictDoc, references
+from gslb.core.pooldoc import DnssecDoc, GslbDoc, StrictDoc, references
 from gslb.core.pools import Pool, PoolContext
 from gslb.core.records import (
     CNAME,
@@ -91,14 +91,6 @@ class SoaDoc(_Doc):
         return _check_name(value)
 
 
-class DnssecDoc(_Doc):
-    """Sign every answer of the zone online (docs/dnssec.md)."""
-
-    algorithm: Literal["ECDSAP256SHA256", "ED25519"] = Field(
-        "ECDSAP256SHA256", description="the signing key's algorithm (IANA mnemonic)"
-    )
-
-
 class ZoneDoc(GslbDoc):
     zone: str = Field(description="the zone's apex, e.g. gslb.example.com")
     ttl: TTL = Field(300, description="default TTL of static records")
@@ -129,9 +121,9 @@ class ZoneDoc(GslbDoc):
         return names.from_text(self.zone if self.zone.endswith(".") else self.zone + ".")
 
 
-def dnssec_of(doc: ZoneDoc) -> str | None:
-    """The algorithm a zone is signed with, or None: unsigned."""
-    return doc.dnssec.algorithm if doc.dnssec is not None else None
+def dnssec_of(doc: ZoneDoc) -> DnssecDoc | None:
+    """How a zone is signed, or None: unsigned."""
+    return doc.dnssec
 
 
 class ZoneError(ValueError):

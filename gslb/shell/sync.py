@@ -245,7 +245,7 @@ class Sync:
         )
         self.moved.set()
 
-    async def refresh_signers(self, offline: bool = False) -> None:
+    async def refresh_signers(self, offline: bool = False, reread: bool = False) -> None:
         """A signer for each signed zone, with the cluster's key (gslb.state.store), made
         again every RESIGN_EVERY seconds: a new signer makes new signatures (the snapshot's
         version moves on, so no cached reply keeps an old one), long before the old ones
@@ -254,25 +254,34 @@ class Sync:
         longer signed lose theirs."""
         current = self.current()
         wanted = {
-            zone.apex: (zone.name, zone.context.dnssec)
+            zone.apex: (zone.name, zone.context.dnssec.algorithm, zone.context.dnssec.dnskey_ttl)
             for zone in current.zones.zones.values()
             if zone.context is not None and zone.context.dnssec is not None
         }
         now = int(time.time())
         held = current.signers
-        if set(held) == set(wanted) and all(
-            now - signer.now < RESIGN_EVERY for signer in held.values()
+        if (
+            not reread
+            and set(held) == set(wanted)
+            and all(now - signer.now < RESIGN_EVERY for signer in held.values())
         ):
             return
         signers: dict[bytes, Signer] = {}
-        for apex, (name, algorithm) in wanted.items():
+        for apex, (name, algorithm, ttl) in wanted.items():
             old = held.get(apex)
+            if reread and old is not None:
+                # A rollover step made elsewhere: the keys stored are the keys to sign with.
+                keys = await self.store.dnssec_keys(name, algorithm)
+                if keys != old.keys or ttl != old.dnskey_ttl:
+                    signers[apex] = Signer(apex, keys, now, ttl, stats=old.stats)
+                    continue
             if old is not None and now - old.now < RESIGN_EVERY:
                 signers[apex] = old
             elif old is not None:
-                signers[apex] = Signer(apex, old.keys, now, stats=old.stats)
+                signers[apex] = Signer(apex, old.keys, now, ttl, stats=old.stats)
             elif not offline:
-                signers[apex] = Signer(apex, await self.store.dnssec_keys(name, algorithm), now)
+                keys = await self.store.dnssec_keys(name, algorithm)
+                signers[apex] = Signer(apex, keys, now, ttl)
         if signers != dict(held):
             self.install(signers=signers)
 
@@ -813,6 +822,7 @@ class Sync:
                             log.warning("the shared state went away under this connection")
                             break
                         await self.refresh_load()
+                        await self.refresh_signers(reread=True)
                     if self.cold_start.due() or self.slow_start.due() or self.drains.due():
                         # Cold-start waits have ended, a ramp moved on, or a planned drain.
                         self.install()

@@ -419,6 +419,29 @@ class Store:
             raise redis.exceptions.RedisError(f"the DNSSEC keys of {zone} went away")
         return keys_from_json(raw)
 
+    async def dnssec_roll(self, zone: str, algorithm: str) -> tuple[str, tuple[SigningKey, ...]]:
+        """One step of a key rollover (docs/dnssec.md, double signature): with one key, a
+        second is made and both sign and are published (CDS names both, for the parent's
+        double DS); with two, the older goes. Atomic (WATCH): two operators stepping at once
+        make one step. Returns the step taken ("started" or "completed") and the keys."""
+        await self.dnssec_keys(zone, algorithm)  # a zone never signed yet gets its first
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(DNSSEC_KEYS)
+                    raw = await pipe.hget(DNSSEC_KEYS, zone)
+                    keys = list(keys_from_json(raw)) if raw is not None else []
+                    if len(keys) >= 2:
+                        step, keys = "completed", keys[1:]
+                    else:
+                        step, keys = "started", [*keys, SigningKey.generate(algorithm)]
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(DNSSEC_KEYS, zone, keys_json(keys))
+                    await pipe.execute()
+                    return step, tuple(keys)
+                except redis.exceptions.WatchError:
+                    continue
+
     async def cookie_secrets(
         self, rotate_every: float, now: float | None = None
     ) -> tuple[bytes, bytes | None, bytes | None]:
@@ -515,15 +538,20 @@ class Store:
     async def record_refusal(self, who: str, resource: str, errors: list[str]) -> None:
         """An audit record of a configuration refused whole (a zone directory a reload
         could not load): nothing changed, and the trail says why."""
+        await self.record_action(who, "refuse", resource, errors=errors)
+
+    async def record_action(self, who: str, action: str, resource: str, **fields: Any) -> None:
+        """An audit record of what is not a document write (a refused reload, a DNSSEC
+        rollover step), with `fields` to say more."""
         record = {
             "at": round(time.time(), 3),
             "who": who,
-            "action": "refuse",
-            "zone": None,
+            "action": action,
+            "zone": fields.pop("zone", None),
             "resource": resource,
-            "errors": errors,
             "before": None,
             "after": None,
+            **fields,
         }
         pipe = self.redis.pipeline(transaction=True)
         _queue_audit(pipe, [record])
