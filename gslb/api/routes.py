@@ -639,12 +639,17 @@ def _topology(head: dict[str, Json]) -> Json:
     return {"topology": head.get("topology") or []}
 
 
-async def get_dnssec(request: web.Request) -> web.Response:
+async def _signed_zone(request: web.Request) -> tuple[str, str]:
+    """The zone's name and signing algorithm; 404 for a zone that is not signed."""
     head = await _head(request)
     name = _zone(request)
     if "dnssec" not in head:
         raise NotFound(f"zone {name!r} is not signed (no dnssec: in its document)")
-    algorithm = (head.get("dnssec") or {}).get("algorithm") or "ECDSAP256SHA256"
+    return name, (head.get("dnssec") or {}).get("algorithm") or "ECDSAP256SHA256"
+
+
+async def get_dnssec(request: web.Request) -> web.Response:
+    name, algorithm = await _signed_zone(request)
     keys = await _api(request).store.dnssec_keys(name, algorithm)
     signer = Signer(names.from_text(name + "."), keys, int(time.time()))
     tags = dnssec_key_tags(signer)
@@ -672,11 +677,7 @@ async def get_dnssec(request: web.Request) -> web.Response:
 
 
 async def roll_dnssec(request: web.Request) -> web.Response:
-    head = await _head(request)
-    name = _zone(request)
-    if "dnssec" not in head:
-        raise NotFound(f"zone {name!r} is not signed (no dnssec: in its document)")
-    algorithm = (head.get("dnssec") or {}).get("algorithm") or "ECDSAP256SHA256"
+    name, algorithm = await _signed_zone(request)
     store = _api(request).store
     step, keys = await store.dnssec_roll(name, algorithm)
     who = _who(request, "roll", f"zones/{name}/dnssec")
