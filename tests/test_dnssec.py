@@ -69,12 +69,14 @@ def ask(
 
 
 TOKEN_FILE: list[Path] = [Path()]
+ZONES_DIR: list[Path] = [Path()]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     base = tmp_path_factory.mktemp("dnssec")
     TOKEN_FILE[0] = base / "data" / "api-token"
+    ZONES_DIR[0] = base / "zones"
     server = ServerProcess(
         write_zones(base / "zones", {"z.yaml": ZONE_FILE}),
         base / "data",
@@ -621,3 +623,44 @@ def test_a_key_rollover_never_makes_the_validator_fail(
             resolver.terminate()
             resolver.wait(10)
         parent.stop()
+
+
+def test_going_insecure_asks_the_parent_to_delete_the_ds_first_then_stops_signing(
+    served: ServerProcess,
+) -> None:
+    """Last in this file: it leaves the zone unsigned."""
+    zone_file = ZONES_DIR[0] / "z.yaml"
+    signed = zone_file.read_text()
+    # 1. withdraw: still signed, and CDS / CDNSKEY say "delete the DS" (RFC 8078).
+    zone_file.write_text(
+        signed.replace(f"dnskey_ttl: {KEY_TTL}}}", f"dnskey_ttl: {KEY_TTL}, withdraw: true}}")
+    )
+    served.signal(signal.SIGHUP)
+
+    def cds() -> list[str]:
+        return [
+            rd.to_text()
+            for r in ask(ZONE, "CDS").answer
+            if r.rdtype == dns.rdatatype.CDS
+            for rd in r
+        ]
+
+    until(lambda: cds() == ["0 0 0 00"], timeout=20)
+    assert [r.rdtype for r in validated(ask(f"mail.{ZONE}"))] == [dns.rdatatype.A], "still signed"
+    cdnskey = [
+        rd.to_text()
+        for r in ask(ZONE, "CDNSKEY").answer
+        if r.rdtype == dns.rdatatype.CDNSKEY
+        for rd in r
+    ]
+    assert cdnskey == ["0 3 0 AA=="]
+    # 2. Once the parent has no DS: dnssec: goes, and so do the signatures.
+    zone_file.write_text(
+        "".join(line + "\n" for line in signed.splitlines() if not line.startswith("dnssec:"))
+    )
+    served.signal(signal.SIGHUP)
+    until(
+        lambda: not any(r.rdtype == dns.rdatatype.RRSIG for r in ask(f"mail.{ZONE}").answer),
+        timeout=20,
+    )
+    assert not ask(ZONE, "DNSKEY").answer

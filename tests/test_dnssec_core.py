@@ -136,3 +136,10 @@ def test_the_ds_names_the_key() -> None:
     (ds,) = signer.ds()
     assert ds.startswith("signed.example. IN DS ")
     assert ds.split()[4] == "13" and ds.split()[5] == "2"  # ECDSAP256SHA256, SHA-256
+
+
+def test_withdrawing_publishes_the_delete_records_of_rfc_8078() -> None:
+    signer = Signer(WIRE, (SigningKey.generate("ED25519"),), int(time.time()), withdraw=True)
+    assert as_dnspython(signer.cds)[0].to_text() == "0 0 0 00"
+    assert as_dnspython(signer.cdnskey)[0].to_text() == "0 3 0 AA=="
+    assert len(signer.dnskey.rdatas) == 1, "the zone stays signed meanwhile"

@@ -395,6 +395,8 @@ def decide(query: Query, snapshot: Snapshot, pool_answer: PoolAnswer | None = No
         # Never recursion, and no zone transfers: REFUSED says "not from me".
         return Lookup(RCODE_REFUSED, False)
     signer = snapshot.signers.get(zone.apex) if query.key == zone.apex else None
+    if signer is not None and (zone.context is None or zone.context.dnssec is None):
+        signer = None  # no longer signed: the signer goes with the next refresh
     added = signer.apex_rrset(qtype) if signer is not None else None
     if added is not None:  # DNSKEY, CDS, CDNSKEY: made from the zone's keys
         return Lookup(0, True, ((zone.apex, added),))

@@ -113,6 +113,8 @@ class Signer:
     keys: tuple[SigningKey, ...]
     now: int  # Unix time the signatures are made for
     dnskey_ttl: int = 3600
+    # Going insecure: CDS and CDNSKEY say "delete the DS" (RFC 8078 §4), signing goes on.
+    withdraw: bool = False
     stats: SignerStats = field(default_factory=SignerStats)
     _signatures: dict[tuple[object, ...], RRset] = field(default_factory=dict, repr=False)
 
@@ -138,7 +140,10 @@ class Signer:
 
     @cached_property
     def cds(self) -> RRset:
-        """CDS (RFC 7344): the DS a parent that scans its children should hold."""
+        """CDS (RFC 7344): the DS a parent that scans its children should hold; when
+        withdrawing, the one record that asks it to hold none (RFC 8078 §4: 0 0 0 00)."""
+        if self.withdraw:
+            return RRset(self.apex, CDS, self.dnskey_ttl, ((b"\x00\x00\x00\x00\x00",),))
         rdatas = []
         for _, key in self._loaded:
             if key.flags & 1:
@@ -148,7 +153,10 @@ class Signer:
 
     @cached_property
     def cdnskey(self) -> RRset:
-        """CDNSKEY (RFC 7344): the keys a parent should make its DS of."""
+        """CDNSKEY (RFC 7344): the keys a parent should make its DS of; when withdrawing,
+        the delete record (RFC 8078 §4: 0 3 0 AA==)."""
+        if self.withdraw:
+            return RRset(self.apex, CDNSKEY, self.dnskey_ttl, ((b"\x00\x00\x03\x00\x00",),))
         return RRset(self.apex, CDNSKEY, self.dnskey_ttl, self.dnskey.rdatas)
 
     def apex_rrset(self, rtype: int) -> RRset | None:

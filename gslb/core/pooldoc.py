@@ -333,6 +333,11 @@ class DnssecDoc(_Doc):
         le=86400,
         description="TTL of DNSKEY, CDS and CDNSKEY: how long a rollover step waits for caches",
     )
+    withdraw: bool = Field(
+        False,
+        description="going insecure: still signed, but CDS and CDNSKEY ask the parent to delete "
+        "its DS (RFC 8078); remove dnssec: once the parent has",
+    )
 
 
 class GslbDoc(_Doc):

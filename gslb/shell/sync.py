@@ -254,7 +254,7 @@ class Sync:
         longer signed lose theirs."""
         current = self.current()
         wanted = {
-            zone.apex: (zone.name, zone.context.dnssec.algorithm, zone.context.dnssec.dnskey_ttl)
+            zone.apex: (zone.name, zone.context.dnssec)
             for zone in current.zones.zones.values()
             if zone.context is not None and zone.context.dnssec is not None
         }
@@ -267,21 +267,22 @@ class Sync:
         ):
             return
         signers: dict[bytes, Signer] = {}
-        for apex, (name, algorithm, ttl) in wanted.items():
+        for apex, (name, doc) in wanted.items():
+            algorithm, ttl, withdraw = doc.algorithm, doc.dnskey_ttl, doc.withdraw
             old = held.get(apex)
             if reread and old is not None:
                 # A rollover step made elsewhere: the keys stored are the keys to sign with.
                 keys = await self.store.dnssec_keys(name, algorithm)
-                if keys != old.keys or ttl != old.dnskey_ttl:
-                    signers[apex] = Signer(apex, keys, now, ttl, stats=old.stats)
+                if (keys, ttl, withdraw) != (old.keys, old.dnskey_ttl, old.withdraw):
+                    signers[apex] = Signer(apex, keys, now, ttl, withdraw, stats=old.stats)
                     continue
             if old is not None and now - old.now < RESIGN_EVERY:
                 signers[apex] = old
             elif old is not None:
-                signers[apex] = Signer(apex, old.keys, now, ttl, stats=old.stats)
+                signers[apex] = Signer(apex, old.keys, now, ttl, withdraw, stats=old.stats)
             elif not offline:
                 keys = await self.store.dnssec_keys(name, algorithm)
-                signers[apex] = Signer(apex, keys, now, ttl)
+                signers[apex] = Signer(apex, keys, now, ttl, withdraw)
         if signers != dict(held):
             self.install(signers=signers)
 
