@@ -31,6 +31,7 @@ MEMBERS = ["127.10.6.10", "127.10.7.10", "127.10.6.20"]
 ZONE = f"""\
 zone: dash.example
 soa: {{mname: ns1, rname: hostmaster.dash.example.}}
+dnssec: {{algorithm: ED25519}}
 records: |
   @     NS    ns1
   ns1   A     192.0.2.53
@@ -142,6 +143,20 @@ def test_the_dashboard_follows_health_and_drains_a_member(bed: Bed, page: Page) 
     assert "1 not monitored" in page.locator('.card[data-pool="dash.example/www-v6"]').inner_text()
     page.wait_for_selector("#nodes tbody tr td:has-text('alive')")
     page.wait_for_selector("#checkers tbody tr td:has-text('alive')")
+    # The zone is signed: its key, and a rollover once one is started.
+    signed = page.locator('#dnssec p[data-zone="dash.example"]')
+    signed.wait_for()
+    assert "DNSSEC ED25519, key " in signed.inner_text() and "rollover" not in signed.inner_text()
+    import urllib.request
+
+    roll = urllib.request.Request(
+        bed.url + "api/v1/zones/dash.example/dnssec/roll",
+        method="POST",
+        headers={"Authorization": f"Bearer {bed.token}"},
+    )
+    with urllib.request.urlopen(roll, timeout=10) as response:
+        assert response.status == 200
+    page.wait_for_selector('#dnssec p[data-zone="dash.example"]:has-text("rollover in progress")')
     page.screenshot(path=str(OUTPUT / "dashboard-overview.png"), full_page=True)
 
     # Pool view: members with site, ISP and health; the checker-by-path matrix.

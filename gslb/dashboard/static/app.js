@@ -23,6 +23,7 @@ const state = {
   rtt: { times: [], by: {} }, // sample times, and member key -> ms at each (null: none)
   audit: [],
   history: [],
+  dnssec: {}, // zone -> its keys and rollover state (GET /zones/{zone}/dnssec), signed zones only
   streamUp: false,
   redisUp: true,
 };
@@ -83,6 +84,10 @@ async function refresh() {
   const documents = await Promise.all(list.zones.map((z) => api(`/zones/${encodeURIComponent(z.zone)}`)));
   state.zones = {};
   list.zones.forEach((z, i) => (state.zones[z.zone] = documents[i]));
+  const signed = list.zones.filter((z, i) => documents[i].dnssec);
+  const views = await Promise.all(signed.map((z) => api(`/zones/${encodeURIComponent(z.zone)}/dnssec`)));
+  state.dnssec = {};
+  signed.forEach((z, i) => (state.dnssec[z.zone] = views[i]));
   state.health = health;
   state.nodes = nodes.nodes;
   state.load = load.members;
@@ -366,6 +371,19 @@ function renderOverview() {
     );
   });
   $("#pools").replaceChildren(...(cards.length ? cards : [el("p", {}, "No pools yet.")]));
+  // Signed zones: their keys, and a rollover under way (docs/dnssec.md).
+  $("#dnssec").replaceChildren(
+    ...Object.values(state.dnssec).map((d) =>
+      el(
+        "p",
+        { class: "dnssec", dataset: { zone: d.zone } },
+        el("strong", {}, `${d.zone}: DNSSEC ${d.algorithm}`),
+        `, key${d.keys.length > 1 ? "s" : ""} ${d.keys.map((k) => k.key_tag).join(" and ")}`,
+        d.rollover !== "none" ? el("span", { class: "badge admin-drained" }, ` rollover ${d.rollover}: both keys sign; the parent should hold both DS`) : null,
+        state.zones[d.zone] && state.zones[d.zone].dnssec && state.zones[d.zone].dnssec.withdraw ? el("span", { class: "badge admin-disabled" }, " withdrawing: CDS asks the parent to delete its DS") : null
+      )
+    )
+  );
   // A node whose last reload was refused keeps serving what it had: say so, and why.
   const refused = Object.values(state.nodes).filter((n) => n.refused);
   $("#refusals").replaceChildren(
