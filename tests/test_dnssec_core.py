@@ -143,3 +143,18 @@ def test_withdrawing_publishes_the_delete_records_of_rfc_8078() -> None:
     assert as_dnspython(signer.cds)[0].to_text() == "0 0 0 00"
     assert as_dnspython(signer.cdnskey)[0].to_text() == "0 3 0 AA=="
     assert len(signer.dnskey.rdatas) == 1, "the zone stays signed meanwhile"
+
+
+def test_a_cname_chain_that_ends_nowhere_proves_where_it_ends(signer: Signer) -> None:
+    from gslb.core.records import CNAME, NameRef
+
+    soa = RRset(WIRE, SOA, 30, ((b"\x00" * 22,),))
+    alias, gone = owner("alias"), owner("gone")
+    cname = RRset(alias, CNAME, 60, ((NameRef(gone),),))
+    nx = Lookup(3, True, ((alias, cname),), ((WIRE, soa),))
+    signed = sign_lookup(nx, alias, A, lambda _: signer, lambda _: set())
+    assert signed.rcode == 0
+    proofs = [(o, r) for o, r in signed.authority if r.rtype == 47]
+    assert [o for o, _ in proofs] == [gone], "the NSEC is at the chain's end, not the alias"
+    assert NXNAME in _types(as_dnspython(proofs[0][1])[0])
+    assert [r.rtype for _, r in signed.answer] == [CNAME, 46], "the CNAME is signed"

@@ -45,7 +45,7 @@ import dns.rrset
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from gslb.core.records import NS, SOA, RRset, rdata_parts, rdata_wire
+from gslb.core.records import CNAME, NS, SOA, NameRef, RRset, rdata_parts, rdata_wire
 from gslb.core.zone import Lookup
 
 ALGORITHMS = {"ECDSAP256SHA256": 13, "ED25519": 15}
@@ -248,18 +248,24 @@ def sign_lookup(
     """`lookup` signed for a query with DO set: an RRSIG after each RRset of the answer and
     authority of a signed zone, and compact denial for a name or type that is not there.
     `signer(owner)` finds the signer of the zone an owner is in (None: unsigned)."""
-    zone = signer(qname)
     answer = _signed(lookup.answer, signer)
     authority = lookup.authority
     rcode = lookup.rcode
-    if zone is not None and lookup.authoritative and not lookup.answer:
-        soa_ttl = next((r.ttl for _, r in authority if r.rtype == SOA), 0)
+    # The name denied: the one asked, or where a CNAME chain ends (its last target).
+    denied = qname
+    if lookup.answer and lookup.answer[-1][1].rtype == CNAME:
+        target = lookup.answer[-1][1].rdatas[0][0]
+        denied = target.wire if isinstance(target, NameRef) else target
+    zone = signer(denied)
+    if zone is not None and lookup.authoritative and any(r.rtype == SOA for _, r in authority):
+        soa_ttl = next(r.ttl for _, r in authority if r.rtype == SOA)
         if rcode == RCODE_NXDOMAIN:
             rcode = 0  # RFC 9824 §3.2: the name "exists" as an NSEC saying it does not
-            authority = (*authority, (qname, nsec(qname, {NXNAME}, soa_ttl)))
-        elif rcode == 0 and any(r.rtype == SOA for _, r in authority):
-            authority = (*authority, (qname, nsec(qname, types_at(qname) - {qtype}, soa_ttl)))
-    elif zone is not None and not lookup.authoritative:
+            authority = (*authority, (denied, nsec(denied, {NXNAME}, soa_ttl)))
+        elif rcode == 0 and (not lookup.answer or denied != qname):
+            types = types_at(denied) - {qtype}
+            authority = (*authority, (denied, nsec(denied, types, soa_ttl)))
+    elif signer(qname) is not None and not lookup.authoritative:
         # A referral: the child's NS are the child's; the DS (or its absence) is ours.
         # The child's DS is the secure link to it (RFC 4035 §3.1.4); without one, the NSEC
         # at the cut proves the child is unsigned.
