@@ -177,12 +177,13 @@ class Signer:
 
     def rrsig(self, rrset: RRset) -> RRset:
         """The RRSIG RRset of `rrset` (owner and TTL as given), made once."""
-        wires = tuple(sorted(rdata_wire(parts) for parts in rrset.rdatas))
-        key = (rrset.owner, rrset.rtype, rrset.ttl, wires)
+        # Every order of the same records is one key: a set (an RRset has no duplicates).
+        key = (rrset.owner, rrset.rtype, rrset.ttl, frozenset(rrset.rdatas))
         found = self._signatures.get(key)
         if found is not None:
             self.stats.hits += 1
             return found
+        wires = sorted(rdata_wire(parts) for parts in rrset.rdatas)
         owner = dns.name.from_wire(rrset.owner, 0)[0]
         rtype = _type(rrset.rtype)
         rdataset = dns.rdataset.Rdataset(dns.rdataclass.IN, rtype, ttl=rrset.ttl)
