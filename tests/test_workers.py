@@ -19,6 +19,7 @@ from tests.test_redis_state import until
 ZONE = """\
 zone: gslb.example.com
 soa: {mname: ns1, rname: hostmaster.example.com.}
+dnssec: {algorithm: ED25519}
 records: |
   @     NS    ns1
   ns1   A     192.0.2.53
@@ -30,17 +31,28 @@ pools:
 """
 
 
-def ask_from_many_ports(server: ServerProcess, count: int = 64) -> list[set[str]]:
+def ask_from_many_ports(
+    server: ServerProcess, count: int = 64, dnssec: bool = False
+) -> list[set[str]]:
     """Each query from a fresh source port: SO_REUSEPORT spreads them over the workers."""
     out = []
     for _ in range(count):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))
-            reply = dns.query.udp(
-                query("www.gslb.example.com"), server.host, port=server.port, timeout=2, sock=sock
-            )
-        out.append({rr.to_text() for rrset in reply.answer for rr in rrset})
+            message = query("www.gslb.example.com")
+            if dnssec:
+                message.want_dnssec()
+            reply = dns.query.udp(message, server.host, port=server.port, timeout=2, sock=sock)
+        out.append({rr.to_text() for rrset in reply.answer if rrset.rdtype == 1 for rr in rrset})
     return out
+
+
+def metric(host: str, port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_two_workers_share_the_port_and_both_follow_a_change(tmp_path: Path) -> None:
@@ -66,7 +78,7 @@ def test_two_workers_share_the_port_and_both_follow_a_change(tmp_path: Path) -> 
 
         # A worker reports once its sockets are bound: wait for both before asking.
         until(lambda: len(counted()) == 2)
-        answers = ask_from_many_ports(server)
+        answers = ask_from_many_ports(server, dnssec=True)
         assert all(a == {"192.0.2.10", "192.0.2.20"} for a in answers)
 
         # Both processes answered some, and the node's row (and /metrics) counts them all.
@@ -75,6 +87,9 @@ def test_two_workers_share_the_port_and_both_follow_a_change(tmp_path: Path) -> 
         with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
             metrics = r.read().decode()
         assert "gslb_dns_queries_total 64.0" in metrics
+        # Each process signed the answer once with its own signer, and /metrics counts both.
+        made = 'gslb_dnssec_signatures_made_total{zone="gslb.example.com"}'
+        until(lambda: metric(host, port, made) == 2.0)
 
         request = urllib.request.Request(
             f"http://{host}:{port}/api/v1/zones/gslb.example.com/pools/www/members/192.0.2.10/drain",

@@ -86,7 +86,7 @@ class NodeCollector(Collector):
                 value = own.get(key, 0) + workers.rrl.get(key, 0)
                 yield CounterMetricFamily(name, text, value=value)
         yield from _pools(node)
-        yield from _dnssec(node)
+        yield from _dnssec(node, workers)
         if sync is not None:
             yield from _checkers(sync.checkers)
         if node.checker is not None:
@@ -198,9 +198,10 @@ def _pools(node: Node) -> Iterator[Metric]:
     yield from (zone_members, zone_pools, zone_fallback, members, fallback)
 
 
-def _dnssec(node: Node) -> Iterator[Metric]:
-    """The signers of this process (docs/dnssec.md): signatures made and found made, key
-    ages, and how long until the earliest signature expires (alerted on)."""
+def _dnssec(node: Node, workers: Totals) -> Iterator[Metric]:
+    """The signers of this process (docs/dnssec.md): signatures made and found made (its
+    workers' added), key ages, and how long until the earliest signature expires (alerted
+    on)."""
     made = CounterMetricFamily(
         "gslb_dnssec_signatures_made", "RRSIGs made (one per new RRset)", labels=["zone"]
     )
@@ -219,9 +220,11 @@ def _dnssec(node: Node) -> Iterator[Metric]:
     )
     now = time.time()
     for signer in node.answerer.snapshot.signers.values():
-        zone = names.to_text(signer.apex).rstrip(".")
-        made.add_metric([zone], signer.stats.made)
-        hits.add_metric([zone], signer.stats.hits)
+        text = names.to_text(signer.apex)
+        zone = text.rstrip(".")
+        theirs = workers.dnssec.get(text, [0, 0])
+        made.add_metric([zone], signer.stats.made + theirs[0])
+        hits.add_metric([zone], signer.stats.hits + theirs[1])
         expiry.add_metric([zone], signer.earliest_expiry - now)
         for tag, key in zip(dnssec_key_tags(signer), signer.keys, strict=True):
             if key.created:

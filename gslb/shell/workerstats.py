@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gslb.common import logs
+from gslb.core import names
 from gslb.shell.transport import LATENCY_BUCKETS, AnswerCounts, Answerer, QueryStats
 
 log = logs.get("gslb.workers")
@@ -34,6 +35,11 @@ def report(answerer: Answerer, answers: dict[str, int]) -> dict[str, Any]:
         "stats": {t: _stats(s) for t, s in answerer.stats.items()},
         "rrl": dict(vars(rrl)) if rrl is not None else {},
         "answers": answers,
+        # Each worker signs with signers of its own snapshot: what they made and found made.
+        "dnssec": {
+            names.to_text(apex): [signer.stats.made, signer.stats.hits]
+            for apex, signer in answerer.snapshot.signers.items()
+        },
     }
 
 
@@ -54,6 +60,7 @@ class Totals:
     stats: dict[str, QueryStats] = field(default_factory=dict)
     rrl: dict[str, int] = field(default_factory=dict)
     answers: AnswerCounts = field(default_factory=AnswerCounts)
+    dnssec: dict[str, list[int]] = field(default_factory=dict)  # zone -> [made, hits]
 
 
 class WorkerStats:
@@ -90,6 +97,10 @@ class WorkerStats:
                 into.latency_count += int(stats.get("count", 0))
             for name, value in (line.get("rrl") or {}).items():
                 out.rrl[name] = out.rrl.get(name, 0) + int(value)
+            for zone, (made, hits) in (line.get("dnssec") or {}).items():
+                into_zone = out.dnssec.setdefault(str(zone), [0, 0])
+                into_zone[0] += int(made)
+                into_zone[1] += int(hits)
         return out
 
     async def read(self, worker: int, fd: int) -> None:
