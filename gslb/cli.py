@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     _path_flag(serve)
     _api_flags(serve)
     _dns_flags(serve)
+    _dnssec_flag(serve)
 
     dns_role = sub.add_parser("dns", help="the DNS role alone, answering from a shared Redis")
     dns_role.add_argument(
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _api_flags(dns_role)
     _dns_flags(dns_role)
+    _dnssec_flag(dns_role)
     # How `serve --workers N` starts its workers (not for people): the node's settings come
     # in $GSLB_WORKER_SETTINGS, what the worker counts goes back on a pipe.
     dns_role.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -125,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=Path("data"), help="where the local API token is kept"
     )
     _api_flags(api_role)
+    _dnssec_flag(api_role)
     _geoip_flags(api_role)
     _log_flags(api_role)
     _config_flag(api_role)
@@ -186,6 +189,16 @@ def _parser() -> argparse.ArgumentParser:
         "the parent both DS), the next completes it (the older key goes)",
     )
     roll_cmd.add_argument("zone")
+    keygen_cmd = dnssec_sub.add_parser(
+        "keygen",
+        help="make a key file for a zone that keeps its keys in files (dnssec: {keys: NAME}), "
+        "and print its DS",
+    )
+    keygen_cmd.add_argument("zone")
+    keygen_cmd.add_argument("file", type=Path, help="the new key file (NAME.pem; never replaced)")
+    keygen_cmd.add_argument(
+        "--algorithm", choices=("ECDSAP256SHA256", "ED25519"), default="ECDSAP256SHA256"
+    )
 
     # Every tool that drives a running API: its URL and a token.
     for cmd in (apply_cmd, export_cmd, drain_cmd, webhook, ds_cmd, roll_cmd):
@@ -658,6 +671,16 @@ def _path_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _dnssec_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dnssec-key-dir",
+        type=Path,
+        metavar="DIR",
+        help="where zones with dnssec: {keys: NAME} find their key files, DIR/NAME/*.pem "
+        "(default: DATA-DIR/dnssec-keys)",
+    )
+
+
 def _geoip_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--geoip", type=Path, metavar="CITY.mmdb", help="GeoIP2 City database")
     parser.add_argument("--geoip-asn", type=Path, metavar="ASN.mmdb", help="GeoIP2 ASN database")
@@ -670,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     from_file(parser, argv, os.environ)
     from_environment(parser, os.environ)
     args = parser.parse_args(argv)
+    if args.command == "dnssec" and args.dnssec_command == "keygen":
+        return dnssec_keygen(args)
     if args.command == "dnssec":
         return dnssec_ds(args)
     if args.command == "config":
@@ -736,6 +761,30 @@ def agent_settings(args: argparse.Namespace) -> AgentSettings:
     return _validated(
         AgentSettings, {k: v for k, v in vars(args).items() if k in fields and v is not None}
     )
+
+
+def dnssec_keygen(args: argparse.Namespace) -> int:
+    """`gslb dnssec keygen ZONE FILE`: a new key, in a file only its owner may read (copy it
+    to every node's key directory), and the DS the parent needs for it."""
+    import time
+
+    from gslb.core import names
+    from gslb.core.dnssec import Signer, SigningKey
+    from gslb.state.keyfiles import write_key_file
+
+    if args.file.suffix != ".pem":
+        print(f"gslb dnssec keygen: {args.file}: a key file's name ends in .pem", file=sys.stderr)
+        return 1
+    key = SigningKey.generate(args.algorithm)
+    try:
+        write_key_file(args.file, key)
+    except OSError as e:
+        print(f"gslb dnssec keygen: {args.file}: {e.strerror}", file=sys.stderr)
+        return 1
+    signer = Signer(names.from_text(args.zone.rstrip(".") + "."), (key,), int(time.time()))
+    for line in signer.ds():
+        print(line)
+    return 0
 
 
 def dnssec_ds(args: argparse.Namespace) -> int:
@@ -1035,6 +1084,8 @@ def serve(args: argparse.Namespace) -> int:
         http=settings.http,
         redis_url=settings.redis,
         data_dir=data_dir or Path("data"),
+        dnssec_key_dir=settings.dnssec_key_dir
+        or (data_dir / "dnssec-keys" if data_dir is not None else None),
         locator=locator,
         checker=settings.checker.checker_config() if settings.checker else None,
         settings=settings.answering(),

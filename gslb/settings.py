@@ -193,6 +193,7 @@ class NodeSettings(DnsSettings, ApiSettings, Logging):
     http: Endpoint | None = None
     redis: str | None = None
     data_dir: Path | None = None
+    dnssec_key_dir: Path | None = None  # default: DATA-DIR/dnssec-keys
     # serve runs a checker beside the DNS, unless told not to
     checker: CheckerSettings | None = None
     # a DNS worker of a node (set by the node, never by people)

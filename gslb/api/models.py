@@ -197,6 +197,10 @@ class DnssecView(BaseModel):
     zone: str
     algorithm: str
     rollover: str = Field(description="none, or in progress (two keys sign)")
+    key_store: Literal["state", "files"] = Field(
+        description="where the keys are kept: the state store (made on first use, rolled by "
+        "the API), or key files on each node (dnssec: keys:)"
+    )
     keys: list[DnssecKey]
     ds: list[str] = Field(description="DS records (SHA-256) for the parent zone")
 

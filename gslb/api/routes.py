@@ -16,6 +16,7 @@ import datetime
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -29,12 +30,13 @@ from gslb.api.table import PREFIX, Handler, Operation, Param, ref
 from gslb.common import logs
 from gslb.common.redis import REDIS_ERRORS
 from gslb.core import names
-from gslb.core.dnssec import Signer, dnssec_key_tags
+from gslb.core.dnssec import Signer, SigningKey, dnssec_key_tags
 from gslb.core.explain import ExplainError
 from gslb.core.explain import explain as run_explain
 from gslb.core.masterfile import Limits
 from gslb.schema import LOAD
 from gslb.schema import Load as LoadReport
+from gslb.state.keyfiles import KeyDirError, read_key_dir
 from gslb.state.store import ANSWER_BUCKET, LOAD_FRESH, Edit, Store
 from gslb.state.zones import (
     Outcome,
@@ -65,8 +67,10 @@ class Api:
         redis_up: Callable[[], bool] = lambda: True,
         limits: Limits | None = None,
         body_timeout: float = 30.0,
+        key_dir: Path | None = None,
     ) -> None:
         self._store = store
+        self.key_dir = key_dir  # where zones with dnssec: {keys: NAME} keep their key files
         self.redis_up = redis_up
         self.limits = limits or Limits()
         self.body_timeout = body_timeout
@@ -639,18 +643,41 @@ def _topology(head: dict[str, Json]) -> Json:
     return {"topology": head.get("topology") or []}
 
 
-async def _signed_zone(request: web.Request) -> tuple[str, str]:
-    """The zone's name and signing algorithm; 404 for a zone that is not signed."""
+async def _signed_zone(request: web.Request) -> tuple[str, str, str | None]:
+    """The zone's name, signing algorithm and key directory (None: its keys are in the
+    state store); 404 for a zone that is not signed."""
     head = await _head(request)
     name = _zone(request)
     if "dnssec" not in head:
         raise NotFound(f"zone {name!r} is not signed (no dnssec: in its document)")
-    return name, (head.get("dnssec") or {}).get("algorithm") or "ECDSAP256SHA256"
+    dnssec = head.get("dnssec") or {}
+    return name, dnssec.get("algorithm") or "ECDSAP256SHA256", dnssec.get("keys")
+
+
+async def _zone_keys(
+    request: web.Request, name: str, algorithm: str, key_dir: str | None
+) -> tuple[SigningKey, ...]:
+    """The keys the zone signs with: the cluster's, or those in its key files as this node
+    reads them (what is wrong with them goes to the node's log, not to API readers)."""
+    api = _api(request)
+    if key_dir is None:
+        return await api.store.dnssec_keys(name, algorithm)
+    if api.key_dir is None:
+        raise ApiError(
+            503, f"zone {name!r} keeps its keys in files; this node has no key directory"
+        )
+    try:
+        return await asyncio.to_thread(read_key_dir, api.key_dir, key_dir, algorithm)
+    except (KeyDirError, OSError) as e:
+        log.error("dnssec key files refused", zone=name, error=str(e))
+        raise ApiError(
+            503, f"the key files of zone {name!r} cannot be used here (the node's log says why)"
+        ) from None
 
 
 async def get_dnssec(request: web.Request) -> web.Response:
-    name, algorithm = await _signed_zone(request)
-    keys = await _api(request).store.dnssec_keys(name, algorithm)
+    name, algorithm, key_dir = await _signed_zone(request)
+    keys = await _zone_keys(request, name, algorithm, key_dir)
     signer = Signer(names.from_text(name + "."), keys, int(time.time()))
     tags = dnssec_key_tags(signer)
     dnskeys = signer.dnskey_text()
@@ -661,6 +688,7 @@ async def get_dnssec(request: web.Request) -> web.Response:
             # One key: signing. Two: a rollover under way, both sign and are published;
             # the parent should hold both DS until `roll` is run again.
             "rollover": "in progress" if len(keys) > 1 else "none",
+            "key_store": "files" if key_dir is not None else "state",
             "keys": [
                 {
                     "key_tag": tag,
@@ -677,7 +705,13 @@ async def get_dnssec(request: web.Request) -> web.Response:
 
 
 async def roll_dnssec(request: web.Request) -> web.Response:
-    name, algorithm = await _signed_zone(request)
+    name, algorithm, key_dir = await _signed_zone(request)
+    if key_dir is not None:
+        raise ApiError(
+            409,
+            f"zone {name!r} keeps its keys in files (dnssec: keys: {key_dir}): roll by adding "
+            "the new key's file on every node, then removing the old one (docs/dnssec.md)",
+        )
     store = _api(request).store
     step, keys = await store.dnssec_roll(name, algorithm)
     who = _who(request, "roll", f"zones/{name}/dnssec")

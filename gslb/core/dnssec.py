@@ -42,6 +42,7 @@ import dns.rdatatype
 import dns.rdtypes.ANY.DNSKEY
 import dns.rdtypes.ANY.NSEC
 import dns.rrset
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -94,6 +95,39 @@ class SigningKey:
             serialization.NoEncryption(),
         )
         return cls(number, der, created=int(time.time()))
+
+    @classmethod
+    def from_pem(cls, pem: bytes, created: float = 0.0) -> SigningKey:
+        """A key from a PEM private key (PKCS #8 or the older forms `openssl` writes), as an
+        operator keeps it in a key file: an EC P-256 key signs as ECDSAP256SHA256, an Ed25519
+        key as ED25519. ValueError, with the reason, for anything else."""
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except TypeError:
+            raise ValueError("the key is encrypted (a key file holds it unencrypted)") from None
+        except (ValueError, UnsupportedAlgorithm) as e:
+            raise ValueError(f"not a PEM private key ({e})") from None
+        if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+            number = ALGORITHMS["ECDSAP256SHA256"]
+        elif isinstance(key, ed25519.Ed25519PrivateKey):
+            number = ALGORITHMS["ED25519"]
+        else:
+            raise ValueError("neither an EC P-256 nor an Ed25519 key")
+        der = key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return cls(number, der, created=created)
+
+    def pem(self) -> bytes:
+        """The key as a PEM file holds it (PKCS #8, unencrypted): what `from_pem` reads."""
+        key = serialization.load_der_private_key(self.private, password=None)
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
 
 
 @dataclass

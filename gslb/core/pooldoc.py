@@ -321,6 +321,26 @@ class PoolDoc(_Doc):
         return out
 
 
+# A key directory is named, not given as a path: any holder of a write token can change a
+# zone document, and a path would let them point every node at any file it can read. One
+# component under the node's own key root, with no dot in front, cannot leave it.
+_KEY_DIR = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+
+
+def _key_dir(value: Any) -> str:
+    text = _text(value)
+    if not _KEY_DIR.fullmatch(text):
+        raise PydanticCustomError(
+            "key_dir",
+            "the name of a directory under each node's --dnssec-key-dir, not a path: letters, "
+            "digits, '.', '_' and '-', at most 64, not starting with '.' or '-'",
+        )
+    return text
+
+
+KeyDir = Annotated[str, BeforeValidator(_key_dir)]
+
+
 class DnssecDoc(_Doc):
     """Sign every answer of the zone online (docs/dnssec.md)."""
 
@@ -337,6 +357,12 @@ class DnssecDoc(_Doc):
         False,
         description="going insecure: still signed, but CDS and CDNSKEY ask the parent to delete "
         "its DS (RFC 8078); remove dnssec: once the parent has",
+    )
+    keys: KeyDir | None = Field(
+        None,
+        description="keep the keys in files instead of the state store: the name of a "
+        "directory under each node's --dnssec-key-dir (one path component), holding PEM "
+        "private keys (*.pem); gslb only reads it",
     )
 
 

@@ -69,6 +69,8 @@ class NodeConfig:
     http: tuple[str, int] | None = None
     redis_url: str | None = None
     data_dir: Path = Path("data")
+    # Where zones with `dnssec: {keys: NAME}` find their key files: DIR/NAME/*.pem.
+    dnssec_key_dir: Path | None = None
     settings: Settings = field(default_factory=Settings)
     tcp: TcpLimits = field(default_factory=TcpLimits)
     locator: Locator | None = None
@@ -125,6 +127,7 @@ class Node:
             redis_up=lambda: self.sync is not None and self.sync.connected,
             limits=config.limits,
             body_timeout=config.http_limits.body_timeout,
+            key_dir=config.dnssec_key_dir,
         )
         self.embedded: EmbeddedRedis | None = None
         self.pid_file: Path | None = None  # DATA/gslb.pid, once written
@@ -317,6 +320,7 @@ class Node:
                 if self.config.http is not None and self.config.parent_pid is None
                 else None
             ),
+            key_dir=self.config.dnssec_key_dir,
         )
         await self.sync.load_persisted()
         self._spawn(self.sync.run())

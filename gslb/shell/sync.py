@@ -41,7 +41,8 @@ from gslb.common.gcpause import gc_paused
 from gslb.common.redis import REDIS_ERRORS, refused_credentials
 from gslb.core import names
 from gslb.core.cookies import Secrets
-from gslb.core.dnssec import Signer
+from gslb.core.dnssec import Signer, SignerStats, SigningKey
+from gslb.core.pooldoc import DnssecDoc
 from gslb.core.pools import Pool, PoolContext
 from gslb.core.snapshot import Snapshot
 from gslb.core.state import ClusterState, MemberState, member_state, rounded
@@ -69,6 +70,7 @@ from gslb.schema import (
 from gslb.shell.mirror import Mirror
 from gslb.shell.poolstats import PoolStats
 from gslb.shell.ramp import Drains, LoadTrend, SlowStart
+from gslb.state.keyfiles import KeyDirError, read_key_dir
 from gslb.state.store import Position, Store
 
 log = logs.get("gslb.sync")
@@ -178,8 +180,12 @@ class Sync:
         mirror: Mirror | None = None,
         mirror_writer: bool = True,
         pool_stats: PoolStats | None = None,
+        key_dir: Path | None = None,
     ) -> None:
         self.store = store
+        # Where zones with `dnssec: {keys: NAME}` find their key files (gslb.shell.keyfiles).
+        self.key_dir = key_dir
+        self._key_errors: dict[str, str] = {}  # zone -> why its key files were refused
         # What /metrics says of pools, kept as changes arrive (the node's, not its workers').
         self.pool_stats = pool_stats
         self.current = current
@@ -268,23 +274,44 @@ class Sync:
             return
         signers: dict[bytes, Signer] = {}
         for apex, (name, doc) in wanted.items():
-            algorithm, ttl, withdraw = doc.algorithm, doc.dnskey_ttl, doc.withdraw
+            ttl, withdraw = doc.dnskey_ttl, doc.withdraw
             old = held.get(apex)
-            if reread and old is not None:
-                # A rollover step made elsewhere: the keys stored are the keys to sign with.
-                keys = await self.store.dnssec_keys(name, algorithm)
-                if (keys, ttl, withdraw) != (old.keys, old.dnskey_ttl, old.withdraw):
-                    signers[apex] = Signer(apex, keys, now, ttl, withdraw, stats=old.stats)
-                    continue
-            if old is not None and now - old.now < RESIGN_EVERY:
+            keys = old.keys if old is not None else None
+            # Keys in files need no Redis: they are read while it is down too.
+            if (old is None or reread) and (doc.keys is not None or not offline):
+                keys = await self._keys(name, doc) or keys  # refused files: keep those held
+            if keys is None:
+                continue  # DNSSEC queries get SERVFAIL until there is a key
+            if (
+                old is not None
+                and (keys, ttl, withdraw) == (old.keys, old.dnskey_ttl, old.withdraw)
+                and now - old.now < RESIGN_EVERY
+            ):
                 signers[apex] = old
-            elif old is not None:
-                signers[apex] = Signer(apex, old.keys, now, ttl, withdraw, stats=old.stats)
-            elif not offline:
-                keys = await self.store.dnssec_keys(name, algorithm)
-                signers[apex] = Signer(apex, keys, now, ttl, withdraw)
+            else:
+                stats = old.stats if old is not None else SignerStats()
+                signers[apex] = Signer(apex, keys, now, ttl, withdraw, stats=stats)
         if signers != dict(held):
             self.install(signers=signers)
+
+    async def _keys(self, zone: str, doc: DnssecDoc) -> tuple[SigningKey, ...] | None:
+        """The zone's keys: the cluster's, from Redis (made on first use), or those in its
+        key directory. Key files that cannot be used are logged, once per reason, and give
+        None: the node goes on with what it held."""
+        if doc.keys is None:
+            return await self.store.dnssec_keys(zone, doc.algorithm)
+        try:
+            if self.key_dir is None:
+                raise KeyDirError("this node has no --dnssec-key-dir")
+            keys = await asyncio.to_thread(read_key_dir, self.key_dir, doc.keys, doc.algorithm)
+        except (KeyDirError, OSError) as e:
+            if self._key_errors.get(zone) != str(e):
+                self._key_errors[zone] = str(e)
+                log.error("dnssec key files refused", zone=zone, error=str(e))
+            return None
+        if self._key_errors.pop(zone, None) is not None:
+            log.info("dnssec key files read", zone=zone, keys=len(keys))
+        return keys
 
     async def refresh_cookies(self) -> None:
         """The cluster's cookie secrets, made or rotated when due (gslb.state.store)."""
