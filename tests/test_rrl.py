@@ -99,6 +99,26 @@ def test_random_names_share_one_budget_per_network(
     assert sent == 3
 
 
+def test_what_a_reply_is_counted_as_follows_the_snapshot(tmp_path: Path) -> None:
+    """The limiter keeps what each question was counted as, per snapshot version: a name made
+    from a wildcard shares the wildcard's budget, and once a new snapshot gives it records of
+    its own, it has its own budget (same question, same reply header, another identity)."""
+    before = snapshot_of(write_zones(tmp_path / "v1", {"z.yaml": ZONE}), version=1)
+    after = snapshot_of(
+        write_zones(tmp_path / "v2", {"z.yaml": ZONE + '  b.wild TXT "its own"\n'}), version=2
+    )
+    limiter = Limiter(RrlConfig(rate=1, window=1, slip=0, exempt=()))
+
+    def sent(name: str, snapshot: Snapshot) -> bool:
+        message = query(name, "TXT")
+        reply = answered(snapshot, message)
+        return limiter.check(message.to_wire(), "198.51.100.7", reply, snapshot, 50.0) is not None
+
+    assert sent("a.wild.rrl.example", before)
+    assert not sent("b.wild.rrl.example", before), "the wildcard's budget is spent"
+    assert sent("b.wild.rrl.example", after), "now a name of its own, with its own budget"
+
+
 def test_a_name_with_a_zero_octet_in_a_label_is_limited_like_the_others(
     snapshot: Snapshot,
 ) -> None:
