@@ -42,6 +42,7 @@ system-deps:
 bench: $(TEST_STAMP) system-deps
 	sh bench/deps.sh
 	$(BIN)/python bench/answers.py
+	$(BIN)/python bench/udpio.py
 	$(BIN)/python bench/scale.py
 
 # A million random mutations of valid queries, then a million coverage-guided ones (atheris),

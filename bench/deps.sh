@@ -9,6 +9,7 @@ command -v pdns_server >/dev/null 2>&1 || need="$need pdns-server"
 [ -e /usr/lib/x86_64-linux-gnu/pdns/libbindbackend.so ] || ls /usr/lib/*/pdns/libbindbackend.so >/dev/null 2>&1 || need="$need pdns-backend-bind"
 command -v gdnsd >/dev/null 2>&1 || need="$need gdnsd"
 command -v taskset >/dev/null 2>&1 || need="$need util-linux"
+command -v cc >/dev/null 2>&1 || need="$need gcc"  # bench/udpio.py's C servers
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "make bench needs:$need (install them, or run it as root on Debian)" >&2
