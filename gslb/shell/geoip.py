@@ -1,7 +1,10 @@
 """Client location from GeoIP2 databases (City, optionally ASN), opened once.
 
-The readers use libmaxminddb's memory map through the maxminddb C extension (geoip2's
-`MODE_MMAP_EXT`); results are memoised per /24 (IPv4) or /48 (IPv6) whenever the database
+The readers use libmaxminddb's memory map through the maxminddb C extension
+(`MODE_MMAP_EXT`), read as the records the database holds: geoip2's model objects (and the
+`ipaddress` network each builds) cost three quarters of a lookup, paid once per new client
+network, which is where a mix of many client subnets spends its first pass. Results are
+memoised per /24 (IPv4) or /48 (IPv6) whenever the database
 record covers that whole block, else per address (ECS addresses are already cut to their
 prefix, so there are few), and a busy query path pays the lookup once per client network.
 Every `Location` carries the record's own network: the decision depends on exactly that block,
@@ -12,9 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
-import geoip2.database
-import geoip2.errors
 import maxminddb
 
 from gslb.core.location import IPAddress, IPNetwork, Location
@@ -60,38 +62,32 @@ class GeoIpLocator:
         return location
 
     def _lookup(self, address: IPAddress) -> Location:
-        try:
-            city = self._city.city(address)
-        except geoip2.errors.AddressNotFoundError as e:
-            network: IPNetwork = e.network or ipaddress.ip_network(
-                f"{address}/{address.max_prefixlen}"
-            )
+        record, prefix = self._city.get_with_prefix_len(address)
+        network: IPNetwork = ipaddress.ip_network((address, prefix), strict=False)
+        if not isinstance(record, dict):
             location = Location(network)
         else:
-            network = city.traits.network or ipaddress.ip_network(
-                f"{address}/{address.max_prefixlen}"
-            )
+            place, country = _map(record, "location"), _map(record, "country")
             location = Location(
                 network,
-                city.location.latitude,
-                city.location.longitude,
-                city.country.iso_code,
-                city.continent.code,
+                _float(place.get("latitude")),
+                _float(place.get("longitude")),
+                _text(country.get("iso_code")),
+                _text(_map(record, "continent").get("code")),
                 None,
-                city.city.name,
-                _subdivision(city),
+                _text(_map(_map(record, "city"), "names").get("en")),
+                _subdivision(record, country),
             )
         if self._asn is None:
             return location
-        try:
-            asn = self._asn.asn(address)
-        except geoip2.errors.AddressNotFoundError as e:
-            asn_number, asn_network = None, e.network
-        else:
-            asn_number, asn_network = asn.autonomous_system_number, asn.network
+        asn_record, asn_prefix = self._asn.get_with_prefix_len(address)
+        number = (
+            asn_record.get("autonomous_system_number") if isinstance(asn_record, dict) else None
+        )
+        asn_number = number if isinstance(number, int) else None
         # The decision may depend on both records: the more specific block is the one to share.
-        if asn_network is not None and asn_network.prefixlen > location.network.prefixlen:
-            network = asn_network
+        if asn_prefix > location.network.prefixlen:
+            network = ipaddress.ip_network((address, asn_prefix), strict=False)
         else:
             network = location.network
         return Location(
@@ -106,20 +102,35 @@ class GeoIpLocator:
         )
 
 
-def _subdivision(city: geoip2.models.City) -> str | None:
+def _map(record: dict[str, Any], key: str) -> dict[str, Any]:
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _subdivision(record: dict[str, Any], country: dict[str, Any]) -> str | None:
     """The first-level subdivision as ISO 3166-2 writes it: country, hyphen, code (US-CA)."""
-    top = city.subdivisions[0].iso_code if city.subdivisions else None
-    country = city.country.iso_code
-    return f"{country}-{top}" if top and country else None
+    subdivisions = record.get("subdivisions")
+    first = subdivisions[0] if isinstance(subdivisions, list) and subdivisions else None
+    top = _text(first.get("iso_code")) if isinstance(first, dict) else None
+    code = _text(country.get("iso_code"))
+    return f"{code}-{top}" if top and code else None
 
 
-def _open(path: Path, kind: str) -> geoip2.database.Reader:
+def _open(path: Path, kind: str) -> maxminddb.Reader:
     try:
-        reader = geoip2.database.Reader(str(path), mode=maxminddb.MODE_MMAP_EXT)
+        reader = maxminddb.open_database(str(path), mode=maxminddb.MODE_MMAP_EXT)
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as e:
         raise GeoIpError(f"{path}: cannot open as a GeoIP2 database: {e}") from None
     database_type = reader.metadata().database_type
     if kind not in database_type:
         reader.close()
-        raise GeoIpError(f"{path}: a {database_type} database, not a {kind} one")
+        raise GeoIpError(f"{path}: a {database_type} database, not a GeoIP2 {kind} database")
     return reader
