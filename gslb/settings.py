@@ -105,8 +105,13 @@ class DnsSettings(_Model):
         )
 
     def rrl(self) -> RrlConfig:
+        """The limiter of one DNS process. The workers of a node share its ports and each
+        limits on its own; the kernel spreads a client's flows (its source ports) evenly over
+        them, so each allows its share of the rate and the node as a whole allows the rate
+        (a client that keeps one source port reaches one worker, and gets less)."""
         exempt = tuple(self.rrl_exempt) if self.rrl_exempt else RRL.exempt
-        return RrlConfig(self.rrl_rate, self.rrl_window, self.rrl_slip, exempt)
+        rate = self.rrl_rate / self.workers
+        return RrlConfig(rate, self.rrl_window, self.rrl_slip, exempt)
 
 
 class ApiSettings(_Model):

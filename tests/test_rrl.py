@@ -19,9 +19,11 @@ from gslb.core.answer import Client, handle
 from gslb.core.cookies import Secrets
 from gslb.core.snapshot import Snapshot
 from gslb.shell.rrl import Limiter, RrlConfig, truncated
+from tests.api_client import Http
 from tests.helpers import query, snapshot_of, write_zones
 from tests.server import ServerProcess
 from tests.test_metrics import scrape, value
+from tests.test_redis_state import until
 
 ZONE = """\
 zone: rrl.example
@@ -252,5 +254,57 @@ def test_a_flood_from_one_network_is_limited_over_the_wire(tmp_path: Path) -> No
             query("big.rrl.example", "TXT"), server.host, port=server.port, timeout=2
         )
         assert tcp.rcode() == dns.rcode.NOERROR and tcp.answer
+    finally:
+        server.stop()
+
+
+def test_a_node_with_two_workers_allows_the_rate_once_not_per_worker(tmp_path: Path) -> None:
+    """Each worker limits on its own; a flood spread over both (one source port per query,
+    as the kernel spreads flows) gets the node's budget once, not once per worker."""
+    zones = write_zones(tmp_path / "zones", {"z.yaml": ZONE})
+    server = ServerProcess(
+        zones,
+        tmp_path / "data",
+        "--no-checker",
+        "--workers",
+        "2",
+        "--rrl-rate",
+        "10",
+        "--rrl-window",
+        "4",
+        "--rrl-slip",
+        "0",
+        "--rrl-exempt",
+        "192.0.2.255/32",
+    )
+    try:
+        token = (tmp_path / "data" / "api-token").read_text().strip()
+        http = Http(*server.http[0], token)
+
+        def reporting() -> int:
+            nodes = list(http("GET", "/api/v1/nodes").json["nodes"].values())
+            return len(nodes[0].get("queries_by_worker", {})) if nodes else 0
+
+        until(lambda: reporting() == 2)  # a worker reports once its sockets are bound
+        wire = query("big.rrl.example", "TXT").to_wire()
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(200)]
+        full = 0
+        try:
+            for sock in socks:
+                sock.bind(("127.0.0.1", 0))
+                sock.sendto(wire, (server.host, server.port))
+            for sock in socks:
+                sock.settimeout(0.3 if full == 0 else 0.05)
+                try:
+                    sock.recv(4096)
+                    full += 1
+                except TimeoutError:
+                    pass
+        finally:
+            for sock in socks:
+                sock.close()
+        # A burst of 4 s at 10/s, 40, and what refilled while sending; per worker it would
+        # have been 80 and more.
+        assert 35 <= full <= 60, full
     finally:
         server.stop()
