@@ -36,7 +36,7 @@ from gslb.core.explain import explain as run_explain
 from gslb.core.masterfile import Limits
 from gslb.schema import LOAD
 from gslb.schema import Load as LoadReport
-from gslb.state.keyfiles import KeyDirError, read_key_dir
+from gslb.state.keyfiles import KeyDirError, zone_keys
 from gslb.state.store import ANSWER_BUCKET, LOAD_FRESH, Edit, Store
 from gslb.state.zones import (
     Outcome,
@@ -660,15 +660,13 @@ async def _zone_keys(
     """The keys the zone signs with: the cluster's, or those in its key files as this node
     reads them (what is wrong with them goes to the node's log, not to API readers)."""
     api = _api(request)
-    if key_dir is None:
-        return await api.store.dnssec_keys(name, algorithm)
-    if api.key_dir is None:
+    if key_dir is not None and api.key_dir is None:
         raise ApiError(
             503, f"zone {name!r} keeps its keys in files; this node has no key directory"
         )
     try:
-        return await asyncio.to_thread(read_key_dir, api.key_dir, key_dir, algorithm)
-    except (KeyDirError, OSError) as e:
+        return await zone_keys(api.store, api.key_dir, name, algorithm, key_dir)
+    except KeyDirError as e:
         log.error("dnssec key files refused", zone=name, error=str(e))
         raise ApiError(
             503, f"the key files of zone {name!r} cannot be used here (the node's log says why)"

@@ -70,7 +70,7 @@ from gslb.schema import (
 from gslb.shell.mirror import Mirror
 from gslb.shell.poolstats import PoolStats
 from gslb.shell.ramp import Drains, LoadTrend, SlowStart
-from gslb.state.keyfiles import KeyDirError, read_key_dir
+from gslb.state.keyfiles import KeyDirError, zone_keys
 from gslb.state.store import Position, Store
 
 log = logs.get("gslb.sync")
@@ -183,7 +183,7 @@ class Sync:
         key_dir: Path | None = None,
     ) -> None:
         self.store = store
-        # Where zones with `dnssec: {keys: NAME}` find their key files (gslb.shell.keyfiles).
+        # Where zones with `dnssec: {keys: NAME}` find their key files (gslb.state.keyfiles).
         self.key_dir = key_dir
         self._key_errors: dict[str, str] = {}  # zone -> why its key files were refused
         # What /metrics says of pools, kept as changes arrive (the node's, not its workers').
@@ -298,13 +298,9 @@ class Sync:
         """The zone's keys: the cluster's, from Redis (made on first use), or those in its
         key directory. Key files that cannot be used are logged, once per reason, and give
         None: the node goes on with what it held."""
-        if doc.keys is None:
-            return await self.store.dnssec_keys(zone, doc.algorithm)
         try:
-            if self.key_dir is None:
-                raise KeyDirError("this node has no --dnssec-key-dir")
-            keys = await asyncio.to_thread(read_key_dir, self.key_dir, doc.keys, doc.algorithm)
-        except (KeyDirError, OSError) as e:
+            keys = await zone_keys(self.store, self.key_dir, zone, doc.algorithm, doc.keys)
+        except KeyDirError as e:
             if self._key_errors.get(zone) != str(e):
                 self._key_errors[zone] = str(e)
                 log.error("dnssec key files refused", zone=zone, error=str(e))

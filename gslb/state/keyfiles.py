@@ -11,11 +11,16 @@ reason, and the node keeps signing with the keys it held.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gslb.core.dnssec import ALGORITHMS, SigningKey
+
+if TYPE_CHECKING:
+    from gslb.state.store import Store
 
 MAX_KEY_FILES = 4  # more keys than a rollover needs twice over is a mistake, not a setup
 MAX_KEY_FILE_BYTES = 16 * 1024  # a PEM private key is a few hundred octets
@@ -23,6 +28,22 @@ MAX_KEY_FILE_BYTES = 16 * 1024  # a PEM private key is a few hundred octets
 
 class KeyDirError(Exception):
     """A key directory refused: the message names the file and the reason."""
+
+
+async def zone_keys(
+    store: Store, root: Path | None, zone: str, algorithm: str, key_dir: str | None
+) -> tuple[SigningKey, ...]:
+    """The keys a zone signs with: the cluster's, from the state store (made on first use),
+    or, when its document names a key directory, those in `root/key_dir` (KeyDirError when
+    they cannot be used: the state store's own errors are not this)."""
+    if key_dir is None:
+        return await store.dnssec_keys(zone, algorithm)
+    if root is None:
+        raise KeyDirError("this node has no --dnssec-key-dir")
+    try:
+        return await asyncio.to_thread(read_key_dir, root, key_dir, algorithm)
+    except OSError as e:
+        raise KeyDirError(f"{root / key_dir}: {e}") from None
 
 
 def read_key_dir(root: Path, name: str, algorithm: str) -> tuple[SigningKey, ...]:
