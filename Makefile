@@ -20,7 +20,8 @@ run: $(RUN_STAMP)
 	exec $(BIN)/gslb serve --zones zones/ --dns 127.0.0.1:5353 --http 127.0.0.1:8053 \
 	  --nsid "$$(uname -n)" $(GEOIP) $(ARGS)
 
-test: $(TEST_STAMP) system-deps lint typecheck unit
+# system-deps first: pip builds the compiled UDP loop with the C compiler it installs.
+test: system-deps $(TEST_STAMP) lint typecheck unit
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
@@ -33,7 +34,7 @@ unit: $(TEST_STAMP)
 	$(BIN)/pytest
 
 system-deps:
-	sh tests/system-deps.sh
+	PYTHON=$(PYTHON) sh tests/system-deps.sh
 
 # gslb against PowerDNS LUA records and gdnsd on the same zone (dnsperf, pinned cores), then
 # scale: 10 000 to 1 000 000 pools (memory, cold start, a write and a health change to the
@@ -79,13 +80,13 @@ $(BIN)/python:
 	    && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
+$(RUN_STAMP): pyproject.toml setup.py gslb/shell/_udploop.c | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
 # The test tools at the versions last seen passing (tests/constraints.txt, from pip freeze):
 # a new release of a checker or a library must not fail CI on code that did not change.
-$(TEST_STAMP): pyproject.toml tests/constraints.txt | $(BIN)/python
+$(TEST_STAMP): pyproject.toml setup.py gslb/shell/_udploop.c tests/constraints.txt | $(BIN)/python
 	$(BIN)/pip install -q -c tests/constraints.txt -e '.[test]'
 	touch $(RUN_STAMP) $@
 

@@ -25,6 +25,7 @@ class ServerProcess:
         *extra: str,
         dns: tuple[str, ...] = ("127.0.0.1:0",),
         role: str = "serve",
+        env: dict[str, str] | None = None,
     ) -> None:
         args = [sys.executable, "-m", "gslb", role]
         if zones is not None:
@@ -37,7 +38,11 @@ class ServerProcess:
         if role in ("serve", "dns") and "--workers" not in extra:
             args += ["--workers", "1"]  # one process unless a test is about workers
         self.proc = subprocess.Popen(
-            args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+            args,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         self.lines: list[dict[str, object]] = []
         self._started = threading.Event()

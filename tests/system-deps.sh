@@ -18,6 +18,12 @@ command -v openssl >/dev/null 2>&1 || need="$need openssl"
 # compose.yaml (no Docker daemon involved).
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 command -v docker-compose >/dev/null 2>&1 || need="$need docker-compose"
+# The compiled UDP loop (gslb/shell/_udploop.c) is built by pip with a C compiler and the
+# interpreter's headers; tests/test_udp_loop.py runs it against the Python loop. The Makefile
+# runs this script before pip.
+command -v cc >/dev/null 2>&1 || need="$need gcc"
+${PYTHON:-python3} -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || need="$need python3-dev"
 # promtool checks and unit-tests the alerting rules in deploy/prometheus/.
 command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 

@@ -2,8 +2,8 @@
 
 UDP: one datagram in, one datagram out, nothing kept. Each UDP socket is served by a thread of
 its own in a plain blocking loop (recvfrom, `answer_udp`, sendto): no event loop between the
-packet and the reply, which is what lets Python answer at C-server rates when the reply is in
-the front cache. Everything else (TCP, Redis, HTTP) stays on the event loop; the interpreter
+packet and the reply. Where it could be built (gslb/shell/_udploop.c), the loop's common case,
+a reply in the front cache, runs compiled on the same objects; the rest goes to `_one`. Everything else (TCP, Redis, HTTP) stays on the event loop; the interpreter
 lock is released in every socket call, so neither side starves the other.
 
 TCP (RFC 7766): two-octet length framing, any number of pipelined queries per connection,
@@ -20,6 +20,7 @@ import asyncio
 import bisect
 import contextlib
 import functools
+import os
 import random
 import socket
 import struct
@@ -27,18 +28,27 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from gslb.common import logs
 from gslb.core import names
 from gslb.core.answer import Client, Deferred, Reply, handle
-from gslb.core.front import Front, answer_udp
+from gslb.core.front import PER_CLIENT, Front, Rotation, answer_udp
 from gslb.core.query import scan
 from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Snapshot
 from gslb.shell.rrl import Limiter
 
 log = logs.get("gslb.dns")
+
+# The compiled UDP loop (gslb/shell/_udploop.c), built by `pip install` where a C compiler is;
+# without it, or with GSLB_UDP_LOOP=python, the UDP threads run their Python loop.
+_udploop: Any = None
+if os.environ.get("GSLB_UDP_LOOP", "compiled") != "python":
+    with contextlib.suppress(ImportError):
+        from gslb.shell import _udploop  # type: ignore[attr-defined,no-redef]
+
+UDP_LOOP = "compiled" if _udploop is not None else "python"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,12 +241,21 @@ class UdpThread:
         self.thread.start()
 
     def _serve(self) -> None:
-        sock, answerer = self.sock, self.answerer
-        recvfrom, sendto = sock.recvfrom, sock.sendto
-        cache, front = self.cache, self.front
-        stats = answerer.stats["udp"]
-        count, observe, clock = stats.count, stats.observe, time.perf_counter
-        limiter = answerer.rrl
+        if _udploop is not None and self.sock.gettimeout() is None:
+            # The compiled loop answers front hits itself and hands the rest to `_one`.
+            _udploop.serve(
+                self.sock.fileno(),
+                self,
+                self.answerer,
+                self.cache,
+                self.front,
+                self.answerer.stats["udp"],
+                self._one,
+                Rotation,
+                PER_CLIENT,
+            )
+            return
+        recvfrom, one = self.sock.recvfrom, self._one
         while True:
             try:
                 wire, addr = recvfrom(65535)
@@ -246,32 +265,39 @@ class UdpThread:
                 continue  # ICMP errors for earlier replies surface here: keep serving
             if self.stopping:
                 return
-            answerer.udp_queries += 1
-            if answerer.udp_queries % SAMPLE_EVERY:
-                reply = answer_udp(wire, addr[0], answerer.snapshot, cache, front)
-            else:
-                started = clock()
-                reply = answer_udp(wire, addr[0], answerer.snapshot, cache, front)
-                observe(clock() - started)
-            count(wire, reply)
-            if answerer.query_log_rate and random.random() < answerer.query_log_rate:
-                log_query("udp", wire, str(addr[0]), reply)
+            one(wire, addr)
+
+    def _one(self, wire: bytes, addr: tuple[Any, ...]) -> None:
+        """One datagram, the whole way: answer, count, log, hold or rate-limit, send."""
+        answerer = self.answerer
+        stats = answerer.stats["udp"]
+        answerer.udp_queries += 1
+        if answerer.udp_queries % SAMPLE_EVERY:
+            reply = answer_udp(wire, addr[0], answerer.snapshot, self.cache, self.front)
+        else:
+            started = time.perf_counter()
+            reply = answer_udp(wire, addr[0], answerer.snapshot, self.cache, self.front)
+            stats.observe(time.perf_counter() - started)
+        stats.count(wire, reply)
+        if answerer.query_log_rate and random.random() < answerer.query_log_rate:
+            log_query("udp", wire, str(addr[0]), reply)
+        if reply is None:
+            return
+        if reply.__class__ is not bytes:  # DEFER: wait for the pool's first health
+            client = Client(str(addr[0]), int(addr[1]))
+            self.loop.call_soon_threadsafe(
+                answerer.hold, wire, client, functools.partial(self.send, addr=addr, wire=wire)
+            )
+            return
+        limiter = answerer.rrl
+        if limiter is not None:
+            reply = limiter.check(wire, addr[0], reply, answerer.snapshot)
             if reply is None:
-                continue
-            if reply.__class__ is not bytes:  # DEFER: wait for the pool's first health
-                client = Client(str(addr[0]), int(addr[1]))
-                self.loop.call_soon_threadsafe(
-                    answerer.hold, wire, client, functools.partial(self.send, addr=addr, wire=wire)
-                )
-                continue
-            if limiter is not None:
-                reply = limiter.check(wire, addr[0], reply, answerer.snapshot)
-                if reply is None:
-                    continue
-            try:  # noqa: SIM105 (a plain try costs less than a context manager per packet)
-                sendto(reply, addr)
-            except OSError:
-                pass  # the kernel refused this one (buffer full, unreachable): next
+                return
+        try:  # noqa: SIM105 (a plain try costs less than a context manager per packet)
+            self.sock.sendto(reply, addr)
+        except OSError:
+            pass  # the kernel refused this one (buffer full, unreachable): next
 
     def send(self, reply: bytes, addr: tuple[object, ...], wire: bytes = b"") -> None:
         """A held query's reply, once its pool's health is known: rate limited like any
