@@ -398,6 +398,7 @@ def main() -> int:
     queries = query_files(work, networks)
     keys = (
         "gslb",
+        "gslb-python",
         "gslb2",
         "gslb-signed",
         "http-signed",
@@ -415,6 +416,12 @@ def main() -> int:
             ports["gdnsd"],
         ),
         Server("gslb", gslb_serve(zones, ports["gslb"], work / "data1", city, 1), ports["gslb"]),
+        Server(
+            "gslb, Python UDP loop",
+            gslb_serve(zones, ports["gslb-python"], work / "data4", city, 1),
+            ports["gslb-python"],
+            env={"GSLB_UDP_LOOP": "python"},
+        ),
         Server(
             "gslb --workers 2",
             gslb_serve(zones, ports["gslb2"], work / "data2", city, 2),
@@ -573,7 +580,8 @@ def write_doc(results: dict[str, dict[str, object]], signing: dict[str, float]) 
         return entry.get("same_rate") or entry["timed"]  # type: ignore[index, attr-defined, no-any-return]
 
     rows = []
-    order = ["gslb", "gslb --workers 2", "gslb signed", "PowerDNS LUA shared"]
+    order = ["gslb", "gslb, Python UDP loop", "gslb --workers 2", "gslb signed"]
+    order += ["PowerDNS LUA shared"]
     order += ["PowerDNS LUA shared signed", "PowerDNS LUA", "gdnsd multifo"]
     for label in order:
         for mix, r in results[label].items():
@@ -593,7 +601,8 @@ def write_doc(results: dict[str, dict[str, object]], signing: dict[str, float]) 
         ratios.append(
             f"| {text} | {g / q('gdnsd multifo', mix):.2f}x | {p99:.1f}x{mark} "
             f"| {g / q('PowerDNS LUA shared', mix):.2f}x | {g / q('PowerDNS LUA', mix):.2f}x "
-            f"| {q('gslb --workers 2', mix) / g:.2f}x |"
+            f"| {q('gslb --workers 2', mix) / g:.2f}x "
+            f"| {g / q('gslb, Python UDP loop', mix):.2f}x |"
         )
     bounds = [f"< {b * 1e6:.0f} µs" for b in BUCKETS] + [f">= {BUCKETS[-1] * 1e6:.0f} µs"]
     histogram = []
@@ -638,8 +647,8 @@ Ratios from this run, one column per aim of issue 17 (throughput >= 1.0x gdnsd m
 one name and >= 0.8x for 10 000 client subnets; p99 at half of gdnsd's rate <= 1.5x gdnsd's;
 throughput >= 4x PowerDNS LUA shared):
 
-| queries | gslb / gdnsd multifo | gslb p99 / gdnsd p99 | gslb / PowerDNS LUA shared | gslb / PowerDNS LUA | gslb 2 workers / 1 |
-|---|---:|---:|---:|---:|---:|
+| queries | gslb / gdnsd multifo | gslb p99 / gdnsd p99 | gslb / PowerDNS LUA shared | gslb / PowerDNS LUA | gslb 2 workers / 1 | compiled UDP loop / Python loop |
+|---|---:|---:|---:|---:|---:|---:|
 {chr(10).join(ratios)}
 
 Where the replies fell, one name, both timed at the same rate (share of the replies; when
@@ -680,6 +689,9 @@ it is the same work with a larger query. gslb answers repeated questions from it
 (whole replies by the query's bytes, per rotation slot and client subnet), so what is measured
 after the first pass through the 10 000 subnets is that path; a new snapshot (any change in
 Redis) empties it and the next queries take the whole way once per question.
+
+"gslb" runs the compiled UDP loop (gslb/shell/_udploop.c); "gslb, Python UDP loop" is the
+same server with `GSLB_UDP_LOOP=python`, what a machine without a C compiler runs.
 
 gslb's rate limiter works on every reply here as it does for a real resolver (the bench
 moves its exemption off loopback and sets a rate no benchmark client reaches); PowerDNS and
