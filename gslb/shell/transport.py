@@ -3,8 +3,9 @@
 UDP: one datagram in, one datagram out, nothing kept. Each UDP socket is served by a thread of
 its own in a plain blocking loop (recvfrom, `answer_udp`, sendto): no event loop between the
 packet and the reply. Where it could be built (gslb/shell/_udploop.c), the loop's common case,
-a reply in the front cache, runs compiled on the same objects; the rest goes to `_one`. Everything else (TCP, Redis, HTTP) stays on the event loop; the interpreter
-lock is released in every socket call, so neither side starves the other.
+a reply in the front cache, runs compiled on the same objects; the rest goes to `_one`.
+Everything else (TCP, Redis, HTTP) stays on the event loop; the interpreter lock is released
+in every socket call, so neither side starves the other.
 
 TCP (RFC 7766): two-octet length framing, any number of pipelined queries per connection,
 each answered as soon as it is read; an idle timeout; a cap on concurrent connections; a
