@@ -15,7 +15,7 @@
  *   - the rate limiter: an exempt client passes; a known client, question and bucket with a
  *     token left is charged as `Limiter.check` charges it. Anything else (a new client, an
  *     empty bucket, a cookie to look at) calls `Limiter.check` itself.
- *   - one query in SAMPLE_EVERY is timed, as the Python loop times it.
+ *   - one query in `sample_every` is timed, as the Python loop times it.
  * Handed to `one(wire, addr)`: a front miss, the query log, a snapshot the front has not
  * seen. */
 
@@ -31,8 +31,6 @@
 #include <time.h>
 
 #define BUFFER 65535
-#define SAMPLE_EVERY 8     /* as gslb.shell.transport.SAMPLE_EVERY */
-#define MEMO_LIMIT 65536   /* as the limiter's memos */
 
 typedef struct {
     PyObject *stopping, *snapshot, *udp_queries, *query_log_rate, *rrl, *version, *entries,
@@ -107,7 +105,7 @@ static int count_query(PyObject *stats, const unsigned char *wire, Py_ssize_t n,
 /* The limiter's verdict without calling it, when that is certain: 1 send (a token was
  * taken, or the client is exempt), 0 ask `Limiter.check`, -1 error. */
 static int rate_ok(PyObject *limiter, PyObject *host, PyObject *key, const char *body,
-                   PyObject *snapshot_version) {
+                   PyObject *snapshot_version, Py_ssize_t memo_entries) {
     int result = 0;
     PyObject *clients = NULL, *identities = NULL, *ident_version = NULL, *question = NULL,
              *buckets = NULL, *bucket_key = NULL, *rate = NULL, *burst = NULL;
@@ -120,7 +118,7 @@ static int rate_ok(PyObject *limiter, PyObject *host, PyObject *key, const char 
     if (same < 0) goto error;
     if (!same) goto done;
     if (!(identities = GET(limiter, _identities))) goto error;
-    if (PyDict_GET_SIZE(identities) >= MEMO_LIMIT) goto done;
+    if (PyDict_GET_SIZE(identities) >= memo_entries) goto done;
     if (!(question = Py_BuildValue("(Oy#)", key, body, (Py_ssize_t)6))) goto error;
     PyObject *who = PyDict_GetItemWithError(identities, question);  /* borrowed */
     if (!who) { if (PyErr_Occurred()) goto error; goto done; }
@@ -198,10 +196,16 @@ out:
 
 static PyObject *serve(PyObject *self, PyObject *args) {
     int fd;
+    long long sample_every;
+    Py_ssize_t memo_entries;
     PyObject *thread, *answerer, *cache, *front, *stats, *one, *rotation_type, *per_client;
-    if (!PyArg_ParseTuple(args, "iOOOOOOOO", &fd, &thread, &answerer, &cache, &front, &stats,
-                          &one, &rotation_type, &per_client))
+    if (!PyArg_ParseTuple(args, "iOOOOOOOOLn", &fd, &thread, &answerer, &cache, &front, &stats,
+                          &one, &rotation_type, &per_client, &sample_every, &memo_entries))
         return NULL;
+    if (sample_every <= 0) {
+        PyErr_SetString(PyExc_ValueError, "sample_every must be positive");
+        return NULL;
+    }
     unsigned char *wire = PyMem_Malloc(BUFFER), *out = PyMem_Malloc(BUFFER + 2);
     if (!wire || !out) { PyMem_Free(wire); PyMem_Free(out); return PyErr_NoMemory(); }
     PyObject *result = NULL, *last_host = NULL;
@@ -254,7 +258,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         long long q = PyLong_AsLongLong(queries) + 1;
         if (PyErr_Occurred()) goto step_fail;
         if (n <= 12) goto hand_over;
-        int sampled = q % SAMPLE_EVERY == 0;
+        int sampled = q % sample_every == 0;
         struct timespec started;
         if (sampled) clock_gettime(CLOCK_MONOTONIC, &started);
         if (!(logging = GET(answerer, query_log_rate))) goto step_fail;
@@ -310,7 +314,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         if (!(limiter = GET(answerer, rrl))) goto step_fail;
         PyObject *send = NULL;  /* a reply the limiter made instead, when asked */
         if (limiter != Py_None) {
-            int verdict = rate_ok(limiter, host, key, text, snapshot_version);
+            int verdict = rate_ok(limiter, host, key, text, snapshot_version, memo_entries);
             if (verdict < 0) goto step_fail;
             if (!verdict) {
                 PyObject *wire_obj = PyBytes_FromStringAndSize((const char *)wire, n);
@@ -370,8 +374,8 @@ fail:
 
 static PyMethodDef methods[] = {
     {"serve", serve, METH_VARARGS,
-     "serve(fd, thread, answerer, cache, front, stats, one, Rotation, PER_CLIENT): the UDP "
-     "thread's loop, until thread.stopping."},
+     "serve(fd, thread, answerer, cache, front, stats, one, Rotation, PER_CLIENT, "
+     "sample_every, memo_entries): the UDP thread's loop, until thread.stopping."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -31,6 +31,7 @@ from gslb.core.rrl import identity
 from gslb.core.snapshot import Snapshot
 
 FLAG_QR_AA_TC = 0x8000 | 0x0400 | 0x0200
+MEMO_ENTRIES = 65536  # each memo's bound (client networks, reply identities); then afresh
 KEEP_FLAGS = 0x7800 | 0x0100 | 0x0010  # opcode, RD, CD are echoed
 
 
@@ -92,14 +93,14 @@ class Limiter:
         network = self._clients.get(address, b"")
         if network == b"":
             network = None if self._is_exempt(address) else _network(address)
-            if len(self._clients) >= 65536:
+            if len(self._clients) >= MEMO_ENTRIES:
                 self._clients = {}
             self._clients[address] = network
         if network is None:
             return reply
         if now is None:
             now = time.monotonic()
-        if self._identities_version != snapshot.version or len(self._identities) >= 65536:
+        if self._identities_version != snapshot.version or len(self._identities) >= MEMO_ENTRIES:
             self._identities = {}
             self._identities_version = snapshot.version
         question = (wire[2:], reply[2:8])

@@ -38,7 +38,7 @@ from gslb.core.front import PER_CLIENT, Front, Rotation, answer_udp
 from gslb.core.query import scan
 from gslb.core.replycache import ReplyCache
 from gslb.core.snapshot import Snapshot
-from gslb.shell.rrl import Limiter
+from gslb.shell.rrl import MEMO_ENTRIES, Limiter
 
 log = logs.get("gslb.dns")
 
@@ -254,6 +254,8 @@ class UdpThread:
                 self._one,
                 Rotation,
                 PER_CLIENT,
+                SAMPLE_EVERY,
+                MEMO_ENTRIES,
             )
             return
         recvfrom, one = self.sock.recvfrom, self._one
