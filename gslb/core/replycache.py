@@ -96,6 +96,7 @@ class ReplyCache:
 
     def count(self, members: tuple[str, ...]) -> None:
         # One dict update per answer, whatever its size; spelled out per member when taken.
+        # gslb/shell/_udploop.c does the same updates (with next_slot's) for front hits.
         tally = self._tally
         tally[members] = tally.get(members, 0) + 1
 

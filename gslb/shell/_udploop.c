@@ -10,12 +10,17 @@
  * Handled here, for a datagram whose octets after the ID are a key of the front:
  *   - the front's entry is a whole reply (`bytes`), or a `Rotation` (directly or per client)
  *     whose next slot is filled: the reply is the client's ID and that body, and the slot
- *     and the per-member tally move on as in `answer_udp`;
+ *     and the per-member tally move on as in `answer_udp` (`ReplyCache.next_slot`,
+ *     `ReplyCache.count`, done here on the same attributes);
  *   - the query is counted by type and code (`QueryStats.count`);
  *   - the rate limiter: an exempt client passes; a known client, question and bucket with a
  *     token left is charged as `Limiter.check` charges it. Anything else (a new client, an
  *     empty bucket, a cookie to look at) calls `Limiter.check` itself.
- *   - one query in `sample_every` is timed, as the Python loop times it.
+ *   - one query in `sample_every` is timed, as the Python loop times it, into the same
+ *     histogram (`QueryStats.observe`, over the bounds it is given).
+ * The Python methods named are not called: each is a few dict and list updates, and calling
+ * one costs more than the updates. Whoever changes one changes its twin here (the tests
+ * compare both loops' replies and counters).
  * Handed to `one(wire, addr)`: a front miss, the query log, a snapshot the front has not
  * seen. */
 
@@ -33,19 +38,21 @@
 #define BUFFER 65535
 
 typedef struct {
-    PyObject *stopping, *snapshot, *udp_queries, *query_log_rate, *rrl, *version, *entries,
-        *counts, *_slot, *count, *period, *replies, *members, *_clients, *_identities,
-        *_identities_version, *_buckets, *_rate, *_burst, *check;
+    PyObject *stopping, *_snapshot, *udp_queries, *query_log_rate, *rrl, *version, *entries,
+        *counts, *_slot, *period, *replies, *members, *_clients, *_identities,
+        *_identities_version, *_buckets, *_rate, *_burst, *check, *_tally, *latency,
+        *latency_sum, *latency_count;
 } Names;
 
 static Names N;
 
 static int intern_names(void) {
 #define NAME(x) if (!(N.x = PyUnicode_InternFromString(#x))) return -1;
-    NAME(stopping) NAME(snapshot) NAME(udp_queries) NAME(query_log_rate) NAME(rrl)
-    NAME(version) NAME(entries) NAME(counts) NAME(_slot) NAME(count) NAME(period)
+    NAME(stopping) NAME(_snapshot) NAME(udp_queries) NAME(query_log_rate) NAME(rrl)
+    NAME(version) NAME(entries) NAME(counts) NAME(_slot) NAME(period)
     NAME(replies) NAME(members) NAME(_clients) NAME(_identities) NAME(_identities_version)
-    NAME(_buckets) NAME(_rate) NAME(_burst) NAME(check)
+    NAME(_buckets) NAME(_rate) NAME(_burst) NAME(check) NAME(_tally) NAME(latency)
+    NAME(latency_sum) NAME(latency_count)
 #undef NAME
     return 0;
 }
@@ -76,60 +83,155 @@ static PyObject *address_tuple(const struct sockaddr_storage *sa, PyObject *host
 /* An attribute that must be there; NULL with the error set otherwise. */
 #define GET(obj, name) PyObject_GetAttr((obj), N.name)
 
+/* The objects the loop reads many times a datagram, each with its instance dict: a plain
+ * attribute is one lookup there instead of a walk of the type first (a tenth of the loop's
+ * time otherwise). Only plain instance attributes are read this way, none that a class
+ * shadows with a property or a slot; anything not in the dict is read the usual way. */
+typedef struct {
+    PyObject *obj, *dict;  /* dict: NULL for an object without one */
+} Held;
+
+static int hold(Held *h, PyObject *obj) {
+    h->obj = obj;
+    h->dict = PyObject_GenericGetDict(obj, NULL);
+    if (!h->dict) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+static PyObject *attr(const Held *h, PyObject *name) {
+    if (h->dict) {
+        PyObject *value = PyDict_GetItemWithError(h->dict, name);  /* borrowed */
+        if (value) { Py_INCREF(value); return value; }
+        if (PyErr_Occurred()) return NULL;
+    }
+    return PyObject_GetAttr(h->obj, name);
+}
+
+static int set_attr(const Held *h, PyObject *name, PyObject *value) {
+    return h->dict ? PyDict_SetItem(h->dict, name, value) : PyObject_SetAttr(h->obj, name, value);
+}
+
+#define ATTR(held, name) attr(&(held), N.name)
+
+/* `counts[key] += 1` in a dict of ints (QueryStats.counts, ReplyCache._tally). */
+static int bump(PyObject *counts, PyObject *key) {
+    PyObject *was = PyDict_GetItemWithError(counts, key);  /* borrowed */
+    long before = 0;
+    if (was) {
+        before = PyLong_AsLong(was);
+        if (before == -1 && PyErr_Occurred()) return -1;
+    } else if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *now = PyLong_FromLong(before + 1);
+    int failed = !now || PyDict_SetItem(counts, key, now) < 0;
+    Py_XDECREF(now);
+    return failed ? -1 : 0;
+}
+
+/* The key QueryStats.count makes, (qtype, code), kept from one query to the next: under load
+ * it is the same pair again, and building it is most of what counting costs. */
+typedef struct {
+    PyObject *key;
+    unsigned char qtype[2];
+    Py_ssize_t len;
+    int code;
+} CountKey;
+
 /* `counts[(qtype, code)] += 1`, as QueryStats.count does for a reply. */
-static int count_query(PyObject *stats, const unsigned char *wire, Py_ssize_t n, int code) {
+static int count_query(const Held *stats, CountKey *last, const unsigned char *wire, Py_ssize_t n,
+                       int code) {
     const unsigned char *zero = memchr(wire + 12, 0, (size_t)(n - 12));
     Py_ssize_t end = zero ? (Py_ssize_t)(zero - wire) : -1;
     Py_ssize_t from = end > 0 ? end + 1 : 0, to = end > 0 ? end + 3 : 0;
     if (to > n) to = n;
     if (from > to) from = to;
-    PyObject *counts = GET(stats, counts);
-    if (!counts) return -1;
-    PyObject *key = Py_BuildValue("(y#i)", (const char *)wire + from, to - from, code);
-    if (!key) { Py_DECREF(counts); return -1; }
-    PyObject *was = PyDict_GetItemWithError(counts, key);  /* borrowed */
-    long before = 0;
-    if (was) {
-        before = PyLong_AsLong(was);
-    } else if (PyErr_Occurred()) {
-        Py_DECREF(key); Py_DECREF(counts); return -1;
+    Py_ssize_t len = to - from;
+    if (!last->key || last->code != code || last->len != len ||
+        memcmp(last->qtype, wire + from, (size_t)len) != 0) {
+        PyObject *key = Py_BuildValue("(y#i)", (const char *)wire + from, len, code);
+        if (!key) return -1;
+        Py_XSETREF(last->key, key);
+        memcpy(last->qtype, wire + from, (size_t)len);
+        last->len = len;
+        last->code = code;
     }
-    PyObject *now = PyLong_FromLong(before + 1);
-    int failed = !now || PyDict_SetItem(counts, key, now) < 0;
-    Py_XDECREF(now);
-    Py_DECREF(key);
+    PyObject *counts = attr(stats, N.counts);
+    if (!counts) return -1;
+    int failed = bump(counts, last->key);
     Py_DECREF(counts);
-    return failed ? -1 : 0;
+    return failed;
+}
+
+/* QueryStats.observe(seconds): the histogram's bucket (bisect_left over `bounds`), its sum
+ * and its count. */
+#define MAX_BOUNDS 64
+static int observe(const Held *stats, const double *bounds, Py_ssize_t nbounds, double seconds) {
+    Py_ssize_t at = 0;
+    while (at < nbounds && bounds[at] < seconds) at++;
+    PyObject *latency = NULL, *sum = NULL, *count = NULL, *value = NULL;
+    int result = -1;
+    if (!(latency = attr(stats, N.latency))) goto out;
+    if (!PyList_Check(latency) || PyList_GET_SIZE(latency) != nbounds + 1) {
+        PyErr_SetString(PyExc_TypeError, "QueryStats.latency is not one count per bucket");
+        goto out;
+    }
+    long long was = PyLong_AsLongLong(PyList_GET_ITEM(latency, at));
+    if (was == -1 && PyErr_Occurred()) goto out;
+    if (!(value = PyLong_FromLongLong(was + 1)) || PyList_SetItem(latency, at, value) < 0) {
+        value = NULL;  /* PyList_SetItem took it, even failing */
+        goto out;
+    }
+    value = NULL;
+    if (!(sum = attr(stats, N.latency_sum))) goto out;
+    double total = PyFloat_AsDouble(sum);
+    if (total == -1.0 && PyErr_Occurred()) goto out;
+    if (!(value = PyFloat_FromDouble(total + seconds)) ||
+        set_attr(stats, N.latency_sum, value) < 0)
+        goto out;
+    Py_CLEAR(value);
+    if (!(count = attr(stats, N.latency_count))) goto out;
+    long long n = PyLong_AsLongLong(count);
+    if (n == -1 && PyErr_Occurred()) goto out;
+    if (!(value = PyLong_FromLongLong(n + 1)) || set_attr(stats, N.latency_count, value) < 0)
+        goto out;
+    result = 0;
+out:
+    Py_XDECREF(latency); Py_XDECREF(sum); Py_XDECREF(count); Py_XDECREF(value);
+    return result;
 }
 
 /* The limiter's verdict without calling it, when that is certain: 1 send (a token was
  * taken, or the client is exempt), 0 ask `Limiter.check`, -1 error. */
-static int rate_ok(PyObject *limiter, PyObject *host, PyObject *key, const char *body,
+static int rate_ok(const Held *limiter, PyObject *host, PyObject *key, const char *body,
                    PyObject *snapshot_version, Py_ssize_t memo_entries) {
     int result = 0;
     PyObject *clients = NULL, *identities = NULL, *ident_version = NULL, *question = NULL,
              *buckets = NULL, *bucket_key = NULL, *rate = NULL, *burst = NULL;
-    if (!(clients = GET(limiter, _clients))) goto error;
+    if (!(clients = attr(limiter, N._clients))) goto error;
     PyObject *network = PyDict_GetItemWithError(clients, host);  /* borrowed */
     if (!network) { if (PyErr_Occurred()) goto error; goto done; }
     if (network == Py_None) { result = 1; goto done; }
-    if (!(ident_version = GET(limiter, _identities_version))) goto error;
+    if (!(ident_version = attr(limiter, N._identities_version))) goto error;
     int same = PyObject_RichCompareBool(ident_version, snapshot_version, Py_EQ);
     if (same < 0) goto error;
     if (!same) goto done;
-    if (!(identities = GET(limiter, _identities))) goto error;
+    if (!(identities = attr(limiter, N._identities))) goto error;
     if (PyDict_GET_SIZE(identities) >= memo_entries) goto done;
     if (!(question = Py_BuildValue("(Oy#)", key, body, (Py_ssize_t)6))) goto error;
     PyObject *who = PyDict_GetItemWithError(identities, question);  /* borrowed */
     if (!who) { if (PyErr_Occurred()) goto error; goto done; }
     if (!(bucket_key = PyTuple_Pack(2, network, who))) goto error;
-    if (!(buckets = GET(limiter, _buckets))) goto error;
+    if (!(buckets = attr(limiter, N._buckets))) goto error;
     PyObject *bucket = PyDict_GetItemWithError(buckets, bucket_key);  /* borrowed */
     if (!bucket) { if (PyErr_Occurred()) goto error; goto done; }
     if (!PyList_CheckExact(bucket) || PyList_GET_SIZE(bucket) != 2) goto done;
     PyObject *tokens = PyList_GET_ITEM(bucket, 0), *then = PyList_GET_ITEM(bucket, 1);
     if (!PyFloat_CheckExact(tokens) || !PyFloat_CheckExact(then)) goto done;
-    if (!(rate = GET(limiter, _rate)) || !(burst = GET(limiter, _burst))) goto error;
+    if (!(rate = attr(limiter, N._rate)) || !(burst = attr(limiter, N._burst))) goto error;
     double r = PyFloat_AsDouble(rate), b = PyFloat_AsDouble(burst);
     if (PyErr_Occurred()) goto error;
     struct timespec ts;
@@ -155,7 +257,7 @@ done:
 
 /* The front's reply body for this key (a new reference, or NULL without an error: not
  * here). `slot_to`: the slot counter to store once the reply is sent, or -1. */
-static PyObject *front_body(PyObject *entries, PyObject *key, PyObject *host, PyObject *cache,
+static PyObject *front_body(PyObject *entries, PyObject *key, PyObject *host, const Held *cache,
                             PyObject *rotation_type, PyObject *per_client,
                             PyObject **members_out, long long *slot_to) {
     *slot_to = -1;
@@ -173,7 +275,7 @@ static PyObject *front_body(PyObject *entries, PyObject *key, PyObject *host, Py
     if ((PyObject *)Py_TYPE(entry) != rotation_type) return NULL;
     PyObject *period = NULL, *replies = NULL, *members = NULL, *slot = NULL, *body = NULL;
     if (!(period = GET(entry, period)) || !(replies = GET(entry, replies)) ||
-        !(members = GET(entry, members)) || !(slot = GET(cache, _slot)))
+        !(members = GET(entry, members)) || !(slot = attr(cache, N._slot)))
         goto out;
     long long p = PyLong_AsLongLong(period), s = PyLong_AsLongLong(slot);
     if (PyErr_Occurred() || p <= 0 || !PyList_CheckExact(replies) ||
@@ -198,17 +300,35 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     int fd;
     long long sample_every;
     Py_ssize_t memo_entries;
-    PyObject *thread, *answerer, *cache, *front, *stats, *one, *rotation_type, *per_client;
-    if (!PyArg_ParseTuple(args, "iOOOOOOOOLn", &fd, &thread, &answerer, &cache, &front, &stats,
-                          &one, &rotation_type, &per_client, &sample_every, &memo_entries))
+    PyObject *thread, *answerer, *cache, *front, *stats, *one, *rotation_type, *per_client,
+        *latency_bounds;
+    if (!PyArg_ParseTuple(args, "iOOOOOOOOLnO!", &fd, &thread, &answerer, &cache, &front,
+                          &stats, &one, &rotation_type, &per_client, &sample_every,
+                          &memo_entries, &PyTuple_Type, &latency_bounds))
         return NULL;
+    double bounds[MAX_BOUNDS];
+    Py_ssize_t nbounds = PyTuple_GET_SIZE(latency_bounds);
+    if (nbounds > MAX_BOUNDS) {
+        PyErr_SetString(PyExc_ValueError, "too many latency buckets");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nbounds; i++) {
+        bounds[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(latency_bounds, i));
+        if (bounds[i] == -1.0 && PyErr_Occurred()) return NULL;
+    }
     if (sample_every <= 0) {
         PyErr_SetString(PyExc_ValueError, "sample_every must be positive");
         return NULL;
     }
-    unsigned char *wire = PyMem_Malloc(BUFFER), *out = PyMem_Malloc(BUFFER + 2);
-    if (!wire || !out) { PyMem_Free(wire); PyMem_Free(out); return PyErr_NoMemory(); }
+    Held h_thread = {0}, h_answerer = {0}, h_cache = {0}, h_front = {0}, h_stats = {0},
+         h_limiter = {0};  /* h_limiter: the last `answerer.rrl` seen, with a reference */
     PyObject *result = NULL, *last_host = NULL;
+    CountKey count_key = {NULL, {0, 0}, 0, 0};
+    unsigned char *wire = PyMem_Malloc(BUFFER), *out = PyMem_Malloc(BUFFER + 2);
+    if (!wire || !out) { PyErr_NoMemory(); goto fail; }
+    if (hold(&h_thread, thread) < 0 || hold(&h_answerer, answerer) < 0 ||
+        hold(&h_cache, cache) < 0 || hold(&h_front, front) < 0 || hold(&h_stats, stats) < 0)
+        goto fail;
     in_addr_t last_v4 = 0;
     for (;;) {
         struct sockaddr_storage sa;
@@ -219,7 +339,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         n = recvfrom(fd, wire, BUFFER, 0, (struct sockaddr *)&sa, &salen);
         err = errno;
         Py_END_ALLOW_THREADS
-        PyObject *stopping = GET(thread, stopping);
+        PyObject *stopping = ATTR(h_thread, stopping);
         if (!stopping) goto fail;
         int stop = PyObject_IsTrue(stopping);
         Py_DECREF(stopping);
@@ -254,47 +374,42 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         }
         /* answerer.udp_queries + 1: whether this one is timed (it is stored once the
          * datagram is answered here; `one` counts the others itself) */
-        if (!(queries = GET(answerer, udp_queries))) goto step_fail;
+        if (!(queries = ATTR(h_answerer, udp_queries))) goto step_fail;
         long long q = PyLong_AsLongLong(queries) + 1;
         if (PyErr_Occurred()) goto step_fail;
         if (n <= 12) goto hand_over;
         int sampled = q % sample_every == 0;
         struct timespec started;
         if (sampled) clock_gettime(CLOCK_MONOTONIC, &started);
-        if (!(logging = GET(answerer, query_log_rate))) goto step_fail;
+        if (!(logging = ATTR(h_answerer, query_log_rate))) goto step_fail;
         int log_on = PyObject_IsTrue(logging);
         if (log_on) goto hand_over;
         if (log_on < 0) goto step_fail;
-        if (!(snapshot = GET(answerer, snapshot)) ||
-            !(snapshot_version = GET(snapshot, version)) || !(seen = GET(front, version)))
+        if (!(snapshot = ATTR(h_answerer, _snapshot)) ||
+            !(snapshot_version = GET(snapshot, version)) || !(seen = ATTR(h_front, version)))
             goto step_fail;
         int same = PyObject_RichCompareBool(seen, snapshot_version, Py_EQ);
         if (same <= 0) { if (same < 0) goto step_fail; goto hand_over; }
         if (!(key = PyBytes_FromStringAndSize((const char *)wire + 2, n - 2))) goto step_fail;
-        if (!(entries = GET(front, entries))) goto step_fail;
-        body = front_body(entries, key, host, cache, rotation_type, per_client, &members,
+        if (!(entries = ATTR(h_front, entries))) goto step_fail;
+        body = front_body(entries, key, host, &h_cache, rotation_type, per_client, &members,
                           &slot_to);
         if (!body) { if (PyErr_Occurred()) goto step_fail; goto hand_over; }
         /* Answered from the front: from here on this datagram is ours. */
-        {  /* read again: another UDP thread may have counted meanwhile */
-            PyObject *now_queries = GET(answerer, udp_queries);
-            if (!now_queries) goto step_fail;
-            long long counted = PyLong_AsLongLong(now_queries);
-            Py_DECREF(now_queries);
-            if (PyErr_Occurred()) goto step_fail;
-            PyObject *bumped = PyLong_FromLongLong(counted + 1);
-            int failed = !bumped || PyObject_SetAttr(answerer, N.udp_queries, bumped) < 0;
+        {  /* No Python code has run since `queries` was read (plain attributes and dicts
+            * of bytes, ints and tuples only), so no other thread has counted meanwhile. */
+            PyObject *bumped = PyLong_FromLongLong(q);
+            int failed = !bumped || set_attr(&h_answerer, N.udp_queries, bumped) < 0;
             Py_XDECREF(bumped);
             if (failed) goto step_fail;
         }
-        if (slot_to >= 0) {
-            PyObject *slot = PyLong_FromLongLong(slot_to);
-            int failed = !slot || PyObject_SetAttr(cache, N._slot, slot) < 0;
+        if (slot_to >= 0) {  /* ReplyCache.next_slot, and ReplyCache.count(members) */
+            PyObject *slot = PyLong_FromLongLong(slot_to), *tally = NULL;
+            int failed = !slot || set_attr(&h_cache, N._slot, slot) < 0 ||
+                         !(tally = ATTR(h_cache, _tally)) || bump(tally, members) < 0;
             Py_XDECREF(slot);
+            Py_XDECREF(tally);
             if (failed) goto step_fail;
-            PyObject *r = PyObject_CallMethodOneArg(cache, N.count, members);
-            if (!r) goto step_fail;
-            Py_DECREF(r);
         }
         Py_ssize_t size = PyBytes_GET_SIZE(body);
         const char *text = PyBytes_AS_STRING(body);
@@ -304,17 +419,21 @@ static PyObject *serve(PyObject *self, PyObject *args) {
             clock_gettime(CLOCK_MONOTONIC, &ended);
             double took = (double)(ended.tv_sec - started.tv_sec) +
                           (double)(ended.tv_nsec - started.tv_nsec) * 1e-9;
-            PyObject *r = PyObject_CallMethod(stats, "observe", "d", took);
-            if (!r) goto step_fail;
-            Py_DECREF(r);
+            if (observe(&h_stats, bounds, nbounds, took) < 0) goto step_fail;
         }
-        if (count_query(stats, wire, n, text[1] & 0xF) < 0) goto step_fail;
+        if (count_query(&h_stats, &count_key, wire, n, text[1] & 0xF) < 0) goto step_fail;
         memcpy(out, wire, 2);
         memcpy(out + 2, text, (size_t)size);
-        if (!(limiter = GET(answerer, rrl))) goto step_fail;
+        if (!(limiter = ATTR(h_answerer, rrl))) goto step_fail;
+        if (limiter != Py_None && limiter != h_limiter.obj) {  /* a new limiter (a reload) */
+            Py_XDECREF(h_limiter.obj);
+            Py_CLEAR(h_limiter.dict);
+            Py_INCREF(limiter);
+            if (hold(&h_limiter, limiter) < 0) { h_limiter.obj = NULL; Py_DECREF(limiter); goto step_fail; }
+        }
         PyObject *send = NULL;  /* a reply the limiter made instead, when asked */
         if (limiter != Py_None) {
-            int verdict = rate_ok(limiter, host, key, text, snapshot_version, memo_entries);
+            int verdict = rate_ok(&h_limiter, host, key, text, snapshot_version, memo_entries);
             if (verdict < 0) goto step_fail;
             if (!verdict) {
                 PyObject *wire_obj = PyBytes_FromStringAndSize((const char *)wire, n);
@@ -367,6 +486,10 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     Py_INCREF(result);
 fail:
     Py_XDECREF(last_host);
+    Py_XDECREF(count_key.key);
+    Py_XDECREF(h_thread.dict); Py_XDECREF(h_answerer.dict); Py_XDECREF(h_cache.dict);
+    Py_XDECREF(h_front.dict); Py_XDECREF(h_stats.dict); Py_XDECREF(h_limiter.dict);
+    Py_XDECREF(h_limiter.obj);
     PyMem_Free(wire);
     PyMem_Free(out);
     return result;
@@ -375,7 +498,8 @@ fail:
 static PyMethodDef methods[] = {
     {"serve", serve, METH_VARARGS,
      "serve(fd, thread, answerer, cache, front, stats, one, Rotation, PER_CLIENT, "
-     "sample_every, memo_entries): the UDP thread's loop, until thread.stopping."},
+     "sample_every, memo_entries, latency_bounds): the UDP thread's loop, until "
+     "thread.stopping."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -107,6 +107,7 @@ class QueryStats:
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def observe(self, seconds: float) -> None:
+        # gslb/shell/_udploop.c does the same updates for front hits (and count's too).
         self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
         self.latency_count += 1
@@ -256,6 +257,7 @@ class UdpThread:
                 PER_CLIENT,
                 SAMPLE_EVERY,
                 MEMO_ENTRIES,
+                LATENCY_BUCKETS,
             )
             return
         recvfrom, one = self.sock.recvfrom, self._one
