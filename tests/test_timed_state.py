@@ -7,8 +7,10 @@ import dataclasses
 import datetime
 from pathlib import Path
 
+import pytest
+
 from gslb.core.decide import decide
-from gslb.core.state import ClusterState, Load, MemberState, anticipated
+from gslb.core.state import ClusterState, Load, MemberState, anticipated, beyond_noise
 from gslb.schema import Health
 from gslb.shell.ramp import STEP_TTL, Drains, LoadTrend, SlowStart
 from tests.helpers import snapshot_of, write_zones
@@ -23,6 +25,20 @@ def test_a_rising_load_is_read_as_it_will_be_and_a_steady_one_as_it_is() -> None
     assert falling.sessions == 0, "never below nothing"
     assert anticipated(None, now, 10.0) is now
     assert anticipated(now, now, 10.0) is now, "the same report twice has no trend"
+    projected = anticipated(before, now, 10.0)
+    assert (projected.reported, projected.change) == (150, 50), "the report kept beside it"
+
+
+def test_a_summed_load_is_projected_only_beyond_its_noise() -> None:
+    """A count of n sessions wanders by about sqrt(n) between reports with nothing changing:
+    a site's summed load is projected only by the part of its change beyond twice that."""
+    # 10 000 sessions that gained 150 (noise: 200): read as they are, not 300 higher.
+    assert beyond_noise(10_000, 10_300, 150) == 10_000
+    assert beyond_noise(10_000, 9_700, -150) == 10_000
+    # A real rise of 1 000 keeps 800 of it (the rest is the noise), projected alike.
+    assert beyond_noise(10_000, 12_000, 1_000) == pytest.approx(11_600)
+    assert beyond_noise(10_000, 8_000, -1_000) == pytest.approx(8_400)
+    assert beyond_noise(500, 500, 0) == 500, "nothing projected: nothing to take out"
 
 
 def test_the_trend_is_kept_per_agent_between_distinct_reports() -> None:

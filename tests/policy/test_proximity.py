@@ -9,7 +9,7 @@ from hypothesis import given
 from gslb.core.location import distance_km
 from gslb.core.policy import proximity
 from gslb.core.pools import Site
-from gslb.core.state import ClusterState, Load
+from gslb.core.state import ClusterState, Load, anticipated
 from tests.policy.strategies import client_at, clients, context, member, members, pool
 
 
@@ -72,6 +72,41 @@ def test_capacity_spills_the_excess_over_sites_with_headroom() -> None:
     assert abs(leaders["fra"] / spilled - 0.75) < 0.03, (
         "in proportion to headroom, not all to the next"
     )
+
+
+def test_a_site_load_that_only_wanders_spills_as_if_it_stood_still() -> None:
+    """Two London members at 4 500 sessions each of a 10 000 capacity (90 %: half spills).
+    Their reports move by their noise (each about sqrt(4 500) = 67), projected 10 s ahead:
+    the spill stays at half, instead of jumping with the projection. A real rise spills more."""
+    lon1, lon2 = member(1, site="lon", capacity=5000), member(2, site="lon", capacity=5000)
+    fra = member(3, site="fra", capacity=10_000)
+    p = pool([lon1, lon2, fra])
+
+    def spilled(*loads: Load) -> float:
+        state = ClusterState(load={lon1.address: loads[0], lon2.address: loads[1]})
+        draws = 4000
+        led = sum(
+            proximity.apply(
+                p.members,
+                context(
+                    p, state, client_at(51.5, -0.1), slot=i % 20, client_key=i.to_bytes(4, "big")
+                ),
+            )[0]
+            is fra
+            for i in range(draws)
+        )
+        return led / draws
+
+    def report(before: float, now: float) -> Load:
+        return anticipated(Load(sessions=before, at=10.0), Load(sessions=now, at=15.0), 10.0)
+
+    steady = spilled(Load(sessions=4500), Load(sessions=4500))
+    assert abs(steady - 0.5) < 0.03
+    # +80 each in 5 s, projected to +160 more each: 4 820 a member, 96 % of capacity.
+    wander = spilled(report(4420, 4500), report(4420, 4500))
+    assert abs(wander - steady) < 0.03, "the wander is noise, not a trend"
+    rise = spilled(report(4000, 4500), report(4000, 4500))
+    assert rise > steady + 0.3, "a rise of 500 each is a trend: it spills ahead of it"
 
 
 def test_no_spill_below_the_spill_threshold_and_all_of_it_at_capacity() -> None:

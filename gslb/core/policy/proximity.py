@@ -27,6 +27,7 @@ from gslb.core.location import distance_km
 from gslb.core.policy import GEO, Candidates, Context, Input, Order, Precision
 from gslb.core.policy._hash import unit
 from gslb.core.policy.cost import path_down
+from gslb.core.state import beyond_noise
 
 if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
@@ -99,7 +100,9 @@ def _sites_in_order(ordered: list[Member]) -> list[str]:
 def site_usage(members: list[Member] | Candidates, site: str, ctx: Context) -> tuple[float, float]:
     """(capacity, load) of a site's candidates: the site's declared capacity, else the sum of
     its members'; 0 when none is declared. Members whose ISP path is down bring no capacity:
-    clients cannot reach them (the declared capacity shrinks by their share of the site)."""
+    clients cannot reach them (the declared capacity shrinks by their share of the site).
+    The load is the members' projected sessions, projected only as far as the site's summed
+    change exceeds a count's noise (gslb.core.state.beyond_noise)."""
     at_site = [m for m in members if m.site is not None and m.site.name == site]
     reachable = [m for m in at_site if not path_down(m, ctx)]
     declared = at_site[0].site.capacity if at_site and at_site[0].site else None
@@ -107,8 +110,17 @@ def site_usage(members: list[Member] | Candidates, site: str, ctx: Context) -> t
         capacity = declared * len(reachable) / len(at_site)
     else:
         capacity = sum(m.capacity or 0.0 for m in reachable)
-    load = sum(ctx.sessions(m) for m in at_site)
-    return capacity, load
+    projected = reported = change = 0.0
+    for m in at_site:
+        sessions = ctx.sessions(m)
+        projected += sessions
+        mine = ctx.load(m)
+        if mine.reported is not None and sessions == mine.sessions:  # projected as reported
+            reported += mine.reported
+            change += mine.change
+        else:
+            reported += sessions
+    return capacity, beyond_noise(reported, projected, change)
 
 
 def overloaded(members: Candidates, ctx: Context) -> bool:
