@@ -114,6 +114,20 @@ static int set_attr(const Held *h, PyObject *name, PyObject *value) {
     return h->dict ? PyDict_SetItem(h->dict, name, value) : PyObject_SetAttr(h->obj, name, value);
 }
 
+/* `hold`, keeping a reference to `obj` (and letting go of the one held before): for an
+ * object that may be replaced while the loop runs, so that a pointer compared is alive. */
+static int hold_owned(Held *h, PyObject *obj) {
+    Py_XDECREF(h->obj);
+    Py_CLEAR(h->dict);
+    Py_INCREF(obj);
+    if (hold(h, obj) < 0) {
+        h->obj = NULL;
+        Py_DECREF(obj);
+        return -1;
+    }
+    return 0;
+}
+
 #define ATTR(held, name) attr(&(held), N.name)
 
 /* `counts[key] += 1` in a dict of ints (QueryStats.counts, ReplyCache._tally). */
@@ -181,11 +195,10 @@ static int observe(const Held *stats, const double *bounds, Py_ssize_t nbounds, 
     }
     long long was = PyLong_AsLongLong(PyList_GET_ITEM(latency, at));
     if (was == -1 && PyErr_Occurred()) goto out;
-    if (!(value = PyLong_FromLongLong(was + 1)) || PyList_SetItem(latency, at, value) < 0) {
-        value = NULL;  /* PyList_SetItem took it, even failing */
-        goto out;
-    }
-    value = NULL;
+    int failed = !(value = PyLong_FromLongLong(was + 1)) ||
+                 PyList_SetItem(latency, at, value) < 0;
+    value = NULL;  /* PyList_SetItem took it, even failing */
+    if (failed) goto out;
     if (!(sum = attr(stats, N.latency_sum))) goto out;
     double total = PyFloat_AsDouble(sum);
     if (total == -1.0 && PyErr_Occurred()) goto out;
@@ -425,12 +438,8 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         memcpy(out, wire, 2);
         memcpy(out + 2, text, (size_t)size);
         if (!(limiter = ATTR(h_answerer, rrl))) goto step_fail;
-        if (limiter != Py_None && limiter != h_limiter.obj) {  /* a new limiter (a reload) */
-            Py_XDECREF(h_limiter.obj);
-            Py_CLEAR(h_limiter.dict);
-            Py_INCREF(limiter);
-            if (hold(&h_limiter, limiter) < 0) { h_limiter.obj = NULL; Py_DECREF(limiter); goto step_fail; }
-        }
+        if (limiter != Py_None && limiter != h_limiter.obj && hold_owned(&h_limiter, limiter) < 0)
+            goto step_fail;  /* a new limiter (a reload): held from now on */
         PyObject *send = NULL;  /* a reply the limiter made instead, when asked */
         if (limiter != Py_None) {
             int verdict = rate_ok(&h_limiter, host, key, text, snapshot_version, memo_entries);
