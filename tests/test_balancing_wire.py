@@ -16,7 +16,8 @@ import dns.query
 import pytest
 
 from gslb.core.state import MemberState
-from tests.geoip_fixtures import LONDON, write_city
+from gslb.schema import LOAD, Load
+from tests.geoip_fixtures import CITIES, LONDON, write_city
 from tests.helpers import ecs, write_zones
 from tests.server import ServerProcess
 from tests.test_redis_state import run, until
@@ -33,6 +34,7 @@ isps:
 sites:
   lon: {lat: 51.51, lon: -0.13}
   nyc: {lat: 40.71, lon: -74.01}
+  sgp: {lat: 1.35, lon: 103.82}
 pools:
   www:
     policy: [health, proximity, isp_interleave, limit]
@@ -48,6 +50,16 @@ pools:
       - {address: 192.0.2.31}
       - {address: 192.0.2.32}
       - {address: 192.0.2.33}
+  spill:
+    policy: [health, proximity]
+    max_answers: 1
+    members:
+      - {address: 192.0.2.61, site: lon, capacity: 100}
+      - {address: 192.0.2.62, site: lon, capacity: 100}
+      - {address: 192.0.2.63, site: nyc, capacity: 100}
+      - {address: 192.0.2.64, site: nyc, capacity: 100}
+      - {address: 192.0.2.65, site: sgp, capacity: 100}
+      - {address: 192.0.2.66, site: sgp, capacity: 100}
   planned:
     policy: [health, round_robin, limit]
     ttl: 20
@@ -65,10 +77,14 @@ pools:
 """
 
 
+# Client networks in New York, each its own decision (spill-over is drawn per network).
+NEW_YORKERS = [(f"198.18.{i}.0/24", "New York", "US", "NA", 40.7128, -74.0060) for i in range(30)]
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str, Path]]:
     base = tmp_path_factory.mktemp("balancing")
-    city = write_city(base / "city.mmdb")
+    city = write_city(base / "city.mmdb", CITIES + NEW_YORKERS)
     server = ServerProcess(
         write_zones(base / "zones", {"z.yaml": ZONE}), base / "data", "--geoip", str(city)
     )
@@ -186,3 +202,37 @@ def test_a_planned_drain_steps_the_ttl_down_first_and_back_after(
     assert ttl == 5 and "192.0.2.52" in addresses, "not drained yet: planned 8 s ahead"
     # Then it is drained, and the TTL comes back.
     until(lambda: ttl_and_addresses(server, "planned") == (20, {"192.0.2.51"}))
+
+
+def test_when_london_fails_new_york_sheds_at_once_what_londons_load_will_need(
+    served: tuple[ServerProcess, str, Path],
+) -> None:
+    """New York at 170 of 200 spills a quarter of its answers (read off its load: 0 at 80 %,
+    all at 100 %). When London fails, London's 120 sessions are on their
+    way to New York before any report shows them: the spill goes at once to what keeps New
+    York at 88 % with them (1 - 0.88 x 200 / (170 / 0.75 + 120), about half), with the
+    same reports."""
+    server, url, _ = served
+    reports = {"61": 60, "62": 60, "63": 85, "64": 85, "65": 30, "66": 30}
+
+    async def write(store: object) -> None:
+        at = time.time()
+        await store.redis.hset(  # type: ignore[attr-defined]
+            LOAD,
+            mapping={f"192.0.2.{k}": Load(sessions=v, at=at).to_json() for k, v in reports.items()},
+        )
+
+    def shed() -> float:
+        # Every rotation slot of every network: 20 queries in a row go round the slots.
+        led = Counter(
+            first(server, "spill", network.split("/")[0])
+            for network, *_ in NEW_YORKERS
+            for _ in range(20)
+        )
+        return 1 - (led["192.0.2.63"] + led["192.0.2.64"]) / (20 * len(NEW_YORKERS))
+
+    run(write, url)
+    until(lambda: abs(shed() - 0.25) < 0.06)
+    set_health(url, {"spill/192.0.2.61": "down", "spill/192.0.2.62": "down"})
+    run(write, url)  # the same sessions again: nothing in the reports has moved
+    until(lambda: abs(shed() - (1 - 0.88 * 200 / (170 / 0.75 + 120))) < 0.06)

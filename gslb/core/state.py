@@ -131,6 +131,10 @@ class ClusterState:
     # Member addresses whose agent said they are going away (gslb agent drain, its SIGTERM):
     # out of every pool's answers, as if drained, until the agent says they are back.
     leaving: frozenset[str] = frozenset()
+    # Spill-over fractions held by the shell's controller (gslb.shell.spill) after a site lost
+    # capacity, by (pool id, site name): proximity spills that share of the site's answers
+    # instead of reading it off the site's load. Absent: read off the load.
+    spill: Mapping[tuple[str, str], float] = field(default_factory=dict)
 
     def member(self, key: str) -> MemberState:
         return self.health.get(key, UNKNOWN)

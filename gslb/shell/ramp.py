@@ -140,18 +140,8 @@ class Drains:
 
     def zone(self, old: Zone | None, new: Zone | None, touched: Iterable[str] | None) -> None:
         """A zone was replaced: look again at the pools written (all of them if unknown)."""
-        either = new if new is not None else old
-        if either is None:
-            return
-        names = (
-            set(touched)
-            if touched is not None
-            else {*(old.pools_by_name if old else ()), *(new.pools_by_name if new else ())}
-        )
-        zone = either.name
-        for name in names:
-            pool = new.pools_by_name.get(name) if new is not None else None
-            self.planned.pop(f"{zone}/{name}", None)
+        for pool_id, pool in written(old, new, touched):
+            self.planned.pop(pool_id, None)
             if pool is not None:
                 self._pool(pool)
 
@@ -183,6 +173,25 @@ class Drains:
     def due(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         return bool(self._next) and now >= self._next
+
+
+def written(
+    old: Zone | None, new: Zone | None, touched: Iterable[str] | None
+) -> list[tuple[str, Pool | None]]:
+    """(pool id, the pool now or None if gone) for the pools of a replaced zone that were
+    written: `touched` when the caller knows, else every pool of either version."""
+    either = new if new is not None else old
+    if either is None:
+        return []
+    names = (
+        set(touched)
+        if touched is not None
+        else {*(old.pools_by_name if old else ()), *(new.pools_by_name if new else ())}
+    )
+    return [
+        (f"{either.name}/{name}", new.pools_by_name.get(name) if new is not None else None)
+        for name in names
+    ]
 
 
 def _slow_start_of(key: str, zones: ZoneSet) -> float:

@@ -70,6 +70,7 @@ from gslb.schema import (
 from gslb.shell.mirror import Mirror
 from gslb.shell.poolstats import PoolStats
 from gslb.shell.ramp import Drains, LoadTrend, SlowStart
+from gslb.shell.spill import SpillControl
 from gslb.state.keyfiles import KeyDirError, zone_keys
 from gslb.state.store import Position, Store
 
@@ -196,6 +197,7 @@ class Sync:
         self.slow_start = SlowStart()
         self.drains = Drains()
         self.trend = LoadTrend()
+        self.spill = SpillControl()
         self.position: Position | None = None
         self.connected = False
         self.last_sync = 0.0  # when the snapshot last matched Redis (monotonic clock)
@@ -239,6 +241,12 @@ class Sync:
         old = self.current()
         state = self.cold_start.apply(state if state is not None else old.state)
         state = self.drains.apply(self.slow_start.apply(state))
+        if self.spill.pools and (
+            zones is not None
+            or (state.health, state.load, state.isp_paths_down, state.drained)
+            != (old.state.health, old.state.load, old.state.isp_paths_down, old.state.drained)
+        ):
+            state = self.spill.apply(state, time.monotonic())
         self._install(
             dataclasses.replace(
                 old,
@@ -436,6 +444,7 @@ class Sync:
             before = old.zones.get(apex)
             if before is not zone:
                 self.drains.zone(before, zone, None)
+                self.spill.zone(before, zone, None)
             if before is None:
                 self.cold_start.added(zone.pools_by_name.values(), state)
             elif before is not zone:
@@ -443,6 +452,9 @@ class Sync:
                     (p for n, p in zone.pools_by_name.items() if n not in before.pools_by_name),
                     state,
                 )
+        for apex, gone in old.zones.items():
+            if apex not in new.zones:
+                self.spill.zone(gone, None, None)
 
     # --- following the logs --------------------------------------------------------------
 
@@ -653,6 +665,7 @@ class Sync:
         elif self.mirror is not None:
             self.mirror.zone_gone(zone)
         self.drains.zone(old, new, None if touched is None else list(touched))
+        self.spill.zone(old, new, None if touched is None else list(touched))
         self.install(ZoneSet(zones))
         if self.pool_stats is not None:
             health = self.current().state.health
@@ -804,6 +817,7 @@ class Sync:
         health = await asyncio.to_thread(_health_map, kept.health)
         for zone in zones.values():
             self.drains.zone(None, zone, None)
+            self.spill.zone(None, zone, None)
         self.install(ZoneSet(zones), dataclasses.replace(self.current().state, health=health))
         await self._recount(self.current().zones)
         log.info(

@@ -14,6 +14,11 @@ headroom, the next-nearest site takes it. Starting before the site is full is wh
 from going over: the load reported is seconds old, and clients behind resolver caches keep
 arriving for a TTL after the answers change.
 
+Held spill-over: after a site loses capacity (it fails, or members or an ISP path of it do),
+the shell's controller (gslb.shell.spill) sets the spill fraction of the sites that take the
+load at once, to what keeps them at 88 % of their capacity, and trims it slowly from their
+load: the state's `spill`. While one is held for the nearest site, it is the fraction spilled.
+
 Origin: "intelligent DNS responses" by proximity to the client's DNS server (*To Be
 Multihomed*); RFC 2391 §5.2's cost-weighted distribution for distributed servers.
 """
@@ -24,13 +29,14 @@ import math
 from typing import TYPE_CHECKING
 
 from gslb.core.location import distance_km
-from gslb.core.policy import GEO, Candidates, Context, Input, Order, Precision
+from gslb.core.policy import GEO, Candidates, Context, Input, Order, Precision, health
 from gslb.core.policy._hash import unit
 from gslb.core.policy.cost import path_down
 from gslb.core.state import beyond_noise
 
 if TYPE_CHECKING:
     from gslb.core.pools import Member, Pool
+    from gslb.core.state import ClusterState
 
 SPILL_GRANULARITY = 20  # rotation slots a spilling pool cycles through: 5 % steps
 SPILL_FROM = 0.8  # share of a site's capacity at which its answers start spilling over
@@ -55,7 +61,12 @@ def precision(pool: Pool) -> Precision:
 
 
 def period(candidates: Candidates, ctx: Context) -> int:
-    return SPILL_GRANULARITY if overloaded(candidates, ctx) else 1
+    spilling = overloaded(candidates, ctx) or held_for(ctx.pool.id, ctx)
+    return SPILL_GRANULARITY if spilling else 1
+
+
+def held_for(pool_id: str, ctx: Context) -> bool:
+    return bool(ctx.state.spill) and any(key[0] == pool_id for key in ctx.state.spill)
 
 
 def apply(candidates: Candidates, ctx: Context) -> Candidates:
@@ -123,6 +134,24 @@ def site_usage(members: list[Member] | Candidates, site: str, ctx: Context) -> t
     return capacity, beyond_noise(reported, projected, change)
 
 
+def usage(pool: Pool, state: ClusterState) -> dict[str, tuple[float, float]]:
+    """(capacity, load) of each site of `pool` as spill-over sees it now (`site_usage`
+    over the members the health step keeps), in the pool's order of members; a site with no
+    member up is absent."""
+    ctx = Context(pool, state)
+    candidates = health.apply(pool.members, ctx)
+    return {site: site_usage(candidates, site, ctx) for site in _sites_in_order(list(candidates))}
+
+
+def spilled(capacity: float, load: float, held: float | None = None) -> float:
+    """The share of a site's answers spilled over: the one held, else read off its load."""
+    if held is not None:
+        return held
+    if capacity <= 0 or load < capacity * SPILL_FROM:
+        return 0.0
+    return min(1.0, (load - capacity * SPILL_FROM) / (capacity * (SPILL_ALL - SPILL_FROM)))
+
+
 def overloaded(members: Candidates, ctx: Context) -> bool:
     """Whether any site of these candidates is past SPILL_FROM (spill-over may happen)."""
     sites = _sites_in_order(list(members))
@@ -137,12 +166,16 @@ def _spill(ordered: list[Member], ctx: Context) -> list[Member]:
         return ordered
     nearest = sites[0]
     capacity, load = site_usage(ordered, nearest, ctx)
-    if capacity <= 0 or load < capacity * SPILL_FROM:
+    held = ctx.state.spill.get((ctx.pool.id, nearest)) if ctx.state.spill else None
+    excess = spilled(capacity, load, held)
+    if excess <= 0:
         return ordered
-    excess = min(1.0, (load - capacity * SPILL_FROM) / (capacity * (SPILL_ALL - SPILL_FROM)))
+    why = f"{excess:.0%} spill" + (" held since a site lost capacity" if held is not None else "")
     draw = unit(ctx.client_key, ctx.slot, ctx.pool.id)
     if draw >= excess:
-        ctx.note(f"site {nearest} is near capacity ({load:g}/{capacity:g}); this answer stays")
+        ctx.note(
+            f"site {nearest} is near capacity ({load:g}/{capacity:g}, {why}); this answer stays"
+        )
         return ordered
     headroom = {}
     for site in sites[1:]:
@@ -159,9 +192,6 @@ def _spill(ordered: list[Member], ctx: Context) -> list[Member]:
                 break
     else:
         target = sites[1]
-    ctx.note(
-        f"site {nearest} is near capacity ({load:g}/{capacity:g}, {excess:.0%} spill): "
-        f"spilled to {target}"
-    )
+    ctx.note(f"site {nearest} is near capacity ({load:g}/{capacity:g}, {why}): spilled to {target}")
     front = [m for m in ordered if m.site is not None and m.site.name == target]
     return front + [m for m in ordered if m not in front]
