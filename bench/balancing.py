@@ -49,6 +49,7 @@ from gslb.core.state import ClusterState, Load, MemberState
 from gslb.schema import Health
 from gslb.shell.geoip import GeoIpLocator
 from gslb.shell.ramp import LoadTrend, SlowStart
+from gslb.shell.spill import SpillControl
 from tests.geoip_fixtures import write_city
 
 SESSION_S = 20.0  # mean session length (web: a page and its keep-alive connection)
@@ -437,6 +438,7 @@ class Gslb(Decider):
         self.snapshot: Snapshot | None = None
         self.ramps = SlowStart()  # the DNS node's own clock of slow starts
         self.trend = LoadTrend()
+        self.spill = SpillControl()  # the DNS node's held spill-over fractions
         self.known_up: np.ndarray | None = None
 
     def _zones(self, drained: frozenset[int]) -> object:
@@ -446,6 +448,8 @@ class Gslb(Decider):
             (directory / "sim.yaml").write_text(zone_text(drained, self.slow_start))
             self.zones = zonefiles.zone_set(zonefiles.load_directory(directory))
             self._drained = drained
+            for zone in self.zones.zones.values():
+                self.spill.zone(None, zone, None)
         return self.zones
 
     def prepare(self, view: View, version: int) -> None:
@@ -480,6 +484,7 @@ class Gslb(Decider):
             self.ramps.heard(back, before, zones, now=view.now)  # type: ignore[arg-type]
         self.known_up = view.up.copy()
         state = self.ramps.apply(ClusterState(health, load, answers), now=view.now)
+        state = self.spill.apply(state, now=view.now)
         self.snapshot = Snapshot(version, zones, state=state, locator=self.locator)  # type: ignore[arg-type]
 
     def due(self, now: float) -> bool:

@@ -280,6 +280,21 @@ own (tests/policy/, tests/test_balancing_wire.py over the wire):
   (settling after a site failure 111 s -> 83 s, after a path failure 161 s -> 56 s, the
   flash crowd's nearest-site share 98.7 % -> 99.2 %). Left per member, the same threshold
   took least_load's damping inside a site (more reversals, imbalance 1.043 -> 1.051).
+- **Settling after a site failure.** The spill fraction read off the load (0 at 80 % of
+  capacity, 1 at 100 %) is a proportional controller with a gain of five behind a slow loop
+  (reports every 5 s, a TTL in resolver caches, sessions of 20 s): when London failed, New
+  York's load jumped, the fraction with it, and the site shares kept moving for 83 s (aim:
+  two TTLs). Tried and not kept: a wider spill band (from 70 % or 60 %: 75 s, but the flash
+  crowd's nearest-site share fell to 97.5 % and 96.7 %), a longer or shorter projection
+  (15 s: 135 s; 5 s: more overload), a smoothed or least-squares trend (180 s), a hard
+  deadband per member (143 s). Now the DNS node holds the fraction with memory
+  (gslb.shell.spill): when a site loses capacity, the site taking its load is set at once
+  to spill what keeps it at 88 % of its capacity with the lost site's last load added
+  (feed-forward), then trimmed every 5 s by 0.05 x (load / capacity - 0.88). The answers
+  settle in 10 s, the load in about 35 s, with no member over capacity; after a path
+  failure the answers move once, at detection. Tried: a gain of 0.1 (the same after a site
+  failure, but 64 s instead of 38 s for the load after a path failure), 0.2 (82 s: it
+  swung), a target of 85 % (as good), 92 % (a member 9 s over capacity).
 - **Dead paths.** Members unreachable over their ISP had no load, so they drew the largest
   shares and their capacity hid an overloaded site; they now get no share and bring no
   capacity. And a London answer of four London addresses left clients that try in order
@@ -296,21 +311,6 @@ Where gslb is below a peer, and why:
   sites, so London's failure hits a third of everyone's; gslb sends Europe to London, so it
   hits all of Europe's (40 % of the demand). Clients that try the addresses in order reach
   New York with both (`limit` keeps it last in London's answers).
-- **Settle time after a site failure** (the aim of two TTLs is not met): the spill fraction
-  is a function of a load that moves for minutes after the failure (clients behind TTL-floor
-  resolvers arrive over five minutes), and it is decided per client network (a city here), so
-  the answers' site shares still move by a few percent from one 10 s window to the next after
-  the loads have settled (the load settles in about 60 s, 20 s of which are the sessions' own
-  lifetime). Tried and not kept: a wider spill band (from 70 % or 60 % of capacity: 75 s,
-  but the flash crowd's nearest-site share fell to 97.5 % and 96.7 %), a longer or shorter
-  projection (15 s: 135 s; 5 s: more overload), a smoothed or least-squares trend (slower:
-  180 s). Meeting it needs a controller with memory in the shell, which is not built yet.
-  A prototype of one, patched into this simulator only, met it: when a site dies, the
-  next-nearest site's spill fraction is set at once to what keeps it at 88 % of its
-  capacity with the dead site's last load added (1 - 0.88 C / (L + L_dead)), then trimmed
-  every 5 s by 0.1 x (projected load / C - 0.88). The answers settled in 10 s and the load
-  in 35-39 s, with no overload (gains 0.05-0.1, targets 85-88 %; at 0.2 and more it took
-  44-48 s, at a 92 % target a member went over capacity for 9 s).
 """
 
 
