@@ -484,7 +484,8 @@ class Gslb(Decider):
             self.ramps.heard(back, before, zones, now=view.now)  # type: ignore[arg-type]
         self.known_up = view.up.copy()
         state = self.ramps.apply(ClusterState(health, load, answers), now=view.now)
-        state = self.spill.apply(state, now=view.now)
+        self.spill.heard(None)  # the simulator builds the whole state again each time
+        state = self.spill.apply(self.snapshot.state if self.snapshot else state, state, view.now)
         self.snapshot = Snapshot(version, zones, state=state, locator=self.locator)  # type: ignore[arg-type]
 
     def due(self, now: float) -> bool:

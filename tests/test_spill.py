@@ -69,16 +69,34 @@ def state_of(pool: Pool, sessions: dict[str, float], down: set[str] = frozenset(
     return ClusterState(health=immutables.Map(health), load=load)
 
 
+NEW_YORKER = ClientInfo(
+    ipaddress.ip_address("198.51.100.1"),
+    None,
+    Location(ipaddress.ip_network("198.51.100.0/24"), 40.7, -74.0),
+)
+
+
+class Node:
+    """A DNS node's use of the control: it is told whose health changed, then asked for the
+    state to install, from the state it answered from until then."""
+
+    def __init__(self, zone: Zone) -> None:
+        self.control = SpillControl()
+        self.control.zone(None, zone, None)
+        self.state = ClusterState()
+
+    def install(self, state: ClusterState, now: float) -> ClusterState:
+        self.control.heard(k for k, v in state.health.items() if self.state.health.get(k) != v)
+        self.state = self.control.apply(self.state, state, now)
+        return self.state
+
+
 def new_york_kept(pool: Pool, state: ClusterState) -> float:
     """The share of a New York client's answers led by New York, over many client networks."""
-    client = ClientInfo(
-        ipaddress.ip_address("198.51.100.1"),
-        None,
-        Location(ipaddress.ip_network("198.51.100.0/24"), 40.7, -74.0),
-    )
     led: Counter[str] = Counter()
     for i in range(4000):
-        decision = decide(pool, state, {}, client, slot=i % 20, client_key=i.to_bytes(4, "big"))
+        key = i.to_bytes(4, "big")
+        decision = decide(pool, state, {}, NEW_YORKER, slot=i % 20, client_key=key)
         led[SITE_OF[decision.members[0].address]] += 1
     return led["nyc"] / 4000
 
@@ -87,25 +105,27 @@ def test_a_site_taking_a_failed_sites_load_spills_at_once_what_keeps_it_under_ta
     zone: Zone,
 ) -> None:
     www = zone.pools_by_name["www"]
-    control = SpillControl()
-    control.zone(None, zone, None)
-    assert set(control.pools) == {www.id}, "a pool without capacities is not looked at"
+    node = Node(zone)
+    assert set(node.control.pools) == {www.id}, "a pool without capacities is not looked at"
     steady = {"lon": 120.0, "nyc": 120.0, "sgp": 60.0}
-    before = control.apply(state_of(www, steady), now=0.0)
+    before = node.install(state_of(www, steady), now=0.0)
     assert dict(before.spill) == {}
     assert new_york_kept(www, before) == 1.0, "New York at 60 %: nothing spills"
     # London fails. New York still reports 120 (60 %, nothing to spill if read off its
     # load), but London's 120 are on their way: 240 for 200 of capacity.
-    failed = control.apply(state_of(www, steady, down={"lon"}), now=2.0)
+    failed = node.install(state_of(www, steady, down={"lon"}), now=2.0)
     expected = 1 - TARGET * 200 / 240
     assert dict(failed.spill) == {(www.id, "nyc"): pytest.approx(expected)}
     assert new_york_kept(www, failed) == pytest.approx(1 - expected, abs=0.03)
+    explained = decide(www, failed, {}, NEW_YORKER, explain=True)
+    notes = [n for t in explained.trace if t.step == "proximity" for n in t.notes]
+    assert any("27% spill held since a site lost capacity" in n for n in notes), notes
     # The load arrives (New York at 110 %): read off the load, everything would spill;
     # held, the fraction only moves by the trim, once per TRIM_EVERY seconds.
     arrived = {"lon": 0.0, "nyc": 220.0, "sgp": 80.0}
-    soon = control.apply(state_of(www, arrived, down={"lon"}), now=3.0)
+    soon = node.install(state_of(www, arrived, down={"lon"}), now=3.0)
     assert soon.spill[(www.id, "nyc")] == pytest.approx(expected), "no trim within 5 s"
-    trimmed = control.apply(state_of(www, arrived, down={"lon"}), now=2.0 + TRIM_EVERY)
+    trimmed = node.install(state_of(www, arrived, down={"lon"}), now=2.0 + TRIM_EVERY)
     assert trimmed.spill[(www.id, "nyc")] == pytest.approx(expected + GAIN * (1.1 - TARGET))
     assert new_york_kept(www, trimmed) > 0.6
 
@@ -114,21 +134,20 @@ def test_a_hold_ends_when_its_trim_reaches_zero_or_the_lost_site_comes_back(
     zone: Zone,
 ) -> None:
     www = zone.pools_by_name["www"]
-    control = SpillControl()
-    control.zone(None, zone, None)
+    node = Node(zone)
     steady = {"lon": 120.0, "nyc": 120.0, "sgp": 60.0}
-    control.apply(state_of(www, steady), now=0.0)
-    assert control.apply(state_of(www, steady, down={"lon"}), now=1.0).spill
+    node.install(state_of(www, steady), now=0.0)
+    assert node.install(state_of(www, steady, down={"lon"}), now=1.0).spill
     # London is back: shares are read off the load again, at once.
-    back = control.apply(state_of(www, steady), now=2.0)
+    back = node.install(state_of(www, steady), now=2.0)
     assert dict(back.spill) == {}
     # Held again, then New York's load falls far under the target: trimmed away.
-    control.apply(state_of(www, steady, down={"lon"}), now=3.0)
+    node.install(state_of(www, steady, down={"lon"}), now=3.0)
     light = {"lon": 0.0, "nyc": 40.0, "sgp": 60.0}
     now = 3.0
-    while control.held and now < 600:
+    while node.control.held and now < 600:
         now += TRIM_EVERY
-        state = control.apply(state_of(www, light, down={"lon"}), now=now)
+        state = node.install(state_of(www, light, down={"lon"}), now=now)
     assert dict(state.spill) == {} and now < 60, "gone within a few trims"
     assert new_york_kept(www, state) == 1.0
 
@@ -139,15 +158,14 @@ def test_a_site_losing_a_path_keeps_its_clients_and_spills_only_its_excess(
     """New York's isp-a path goes down: half its capacity, the same clients. Read off its
     load (120 of 100) it would spill everything; held, it spills what leaves it at 88 %."""
     www = zone.pools_by_name["www"]
-    control = SpillControl()
-    control.zone(None, zone, None)
+    node = Node(zone)
     steady = {"lon": 120.0, "nyc": 120.0, "sgp": 60.0}
-    control.apply(state_of(www, steady), now=0.0)
+    node.install(state_of(www, steady), now=0.0)
     cut = state_of(www, steady)
     cut = ClusterState(
         health=cut.health, load=cut.load, isp_paths_down=frozenset({("isp-a", "nyc")})
     )
-    held = control.apply(cut, now=1.0)
+    held = node.install(cut, now=1.0)
     expected = 1 - TARGET * 100 / 120
     assert dict(held.spill) == {(www.id, "nyc"): pytest.approx(expected)}
     assert new_york_kept(www, held) == pytest.approx(1 - expected, abs=0.03)
@@ -155,11 +173,10 @@ def test_a_site_losing_a_path_keeps_its_clients_and_spills_only_its_excess(
 
 def test_a_rewritten_or_removed_pool_starts_again_from_its_load(zone: Zone) -> None:
     www = zone.pools_by_name["www"]
-    control = SpillControl()
-    control.zone(None, zone, None)
+    node = Node(zone)
     steady = {"lon": 120.0, "nyc": 120.0, "sgp": 60.0}
-    control.apply(state_of(www, steady), now=0.0)
-    control.apply(state_of(www, steady, down={"lon"}), now=1.0)
-    assert control.held
-    control.zone(zone, None, None)
-    assert not control.pools and not control.held and not control.seen
+    node.install(state_of(www, steady), now=0.0)
+    node.install(state_of(www, steady, down={"lon"}), now=1.0)
+    assert node.control.held
+    node.control.zone(zone, None, None)
+    assert not node.control.pools and not node.control.held

@@ -28,7 +28,8 @@ target let a member go over its capacity (docs/balancing.md).
   recovery: the shares are read off the load again, as before the failure).
 
 Only pools whose proximity step can spill (a capacity declared) are looked at, kept as zones
-change, so a million pools without capacities cost nothing here.
+change, so a million pools without capacities cost nothing here; of those, a health change
+looks at the pools of the members that changed, and a trim at the pools with a hold.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def spills(pool: Pool) -> bool:
 class SpillControl:
     def __init__(self) -> None:
         self.pools: dict[str, Pool] = {}  # pool id -> pool, for pools that can spill
-        self.seen: dict[str, Usage] = {}  # pool id -> its sites' usage at the last look
         self.held: dict[tuple[str, str], float] = {}  # (pool id, site) -> fraction held
+        self._touched: set[str] | None = set()  # pools whose health changed (None: all)
         self._trimmed: float | None = None
 
     def zone(self, old: Zone | None, new: Zone | None, touched: Iterable[str] | None) -> None:
@@ -82,24 +83,39 @@ class SpillControl:
                 self.pools.pop(pool_id, None)
 
     def _forget(self, pool_id: str) -> None:
-        self.seen.pop(pool_id, None)
         for key in [k for k in self.held if k[0] == pool_id]:
             del self.held[key]
 
-    def apply(self, state: ClusterState, now: float) -> ClusterState:
-        """`state` with the fractions held now: set where a site lost capacity since the
-        last look, trimmed from the load when `TRIM_EVERY` seconds have passed."""
-        trim = self._trimmed is None or now - self._trimmed >= TRIM_EVERY
-        if trim:
+    def heard(self, keys: Iterable[str] | None) -> None:
+        """The health of these members (by key) changed; None: of any member (a full read)."""
+        if keys is None or self._touched is None:
+            self._touched = None
+            return
+        for key in keys:
+            pool_id = key.rpartition("/")[0]
+            if pool_id in self.pools:
+                self._touched.add(pool_id)
+
+    def apply(self, before: ClusterState, state: ClusterState, now: float) -> ClusterState:
+        """`state` with the fractions held now: set where a site lost capacity since `before`
+        (the state answered from until now), trimmed from the load when `TRIM_EVERY` seconds
+        have passed. Only the pools whose health changed are compared, unless something
+        every pool reads changed (paths down everywhere, drains, agents leaving); only pools
+        with a hold are trimmed: a look costs what changed, not every pool."""
+        everything = self._touched is None or (
+            (before.isp_paths_down, before.drained, before.leaving)
+            != (state.isp_paths_down, state.drained, state.leaving)
+        )
+        looked = self.pools.keys() if everything else (self._touched or set())
+        for pool_id in list(looked):
+            pool = self.pools.get(pool_id)
+            if pool is not None:
+                self._changed(pool, usage(pool, before), usage(pool, state))
+        self._touched = set()
+        if self._trimmed is None or now - self._trimmed >= TRIM_EVERY:
             self._trimmed = now
-        for pool_id, pool in self.pools.items():
-            sites = usage(pool, state)
-            before = self.seen.get(pool_id)
-            self.seen[pool_id] = sites
-            if before is not None:
-                self._changed(pool, before, sites)
-            if trim:
-                self._trim(pool_id, sites)
+            for pool_id in {k[0] for k in self.held}:
+                self._trim(pool_id, usage(self.pools[pool_id], state))
         if dict(state.spill) == self.held:
             return state
         return dataclasses.replace(state, spill=immutables.Map(self.held))

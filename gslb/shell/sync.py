@@ -241,12 +241,8 @@ class Sync:
         old = self.current()
         state = self.cold_start.apply(state if state is not None else old.state)
         state = self.drains.apply(self.slow_start.apply(state))
-        if self.spill.pools and (
-            zones is not None
-            or (state.health, state.load, state.isp_paths_down, state.drained)
-            != (old.state.health, old.state.load, old.state.isp_paths_down, old.state.drained)
-        ):
-            state = self.spill.apply(state, time.monotonic())
+        if self.spill.pools:
+            state = self.spill.apply(old.state, state, time.monotonic())
         self._install(
             dataclasses.replace(
                 old,
@@ -349,6 +345,7 @@ class Sync:
         old = self.current()
         new_zones = ZoneSet(zones)
         self._new_pools(old.zones, new_zones, health)
+        self.spill.heard(None)  # every member's health read again
         state = _with_load(
             dataclasses.replace(old.state, health=health, leaving=leaving), load, new_zones
         )
@@ -510,6 +507,7 @@ class Sync:
             health[key] = _member_state(decided)
         self.cold_start.heard(changes)
         self.slow_start.heard(changes, base, self.current().zones)
+        self.spill.heard(changes)
         self.install(state=dataclasses.replace(state, health=health.finish()))
         if self.pool_stats is not None:
             current = self.current()
